@@ -1,0 +1,177 @@
+"""JSON Lines source and sinks for the dataflow."""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+
+from engine.processor import DeadLetter
+from engine.routing import RawBatch
+
+CHUNK_BYTES = 1 << 20
+
+
+class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
+    """Reads a JSONL file in batches of lines; each line's position is its byte offset.
+
+    In tail mode it waits for more lines and emits empty batches every `tick_s` seconds,
+    so wall-clock timers fire with no traffic.
+    """
+
+    def __init__(self, path: Path, start: int, batch_lines: int, tail: bool, tick_s: float,
+                 until_ms: int | None) -> None:
+        self._file: BinaryIO = path.open("rb")
+        self._file.seek(max(start, 0))
+        self._position = max(start, 0)
+        self._batch_lines = batch_lines
+        self._tail = tail
+        self._tick_s = tick_s
+        self._until_ms = until_ms
+        self._pending = b""
+        self._lines: list[tuple[int, bytes]] = []
+        self._eof = False
+        self._last_emit = time.monotonic()
+        self._last_line = self._position - 1
+
+    def next_batch(self) -> list[RawBatch]:
+        while len(self._lines) < self._batch_lines and not self._eof:
+            if not self._read_chunk():
+                break
+        if self._lines:
+            taken = self._lines[:self._batch_lines]
+            del self._lines[:self._batch_lines]
+            self._last_emit = time.monotonic()
+            self._last_line = taken[-1][0]
+            return [RawBatch(taken, self._last_line)]
+        if not self._tail:
+            if self._pending.strip():
+                line, self._pending = self._pending, b""
+                self._last_line = self._position - len(line)
+                return [RawBatch([(self._last_line, line)], self._last_line)]
+            if self._until_ms is not None:
+                until, self._until_ms = self._until_ms, None
+                return [RawBatch([], self._last_line, clock_hint=until)]
+            raise StopIteration
+        self._eof = False
+        if time.monotonic() - self._last_emit >= self._tick_s:
+            self._last_emit = time.monotonic()
+            return [RawBatch([], self._last_line)]
+        return []
+
+    def _read_chunk(self) -> bool:
+        chunk = self._file.read(CHUNK_BYTES)
+        if not chunk:
+            self._eof = True
+            return False
+        data = self._pending + chunk
+        start_position = self._position - len(self._pending)
+        self._position += len(chunk)
+        end = data.rfind(b"\n")
+        if end < 0:
+            self._pending = data
+            return True
+        self._pending = data[end + 1:]
+        offset = start_position
+        for line in data[:end].split(b"\n"):
+            if line.strip():
+                self._lines.append((offset, line.rstrip(b"\r")))
+            offset += len(line) + 1
+        return True
+
+    def next_awake(self) -> datetime | None:
+        if self._tail and not self._lines:
+            return datetime.now(UTC) + timedelta(seconds=min(self._tick_s, 0.2))
+        return None
+
+    def snapshot(self) -> int:
+        return self._position - len(self._pending)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class JsonlSource(FixedPartitionedSource[RawBatch, int]):
+    """A JSONL file as one source partition, starting at a byte offset."""
+
+    def __init__(self, path: str | Path, *, start: int = 0, batch_lines: int = 2000,
+                 tail: bool = False, tick_s: float = 1.0, until_ms: int | None = None) -> None:
+        self.path = Path(path)
+        self.start = start
+        self.batch_lines = batch_lines
+        self.tail = tail
+        self.tick_s = tick_s
+        self.until_ms = until_ms
+
+    def list_parts(self) -> list[str]:
+        return [self.path.name]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> JsonlPartition:
+        start = resume_state if resume_state is not None else self.start
+        return JsonlPartition(self.path, start, self.batch_lines, self.tail, self.tick_s,
+                              self.until_ms)
+
+
+class _LinesPartition(StatefulSinkPartition[bytes, None]):
+    def __init__(self, path: str, on_write: Callable[[int], None] | None) -> None:
+        self._stdout = path == "-"
+        self._file: BinaryIO = sys.stdout.buffer if self._stdout else open(path, "ab")  # noqa: SIM115
+        self._on_write = on_write
+
+    def write_batch(self, values: list[bytes]) -> None:
+        if values:
+            self._file.write(b"".join(values))
+            self._file.flush()
+            if self._on_write is not None:
+                self._on_write(len(values))
+
+    def snapshot(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if not self._stdout:
+            self._file.close()
+
+
+class JsonlSink(FixedPartitionedSink[bytes, None]):
+    """Appends encoded lines to a file (or stdout for "-"); one writer keeps the order."""
+
+    def __init__(self, path: str | Path, on_write: Callable[[int], None] | None = None) -> None:
+        self.path = str(path)
+        self.on_write = on_write
+
+    def list_parts(self) -> list[str]:
+        return ["lines"]
+
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+    def build_part(self, step_id: str, for_part: str,
+                   resume_state: None) -> _LinesPartition:
+        return _LinesPartition(self.path, self.on_write)
+
+
+def encode_command(command: dict[str, Any]) -> bytes:
+    return orjson.dumps(command) + b"\n"
+
+
+def encode_dead_letter(dead: DeadLetter) -> bytes:
+    """A dead letter as JSON: the reason, where it came from, and the raw input intact."""
+    record: dict[str, Any] = {
+        "reason": dead.reason,
+        "source": dead.source,
+        "position": dead.position,
+    }
+    try:
+        record["raw"] = dead.raw.decode("utf-8")
+    except UnicodeDecodeError:
+        record["raw_base64"] = base64.b64encode(dead.raw).decode("ascii")
+    return orjson.dumps(record) + b"\n"

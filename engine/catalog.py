@@ -1,0 +1,63 @@
+"""The journeys the engine runs: every known version, and the current one for new entries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from journeys_dsl.plan import (
+    DateEntry,
+    EventEntry,
+    InactivityEntry,
+    JourneyPlan,
+    PAliveEntry,
+)
+
+
+class CatalogError(ValueError):
+    """Two different journey sources claim the same journey id and version."""
+
+
+class Catalog:
+    """Plans indexed for the hot path: by version, by entry event type, time-based entries."""
+
+    def __init__(self, plans: Iterable[JourneyPlan]) -> None:
+        self._by_key: dict[tuple[str, int], JourneyPlan] = {}
+        self._current_ids: set[str] = set()
+        for plan in plans:
+            self.add(plan, current_candidate=True)
+
+    def add(self, plan: JourneyPlan, *, current_candidate: bool = False) -> None:
+        """Register a plan; `current_candidate` plans compete to be the current version."""
+        key = (plan.journey_id, plan.version)
+        known = self._by_key.get(key)
+        if known is not None and known.source_digest != plan.source_digest:
+            raise CatalogError(
+                f"journey {plan.journey_id!r} version {plan.version} in {plan.source_file} "
+                f"differs from the version {plan.version} already known (from "
+                f"{known.source_file}); customers in flight stay on the version they entered, "
+                f"so give the changed journey a new version number"
+            )
+        self._by_key[key] = plan
+        if current_candidate:
+            self._current_ids.add(plan.journey_id)
+        self._reindex()
+
+    def _reindex(self) -> None:
+        current: dict[str, JourneyPlan] = {}
+        for (journey_id, _), plan in sorted(self._by_key.items()):
+            if journey_id in self._current_ids:
+                current[journey_id] = plan  # sorted: the highest version wins
+        self.current: dict[str, JourneyPlan] = current
+        self.event_entries: dict[str, list[JourneyPlan]] = {}
+        self.timed_entries: list[JourneyPlan] = []
+        for plan in current.values():
+            if isinstance(plan.entry, EventEntry):
+                self.event_entries.setdefault(plan.entry.event_type, []).append(plan)
+            elif isinstance(plan.entry, InactivityEntry | DateEntry | PAliveEntry):
+                self.timed_entries.append(plan)
+
+    def plan(self, journey_id: str, version: int) -> JourneyPlan | None:
+        return self._by_key.get((journey_id, version))
+
+    def plans(self) -> Sequence[JourneyPlan]:
+        return [self._by_key[key] for key in sorted(self._by_key)]

@@ -1,0 +1,146 @@
+"""The `journeys` command: validate, schema, run, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import redis
+
+from engine.catalog import CatalogError
+from engine.events import EventError, parse_timestamp
+from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
+from engine.store import StateStoreError, read_stats
+from engine.summary import format_table
+from journeys_dsl.commands import schema_command, validate_command
+from journeys_dsl.errors import JourneyValidationError
+from journeys_dsl.loader import load_journeys
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "journeys"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `journeys` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args))
+    except JourneyValidationError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 1
+    except (CatalogError, EventError, StateStoreError, redis.RedisError, OSError) as exc:
+        print(f"journeys: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="journeys", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser("validate", help="check journey files; FILE:LINE:COL errors")
+    validate.add_argument("paths", nargs="+", help="journey files or folders")
+    validate.set_defaults(handler=lambda a: validate_command(a.paths, sys.stdout, sys.stderr))
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
+    schema.set_defaults(handler=lambda a: schema_command(sys.stdout))
+
+    run = commands.add_parser("run", help="run journeys over an events file")
+    run.add_argument("--journeys", nargs="+", required=True, help="journey files or folders")
+    run.add_argument("--events", required=True, help="events, one JSON object per line")
+    run.add_argument("--commands", default="-", help="where message commands go (- = stdout)")
+    run.add_argument("--dead-letter", default="dead-letter.jsonl",
+                     help="where events that cannot be applied go, with the reason")
+    _add_state_options(run)
+    run.add_argument("--clock", choices=("event", "wall"), default="event",
+                     help="event: timers fire as event time passes (replay, backtest); "
+                          "wall: timers fire on the wall clock (live)")
+    run.add_argument("--tail", action="store_true",
+                     help="keep reading the events file as it grows (live runs)")
+    run.add_argument("--until", help="at the end of the file, move the event clock to this "
+                                     "time (ISO-8601) so timers due by then fire")
+    run.add_argument("--source-id", help="name of the input for resuming (default: its path)")
+    run.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
+    run.set_defaults(handler=_run)
+
+    demo = commands.add_parser("demo", help="generate a venue chain's year and run the "
+                                            "ten reference journeys on it")
+    demo.add_argument("--customers", type=int, default=3000)
+    demo.add_argument("--days", type=int, default=365)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--out", help="folder for events, commands and dead letters "
+                                    "(default: a temporary folder)")
+    _add_state_options(demo)
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _add_state_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis", help="Redis URL (default: an embedded server the engine "
+                                        "starts and stops itself)")
+    parser.add_argument("--state-dir", help="with the embedded server: keep its data here so "
+                                            "a later run resumes")
+    parser.add_argument("--shards", type=int, default=8, help="state shards (default 8)")
+    parser.add_argument("--prefix", default="je", help="Redis key prefix (default je)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    until = parse_timestamp(args.until)[0] if args.until else None
+    options = RunOptions(
+        journeys=args.journeys, events=args.events, commands=args.commands,
+        dead_letter=args.dead_letter, redis_url=args.redis, state_dir=args.state_dir,
+        clock=args.clock, shards=args.shards, prefix=args.prefix, source_id=args.source_id,
+        until_ms=until, workers=args.workers, tail=args.tail,
+    )
+    plans = load_journeys(options.journeys)
+    with redis_endpoint(options.redis_url, options.state_dir) as url:
+        summary = run_on(url, options, plans)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: RunSummary) -> None:
+    print(
+        f"{summary.events_read} events, {summary.dead_letters} dead letters, "
+        f"{summary.commands} commands, {summary.journeys} journeys in "
+        f"{summary.seconds:.2f}s ({summary.events_per_s:,.0f} events/s)",
+        file=sys.stderr,
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from benchmarks.generator import ChainConfig, write_jsonl
+
+    with tempfile.TemporaryDirectory(prefix="journeys-demo-") as scratch:
+        out = Path(args.out or scratch)
+        out.mkdir(parents=True, exist_ok=True)
+        events = out / "events.jsonl"
+        count = write_jsonl(ChainConfig(seed=args.seed, customers=args.customers,
+                                        days=args.days), events)
+        print(f"generated {count} events for {args.customers} customers over {args.days} days "
+              f"in {events}", file=sys.stderr)
+        commands = out / "commands.jsonl"
+        commands.unlink(missing_ok=True)
+        plans = load_journeys([str(EXAMPLES)])
+        options = RunOptions(journeys=[str(EXAMPLES)], events=str(events),
+                             commands=str(commands),
+                             dead_letter=str(out / "dead-letter.jsonl"),
+                             redis_url=args.redis, state_dir=args.state_dir, shards=args.shards,
+                             prefix=args.prefix)
+        with redis_endpoint(options.redis_url, options.state_dir) as url:
+            summary = run_on(url, options, plans)
+            stats = read_stats(redis.Redis.from_url(url), options.prefix, options.shards)
+        _print_summary(summary)
+        print(format_table(stats, plans))
+        if args.out:
+            print(f"\ncommands: {commands}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Message commands: what the engine asks a connector to send."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from engine.timeutil import iso_date_local, iso_utc
+
+if TYPE_CHECKING:
+    from engine.state import CustomerState, Enrollment
+    from journeys_dsl.plan import JourneyPlan, SendAction
+
+
+def command_id(customer_id: str, journey_key: str, seq: int, step_id: str, action: int) -> str:
+    """The deterministic id of a command: the same enrollment step always yields the same id."""
+    text = f"{customer_id}\x1f{journey_key}\x1f{seq}\x1f{step_id}\x1f{action}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def build_command(state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
+                  step_id: str, action_index: int, action: SendAction, at: int,
+                  scope: dict[str, Any]) -> dict[str, Any]:
+    """A message command for one send action performed at `at` (epoch ms)."""
+    profile = state.profile
+    customer = scope["customer"]
+    variables: dict[str, Any] = {
+        "name": profile.name,
+        "first_name": customer.get("first_name"),
+        "favourite_item": customer.get("favourite_item"),
+        "points": profile.points,
+    }
+    offers: dict[str, Any] = {}
+    for offer_id, code in sorted(enrollment.vouchers.items()):
+        voucher = state.vouchers.get(code)
+        offer = plan.offers.get(offer_id)
+        if voucher is None or offer is None:
+            continue
+        offers[offer_id] = {
+            "code": code,
+            "description": offer.description,
+            "expires_on": iso_date_local(voucher.expires_at, profile.timezone),
+            "dayparts": list(offer.dayparts),
+        }
+    if offers:
+        first = offers[next(iter(offers))]
+        variables["voucher_code"] = first["code"]
+        variables["voucher_expires_on"] = first["expires_on"]
+        variables["offers"] = offers
+    for name, expression in action.variables:
+        variables[name] = expression.evaluate(scope)
+    return {
+        "command_id": command_id(state.customer_id, plan.key, enrollment.seq, step_id,
+                                 action_index),
+        "customer_id": state.customer_id,
+        "journey": plan.journey_id,
+        "version": plan.version,
+        "step": step_id,
+        "channel": action.channel,
+        "template": action.template,
+        "language": profile.language,
+        "to": _address(profile.email, profile.phone, action.channel),
+        "vars": variables,
+        "send_at": iso_utc(at),
+        "caused_at": iso_utc(at),
+        "entered_at": iso_utc(enrollment.entered_at),
+    }
+
+
+def _address(email: str | None, phone: str | None, channel: str) -> str | None:
+    if channel == "email":
+        return email
+    if channel in ("sms", "whatsapp"):
+        return phone
+    return None

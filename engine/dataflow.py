@@ -1,0 +1,73 @@
+"""The Bytewax dataflow: source -> router -> shard processor -> sinks. Wiring only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import bytewax.operators as op
+import redis
+from bytewax.dataflow import Dataflow
+
+from connectors.jsonl import JsonlSink, JsonlSource, encode_command, encode_dead_letter
+from engine.catalog import Catalog
+from engine.processor import BatchResult, DeadLetter, ShardBatch, ShardProcessor
+from engine.routing import DEAD_LETTER_KEY, BatchRouter, ClockMode, RunCounters
+from engine.scoring import DEFAULT_PARAMS, BgNbdParams
+
+
+@dataclass
+class FlowConfig:
+    """What a run reads, where its state lives, and where its outputs go."""
+
+    events_path: str
+    commands_path: str
+    dead_letter_path: str
+    redis_url: str
+    source_id: str
+    prefix: str = "je"
+    shards: int = 8
+    clock: ClockMode = "event"
+    start_position: int = 0
+    batch_lines: int = 2000
+    tail: bool = False
+    tick_s: float = 1.0
+    until_ms: int | None = None
+
+
+def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
+               params: BgNbdParams = DEFAULT_PARAMS) -> Dataflow:
+    """A dataflow that runs `catalog`'s journeys over the configured events."""
+    router = BatchRouter(config.shards, config.source_id, config.clock, counters=counters)
+    client = redis.Redis.from_url(config.redis_url)
+    processor = ShardProcessor(client, catalog, prefix=config.prefix,
+                               source_id=config.source_id, params=params)
+
+    def process(state: None, batch: ShardBatch) -> tuple[None, BatchResult]:
+        return None, processor.process(batch)
+
+    def commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, bytes]]:
+        return [(item[0], encode_command(c)) for c in item[1].commands]
+
+    def dead_of(item: tuple[str, BatchResult]) -> list[tuple[str, bytes]]:
+        return [(DEAD_LETTER_KEY, encode_dead_letter(d)) for d in item[1].dead_letters]
+
+    def encode_dead(item: tuple[str, Any]) -> tuple[str, bytes]:
+        dead: DeadLetter = item[1]
+        return DEAD_LETTER_KEY, encode_dead_letter(dead)
+
+    flow = Dataflow("journeys")
+    raw = op.input("events", flow, JsonlSource(
+        config.events_path, start=config.start_position, batch_lines=config.batch_lines,
+        tail=config.tail, tick_s=config.tick_s, until_ms=config.until_ms))
+    routed = op.flat_map("route", raw, router.route)
+    split = op.branch("split_dead", routed, lambda item: item[0] == DEAD_LETTER_KEY)
+    results = op.stateful_map("process", split.falses, process)
+    commands = op.flat_map("commands", results, commands_of)
+    late_dead = op.flat_map("late_dead", results, dead_of)
+    early_dead = op.map("encode_dead", split.trues, encode_dead)
+    dead = op.merge("dead", early_dead, late_dead)
+    op.output("commands_out", commands, JsonlSink(
+        config.commands_path, on_write=lambda n: counters.add(commands=n)))
+    op.output("dead_out", dead, JsonlSink(config.dead_letter_path))
+    return flow

@@ -1,0 +1,396 @@
+"""The journey runtime: entries, steps, timers, branches, exits, goals, vouchers.
+
+A pure library: it mutates a `CustomerState` and reports what happened through `Effects`.
+Time is always passed in (event time or a timer's due time), never read from a clock, so
+replays give byte-identical results and a 67-day journey runs in microseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.catalog import Catalog
+from engine.commands import build_command
+from engine.events import Event
+from engine.profile import daypart_of
+from engine.scope import VenueView, build_scope
+from engine.scoring import DEFAULT_PARAMS, BgNbdParams, p_alive_crossing_ms
+from engine.state import CustomerState, Enrollment, Voucher
+from engine.timeutil import at_local_time, iso_date_local, local_datetime, next_yearly
+from journeys_dsl.plan import (
+    END,
+    After,
+    AtTime,
+    DateEntry,
+    Immediate,
+    InactivityEntry,
+    IssueAction,
+    JourneyPlan,
+    PAliveEntry,
+    PointsAction,
+    SendAction,
+    StepPlan,
+    TagAction,
+    WaitFor,
+)
+
+MAX_STEPS_PER_ADVANCE = 256
+VenueStats = dict[str, list[float]]
+
+
+@dataclass
+class Effects:
+    """What applying events and timers produced: message commands and statistics."""
+
+    commands: list[dict[str, Any]] = field(default_factory=list)
+    stats: Counter[str] = field(default_factory=Counter)
+
+
+class DuplicateEvent(ValueError):
+    """The event's id was applied to this customer already."""
+
+
+class JourneyRuntime:
+    """Applies events and fires timers for one customer at a time."""
+
+    def __init__(self, catalog: Catalog, params: BgNbdParams = DEFAULT_PARAMS) -> None:
+        self.catalog = catalog
+        self.params = params
+
+    # ------------------------------------------------------------------ events
+    def apply_event(self, state: CustomerState, event: Event, venues: VenueStats,
+                    effects: Effects) -> None:
+        """Fire the customer's timers due up to the event, then apply the event."""
+        if state.seen_event(event.event_id):
+            raise DuplicateEvent(f"event_id {event.event_id!r} was already applied")
+        self.fire_due(state, event.ts, venues, effects)
+        state.profile.apply(event)
+        if event.type == "visit":
+            stats = venues.setdefault(event.data["venue_id"], [0, 0.0])
+            stats[0] += 1
+            stats[1] = round(stats[1] + float(event.data["amount"]), 2)
+        elif event.type == "voucher_redeemed":
+            self._redeem(state, event, effects)
+        venue_id = event.data.get("venue_id") or state.profile.last_venue_id
+        venue = VenueView(venue_id, venues.get(venue_id) if venue_id else None)
+        self._goals(state, event, venue, effects)
+        self._exits_and_waits(state, event, venue, venues, effects)
+        self._event_entries(state, event, venue, venues, effects)
+        self._arm_timed_entries(state, event, venue)
+        state.prune_vouchers(event.ts)
+
+    def _redeem(self, state: CustomerState, event: Event, effects: Effects) -> None:
+        code = event.data["voucher_id"]
+        voucher = state.vouchers.get(code)
+        if voucher is None:
+            effects.stats["vouchers|unknown_code"] += 1
+            return
+        journey_key = voucher.journey
+        if voucher.redeemed_at is not None:
+            effects.stats[f"{journey_key}|voucher_rejected:already_redeemed"] += 1
+            return
+        if event.ts > voucher.expires_at:
+            effects.stats[f"{journey_key}|voucher_rejected:expired"] += 1
+            return
+        plan = self._plan_of(journey_key)
+        offer = plan.offers.get(voucher.offer_id) if plan else None
+        if offer is not None and offer.dayparts:
+            hour = local_datetime(event.ts, state.profile.timezone, event.utc_offset_s).hour
+            if daypart_of(hour) not in offer.dayparts:
+                effects.stats[f"{journey_key}|voucher_rejected:daypart"] += 1
+                return
+        voucher.redeemed_at = event.ts
+        state.profile.vouchers_redeemed += 1
+        effects.stats[f"{journey_key}|voucher_redeemed:{voucher.offer_id}"] += 1
+
+    def _plan_of(self, journey_key: str) -> JourneyPlan | None:
+        journey_id, _, version = journey_key.partition("@")
+        return self.catalog.plan(journey_id, int(version)) if version.isdigit() else None
+
+    def _goals(self, state: CustomerState, event: Event, venue: VenueView,
+               effects: Effects) -> None:
+        for enrollment in state.enrollments.values():
+            if enrollment.goal_reached or enrollment.goal_deadline is None:
+                continue
+            if event.ts > enrollment.goal_deadline or event.ts < enrollment.entered_at:
+                continue
+            plan = self.catalog.plan(enrollment.journey, enrollment.version)
+            if plan is None or plan.goal is None or plan.goal.event_type != event.type:
+                continue
+            scope = build_scope(state, event.ts, event=event, venue=venue,
+                                enrollment=enrollment, params=self.params)
+            if plan.goal.condition is None or plan.goal.condition.test(scope):
+                enrollment.goal_reached = True
+                group = "goal_holdout" if enrollment.holdout else "goal"
+                effects.stats[f"{plan.key}|{group}"] += 1
+
+    def _exits_and_waits(self, state: CustomerState, event: Event, venue: VenueView,
+                         venues: VenueStats, effects: Effects) -> None:
+        for journey_id in sorted(state.enrollments):
+            enrollment = state.enrollments[journey_id]
+            if not enrollment.active:
+                continue
+            plan = self.catalog.plan(enrollment.journey, enrollment.version)
+            if plan is None:
+                self._end(enrollment, event.ts, "version_missing", f"{journey_id}@?", effects)
+                continue
+            scope = build_scope(state, event.ts, event=event, venue=venue,
+                                enrollment=enrollment, params=self.params)
+            exit_rule = next(
+                (rule for rule in plan.exits if rule.event_type == event.type
+                 and (rule.condition is None or rule.condition.test(scope))),
+                None,
+            )
+            if exit_rule is not None:
+                self._end(enrollment, event.ts, f"exit:{exit_rule.reason}", plan.key, effects)
+                continue
+            step = plan.steps[enrollment.step]
+            timing = step.timing
+            if (isinstance(timing, WaitFor) and timing.event_type == event.type
+                    and (timing.condition is None or timing.condition.test(scope))):
+                effects.stats[f"{plan.key}|wait_met:{step.step_id}"] += 1
+                self._move(enrollment, step.next_index, event.ts)
+                self._advance(state, plan, enrollment, event.ts, venues, effects)
+
+    def _event_entries(self, state: CustomerState, event: Event, venue: VenueView,
+                       venues: VenueStats, effects: Effects) -> None:
+        for plan in self.catalog.event_entries.get(event.type, ()):
+            condition = plan.entry.condition
+            if condition is not None:
+                scope = build_scope(state, event.ts, event=event, venue=venue,
+                                    params=self.params)
+                if not condition.test(scope):
+                    continue
+            self.enroll(state, plan, event.ts, venues, effects)
+
+    def _arm_timed_entries(self, state: CustomerState, event: Event, venue: VenueView) -> None:
+        profile = state.profile
+        for plan in self.catalog.timed_entries:
+            entry = plan.entry
+            journey_id = plan.journey_id
+            if isinstance(entry, InactivityEntry | PAliveEntry):
+                if event.type != "visit":
+                    continue
+                scope = build_scope(state, event.ts, event=event, venue=venue,
+                                    params=self.params)
+                if entry.condition is not None and not entry.condition.test(scope):
+                    state.armed.pop(journey_id, None)
+                    continue
+                due: int | None
+                if isinstance(entry, InactivityEntry):
+                    due = (profile.last_visit_at or event.ts) + entry.after_s * 1000
+                else:
+                    due = p_alive_crossing_ms(profile.visit_count, profile.first_visit_at,
+                                              profile.last_visit_at, entry.threshold,
+                                              self.params)
+                if due is None:
+                    state.armed.pop(journey_id, None)
+                else:
+                    state.armed[journey_id] = max(due, event.ts)
+            elif isinstance(entry, DateEntry):
+                if event.type not in ("visit", "profile"):
+                    continue
+                month_day = self._date_of(state, entry)
+                if month_day is None:
+                    state.armed.pop(journey_id, None)
+                elif journey_id not in state.armed or event.type == "profile":
+                    state.armed[journey_id] = self._next_date(state, entry, month_day, event.ts)
+
+    def _date_of(self, state: CustomerState, entry: DateEntry) -> str | None:
+        profile = state.profile
+        if entry.kind == "birthday":
+            return profile.birthday
+        if profile.first_visit_at is None:
+            return None
+        return iso_date_local(profile.first_visit_at, profile.timezone)[5:]
+
+    def _next_date(self, state: CustomerState, entry: DateEntry, month_day: str,
+                   after: int) -> int:
+        hour, minute = entry.local_time
+        return next_yearly(month_day, after, hour, minute, entry.offset_s * 1000,
+                           state.profile.timezone)
+
+    # ------------------------------------------------------------------ timers
+    def fire_due(self, state: CustomerState, until: int, venues: VenueStats,
+                 effects: Effects) -> None:
+        """Fire, in due order, every timer of the customer due at or before `until`."""
+        while True:
+            best: tuple[int, int, str] | None = None
+            for journey_id, enrollment in state.enrollments.items():
+                due = enrollment.due_at
+                if enrollment.active and due is not None and due <= until:
+                    candidate = (due, 0, journey_id)
+                    best = candidate if best is None or candidate < best else best
+            for journey_id, due in state.armed.items():
+                if due <= until:
+                    candidate = (due, 1, journey_id)
+                    best = candidate if best is None or candidate < best else best
+            if best is None:
+                return
+            due, kind, journey_id = best
+            if kind == 0:
+                enrollment = state.enrollments[journey_id]
+                plan = self.catalog.plan(enrollment.journey, enrollment.version)
+                if plan is None:
+                    self._end(enrollment, due, "version_missing", f"{journey_id}@?", effects)
+                else:
+                    self._advance(state, plan, enrollment, due, venues, effects)
+            else:
+                self._fire_armed(state, journey_id, due, venues, effects)
+
+    def _fire_armed(self, state: CustomerState, journey_id: str, due: int, venues: VenueStats,
+                    effects: Effects) -> None:
+        del state.armed[journey_id]
+        plan = self.catalog.current.get(journey_id)
+        if plan is None:
+            return
+        entry = plan.entry
+        if isinstance(entry, DateEntry):
+            month_day = self._date_of(state, entry)
+            if month_day is None:
+                return
+            state.armed[journey_id] = self._next_date(state, entry, month_day, due)
+            if entry.condition is not None:
+                venue_id = state.profile.last_venue_id
+                venue = VenueView(venue_id, venues.get(venue_id) if venue_id else None)
+                scope = build_scope(state, due, venue=venue, params=self.params)
+                if not entry.condition.test(scope):
+                    return
+        self.enroll(state, plan, due, venues, effects)
+
+    # ------------------------------------------------------------------ enrollments
+    def enroll(self, state: CustomerState, plan: JourneyPlan, at: int, venues: VenueStats,
+               effects: Effects) -> bool:
+        """Enter the customer into `plan` at `at` if the re-entry rules allow it."""
+        previous = state.enrollments.get(plan.journey_id)
+        if previous is not None:
+            if previous.active:
+                return False
+            rule = plan.re_entry
+            if rule.mode == "never":
+                return False
+            ended = previous.ended_at or previous.entered_at
+            if rule.mode == "after" and at < ended + rule.after_s * 1000:
+                return False
+        seq = previous.seq + 1 if previous is not None else 1
+        holdout = stable_fraction(state.customer_id, plan.journey_id) < plan.holdout
+        enrollment = Enrollment(
+            journey=plan.journey_id, version=plan.version, seq=seq, entered_at=at,
+            holdout=holdout, step=0, arrived_at=at,
+            goal_deadline=at + plan.goal.within_s * 1000 if plan.goal is not None else None,
+        )
+        state.enrollments[plan.journey_id] = enrollment
+        effects.stats[f"{plan.key}|{'entered_holdout' if holdout else 'entered'}"] += 1
+        self._advance(state, plan, enrollment, at, venues, effects)
+        return True
+
+    def _advance(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
+                 now: int, venues: VenueStats, effects: Effects) -> None:
+        """Run the enrollment's steps that are due at `now`; schedule the next one."""
+        for _ in range(MAX_STEPS_PER_ADVANCE):
+            if enrollment.step == END:
+                self._end(enrollment, enrollment.arrived_at, "completed", plan.key, effects)
+                return
+            step = plan.steps[enrollment.step]
+            due = self._due_of(state, step, enrollment)
+            if due > now:
+                enrollment.due_at = due
+                return
+            if isinstance(step.timing, WaitFor):
+                effects.stats[f"{plan.key}|wait_timeout:{step.step_id}"] += 1
+                self._move(enrollment, step.timing.on_timeout, due)
+                continue
+            self._move(enrollment, self._run_step(state, plan, enrollment, step, due, venues,
+                                                  effects), due)
+        self._end(enrollment, now, "step_limit", plan.key, effects)
+
+    def _due_of(self, state: CustomerState, step: StepPlan, enrollment: Enrollment) -> int:
+        timing = step.timing
+        if isinstance(timing, Immediate):
+            return enrollment.arrived_at
+        if isinstance(timing, AtTime):
+            due = enrollment.entered_at + timing.offset_s * 1000
+            if timing.local_time is not None:
+                hour, minute = timing.local_time
+                due = at_local_time(due, hour, minute, state.profile.timezone)
+            return max(due, enrollment.arrived_at)
+        if isinstance(timing, After):
+            return enrollment.arrived_at + timing.delay_s * 1000
+        return enrollment.arrived_at + timing.timeout_s * 1000
+
+    def _run_step(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
+                  step: StepPlan, at: int, venues: VenueStats, effects: Effects) -> int:
+        """Perform a step at `at` and return the index of the next one."""
+        venue_id = state.profile.last_venue_id
+        venue = VenueView(venue_id, venues.get(venue_id) if venue_id else None)
+        scope = build_scope(state, at, venue=venue, enrollment=enrollment,
+                            step_id=step.step_id, params=self.params)
+        if step.guard is not None and not step.guard.test(scope):
+            effects.stats[f"{plan.key}|skipped:{step.step_id}"] += 1
+        else:
+            group = "holdout" if enrollment.holdout else "reached"
+            effects.stats[f"{plan.key}|{group}:{step.step_id}"] += 1
+            if not enrollment.holdout:
+                self._perform(state, plan, enrollment, step, at, scope, effects)
+        for branch in step.branches:
+            if branch.condition is None or branch.condition.test(scope):
+                return branch.target
+        return step.next_index
+
+    def _perform(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
+                 step: StepPlan, at: int, scope: dict[str, Any], effects: Effects) -> None:
+        """Vouchers, points and tags first, then messages, so a message can show its code."""
+        for action in step.actions:
+            if isinstance(action, IssueAction):
+                offer = plan.offers[action.offer_id]
+                code = voucher_code(state.customer_id, plan, enrollment.seq, action.offer_id)
+                state.vouchers[code] = Voucher(action.offer_id, plan.key, at,
+                                               at + offer.valid_for_s * 1000)
+                enrollment.vouchers[action.offer_id] = code
+                effects.stats[f"{plan.key}|voucher_issued:{action.offer_id}"] += 1
+            elif isinstance(action, PointsAction):
+                state.profile.add_points(action.points)
+                effects.stats[f"{plan.key}|points_granted"] += action.points
+            elif isinstance(action, TagAction):
+                state.profile.set_tag(action.tag, not action.remove)
+        for index, action in enumerate(step.actions):
+            if isinstance(action, SendAction):
+                effects.commands.append(build_command(
+                    state, plan, enrollment, step.step_id, index, action, at, scope))
+                effects.stats[f"{plan.key}|sent:{step.step_id}:{action.channel}"] += 1
+
+    @staticmethod
+    def _move(enrollment: Enrollment, target: int, at: int) -> None:
+        enrollment.step = target
+        enrollment.arrived_at = at
+        enrollment.due_at = None
+
+    @staticmethod
+    def _end(enrollment: Enrollment, at: int, reason: str, journey_key: str,
+             effects: Effects) -> None:
+        enrollment.ended_at = at
+        enrollment.end_reason = reason
+        enrollment.due_at = None
+        effects.stats[f"{journey_key}|{reason}"] += 1
+
+
+def stable_fraction(*parts: str) -> float:
+    """A number in [0, 1) fixed by its inputs: the holdout draw of a customer in a journey."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def voucher_code(customer_id: str, plan: JourneyPlan, seq: int, offer_id: str) -> str:
+    """A deterministic, hard-to-guess voucher code such as DESSERT-7K3Q9ZP2."""
+    digest = hashlib.blake2b(
+        f"{customer_id}\x1f{plan.key}\x1f{seq}\x1f{offer_id}".encode(), digest_size=10
+    ).digest()
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    value = int.from_bytes(digest, "big")
+    suffix = "".join(alphabet[(value >> (5 * i)) & 31] for i in range(10))
+    prefix = "".join(ch for ch in offer_id.upper() if ch.isalnum())[:10]
+    return f"{prefix}-{suffix}"
+

@@ -1,0 +1,113 @@
+"""Per-customer state: profile, enrollments, vouchers, armed entries. Serialised with orjson."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from engine.profile import Profile
+from engine.timeutil import DAY_MS
+
+RECENT_EVENT_IDS_KEPT = 64
+VOUCHER_RETENTION_MS = 90 * DAY_MS
+
+
+@dataclass(slots=True)
+class Voucher:
+    """A voucher issued to the customer by a journey."""
+
+    offer_id: str
+    journey: str
+    issued_at: int
+    expires_at: int
+    redeemed_at: int | None = None
+
+
+@dataclass(slots=True)
+class Enrollment:
+    """The customer's latest enrollment in one journey; kept after it ends, as history."""
+
+    journey: str
+    version: int
+    seq: int
+    entered_at: int
+    holdout: bool
+    step: int
+    arrived_at: int
+    due_at: int | None = None
+    ended_at: int | None = None
+    end_reason: str | None = None
+    goal_deadline: int | None = None
+    goal_reached: bool = False
+    vouchers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.ended_at is None
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """Everything the engine keeps about one customer."""
+
+    customer_id: str
+    profile: Profile = field(default_factory=Profile)
+    enrollments: dict[str, Enrollment] = field(default_factory=dict)
+    vouchers: dict[str, Voucher] = field(default_factory=dict)
+    armed: dict[str, int] = field(default_factory=dict)
+    recent_event_ids: list[str] = field(default_factory=list)
+
+    def next_due(self) -> int | None:
+        """The earliest pending timer: an enrollment's step or an armed time-based entry."""
+        dues = [e.due_at for e in self.enrollments.values() if e.active and e.due_at is not None]
+        dues.extend(self.armed.values())
+        return min(dues) if dues else None
+
+    def seen_event(self, event_id: str) -> bool:
+        """True when `event_id` was applied recently; otherwise remember it."""
+        if event_id in self.recent_event_ids:
+            return True
+        self.recent_event_ids.append(event_id)
+        if len(self.recent_event_ids) > RECENT_EVENT_IDS_KEPT:
+            del self.recent_event_ids[0]
+        return False
+
+    def prune_vouchers(self, now_ms: int) -> None:
+        """Forget vouchers that expired long ago and belong to no enrollment's offers."""
+        referenced = {code for e in self.enrollments.values() for code in e.vouchers.values()}
+        stale = [code for code, v in self.vouchers.items()
+                 if v.expires_at + VOUCHER_RETENTION_MS < now_ms and code not in referenced]
+        for code in stale:
+            del self.vouchers[code]
+
+    def to_bytes(self) -> bytes:
+        doc: dict[str, Any] = {"p": self.profile.to_dict()}
+        if self.enrollments:
+            doc["e"] = {k: _compact(asdict(v)) for k, v in self.enrollments.items()}
+        if self.vouchers:
+            doc["v"] = {k: _compact(asdict(v)) for k, v in self.vouchers.items()}
+        if self.armed:
+            doc["a"] = self.armed
+        if self.recent_event_ids:
+            doc["r"] = self.recent_event_ids
+        return orjson.dumps(doc)
+
+    @classmethod
+    def from_bytes(cls, customer_id: str, raw: bytes | None) -> CustomerState:
+        if not raw:
+            return cls(customer_id)
+        doc = orjson.loads(raw)
+        return cls(
+            customer_id,
+            Profile.from_dict(doc.get("p", {})),
+            {k: Enrollment(**v) for k, v in doc.get("e", {}).items()},
+            {k: Voucher(**v) for k, v in doc.get("v", {}).items()},
+            dict(doc.get("a", {})),
+            list(doc.get("r", [])),
+        )
+
+
+def _compact(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None and v != {}}

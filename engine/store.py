@@ -1,0 +1,138 @@
+"""Redis layout of the engine's state, one shard at a time.
+
+Every key of a shard shares the hash tag `{PREFIX:sN}`, so a shard's batch is written in
+one MULTI/EXEC transaction and the layout works on Redis Cluster:
+
+    {p:sN}:c:<customer_id>   customer state (orjson)
+    {p:sN}:timers            sorted set: customer_id -> earliest due time (epoch ms)
+    {p:sN}:venues            hash: venue_id -> [visits, total amount] of this shard
+    {p:sN}:stats             hash: "<journey>@<version>|<counter>" -> count
+    {p:sN}:applied           hash: source id -> last applied input position
+    PREFIX:journeys          hash: "<journey>@<version>" -> the journey's source (JSON)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import orjson
+import redis
+
+from engine.state import CustomerState
+
+
+class StateStoreError(RuntimeError):
+    """Redis refused or lost a state operation; the batch was not applied."""
+
+
+def shard_tag(prefix: str, shard: int) -> str:
+    return f"{{{prefix}:s{shard}}}"
+
+
+@dataclass
+class LoadedBatch:
+    """What a batch needs from Redis, read in one round trip (plus one for late timers)."""
+
+    applied: int
+    raw_states: dict[str, bytes | None]
+
+
+class ShardStore:
+    """Reads and atomically writes one shard's state."""
+
+    def __init__(self, client: redis.Redis, prefix: str, shard: int) -> None:
+        self.client = client
+        self.shard = shard
+        tag = shard_tag(prefix, shard)
+        self._customer_prefix = f"{tag}:c:"
+        self.timers_key = f"{tag}:timers"
+        self.venues_key = f"{tag}:venues"
+        self.stats_key = f"{tag}:stats"
+        self.applied_key = f"{tag}:applied"
+
+    def customer_key(self, customer_id: str) -> str:
+        return self._customer_prefix + customer_id
+
+    def load(self, source_id: str, customer_ids: list[str], clock: int) -> LoadedBatch:
+        """The applied position, the states of `customer_ids` and of customers due by `clock`."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(self.applied_key, source_id)
+        pipe.zrangebyscore(self.timers_key, "-inf", clock)
+        if customer_ids:
+            pipe.mget([self.customer_key(c) for c in customer_ids])
+        replies = pipe.execute()
+        applied = int(replies[0]) if replies[0] is not None else -1
+        raw_states: dict[str, bytes | None] = {}
+        if customer_ids:
+            raw_states.update(zip(customer_ids, replies[2], strict=True))
+        due = [bytes(member).decode() for member in replies[1]]
+        missing = [c for c in due if c not in raw_states]
+        if missing:
+            values: list[bytes | None] = self.client.mget(  # type: ignore[assignment]
+                [self.customer_key(c) for c in missing])
+            raw_states.update(zip(missing, values, strict=True))
+        return LoadedBatch(applied, raw_states)
+
+    def load_venues(self) -> dict[str, list[float]]:
+        """The shard's venue statistics (kept in memory by the shard's single owner)."""
+        raw: dict[bytes, bytes] = self.client.hgetall(self.venues_key)  # type: ignore[assignment]
+        return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+    def commit(self, states: Iterable[CustomerState], venues: dict[str, list[float]],
+               changed_venues: Iterable[str], stats: Counter[str], source_id: str,
+               position: int) -> None:
+        """Write states, timers, venue statistics, counters and the position in one step."""
+        pipe = self.client.pipeline(transaction=True)
+        values: dict[str, bytes] = {}
+        due_scores: dict[str, int] = {}
+        no_timer: list[str] = []
+        for state in states:
+            values[self.customer_key(state.customer_id)] = state.to_bytes()
+            due = state.next_due()
+            if due is None:
+                no_timer.append(state.customer_id)
+            else:
+                due_scores[state.customer_id] = due
+        if values:
+            pipe.mset(values)
+        if due_scores:
+            pipe.zadd(self.timers_key, due_scores)
+        if no_timer:
+            pipe.zrem(self.timers_key, *no_timer)
+        venue_values = {v: orjson.dumps(venues[v]) for v in changed_venues}
+        if venue_values:
+            pipe.hset(self.venues_key, mapping=venue_values)  # type: ignore[arg-type]
+        for name, count in sorted(stats.items()):
+            if count:
+                pipe.hincrby(self.stats_key, name, count)
+        pipe.hset(self.applied_key, source_id, position)
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise StateStoreError(
+                f"shard {self.shard}: could not commit a batch at position {position}: {exc}"
+            ) from exc
+
+
+def read_stats(client: redis.Redis, prefix: str, shards: int) -> Counter[str]:
+    """The journey counters of all shards, summed."""
+    total: Counter[str] = Counter()
+    pipe = client.pipeline(transaction=False)
+    for shard in range(shards):
+        pipe.hgetall(f"{shard_tag(prefix, shard)}:stats")
+    for reply in pipe.execute():
+        for name, count in reply.items():
+            total[name.decode()] += int(count)
+    return total
+
+
+def min_applied_position(client: redis.Redis, prefix: str, shards: int,
+                         source_id: str) -> int:
+    """The lowest position every shard has applied for `source_id` (-1 when none has)."""
+    pipe = client.pipeline(transaction=False)
+    for shard in range(shards):
+        pipe.hget(f"{shard_tag(prefix, shard)}:applied", source_id)
+    positions = [int(v) if v is not None else -1 for v in pipe.execute()]
+    return min(positions) if positions else -1

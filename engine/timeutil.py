@@ -1,0 +1,71 @@
+"""Time helpers: epoch milliseconds, local time in a customer's zone, ISO formatting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+
+
+@lru_cache(maxsize=512)
+def zone(name: str | None) -> ZoneInfo | timezone:
+    """The zone of an IANA name; UTC when the name is missing or unknown."""
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):
+        return UTC
+
+
+def local_datetime(ts_ms: int, tz_name: str | None, utc_offset_s: int | None = None) -> datetime:
+    """The local wall-clock time of `ts_ms`: the event's own offset wins over the zone."""
+    if utc_offset_s is not None:
+        tz: ZoneInfo | timezone = timezone(timedelta(seconds=utc_offset_s))
+    else:
+        tz = zone(tz_name)
+    return datetime.fromtimestamp(ts_ms / 1000, tz)
+
+
+def at_local_time(ts_ms: int, hour: int, minute: int, tz_name: str | None) -> int:
+    """Epoch ms of hour:minute on the local calendar day that contains `ts_ms`."""
+    day = datetime.fromtimestamp(ts_ms / 1000, zone(tz_name))
+    moment = day.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return int(moment.timestamp() * 1000)
+
+
+def iso_utc(ts_ms: int) -> str:
+    """ISO-8601 in UTC with millisecond precision and a Z suffix."""
+    moment = datetime.fromtimestamp(ts_ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+
+
+def iso_date_local(ts_ms: int, tz_name: str | None) -> str:
+    """The local calendar date of `ts_ms` as YYYY-MM-DD."""
+    return datetime.fromtimestamp(ts_ms / 1000, zone(tz_name)).date().isoformat()
+
+
+def next_yearly(month_day: str, after_ms: int, hour: int, minute: int, offset_ms: int,
+                tz_name: str | None) -> int:
+    """The first moment after `after_ms` that is MM-DD at hour:minute local, shifted by offset.
+
+    29 February falls on 28 February in years without it.
+    """
+    month, day = (int(part) for part in month_day.split("-"))
+    tz = zone(tz_name)
+    year = datetime.fromtimestamp(after_ms / 1000, tz).year - 1
+    for candidate_year in range(year, year + 3):
+        actual_day = day
+        while True:
+            try:
+                moment = datetime(candidate_year, month, actual_day, hour, minute, tzinfo=tz)
+                break
+            except ValueError:
+                actual_day -= 1
+        due = int(moment.timestamp() * 1000) + offset_ms
+        if due > after_ms:
+            return due
+    raise ValueError(f"no yearly date for {month_day}")  # unreachable for valid dates

@@ -1,0 +1,54 @@
+"""The names a journey expression may read, by root.
+
+`journeys validate` checks every path against these tables (with "did you mean"); the
+engine's scope provides every one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+EVENT_COMMON: tuple[str, ...] = ("event_id", "customer_id", "type", "ts")
+
+EVENT_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "visit": (
+        "venue_id", "amount", "currency", "items", "item_names", "categories",
+        "party_size", "channel", "source",
+    ),
+    "rating": ("stars", "text", "venue_id"),
+    "voucher_redeemed": ("voucher_id", "venue_id"),
+    "booking": ("venue_id", "party_size", "booked_for", "source"),
+    "profile": (
+        "name", "email", "phone", "birthday", "timezone", "language", "consents",
+    ),
+    "message": ("status", "command_id", "channel", "journey"),
+    "points": ("kind", "amount"),
+}
+"""Fields of each event type, besides `EVENT_COMMON`."""
+
+EVENT_TYPES: tuple[str, ...] = tuple(EVENT_FIELDS)
+
+CUSTOMER_FIELDS: tuple[str, ...] = (
+    "customer_id", "name", "first_name", "email", "phone", "birthday", "timezone",
+    "language", "consents", "first_visit_at", "last_visit_at", "visit_count",
+    "visits_30d", "visits_90d", "visits_365d", "days_since_last_visit",
+    "days_since_first_visit", "avg_gap_days", "total_spend", "avg_spend",
+    "last_visit_amount", "last_venue_id", "last_party_size", "last_channel",
+    "last_rating", "last_rating_at", "rating_count", "avg_rating", "favourite_item",
+    "favourite_category", "last_items", "usual_daypart", "usual_weekday", "points",
+    "points_earned", "points_spent", "tags", "vouchers_redeemed", "messages_opened",
+    "messages_clicked", "unsubscribed", "p_alive",
+)
+
+VENUE_FIELDS: tuple[str, ...] = ("venue_id", "avg_amount", "visit_count")
+
+OFFER_FIELDS: tuple[str, ...] = (
+    "issued", "redeemed", "expired", "code", "issued_at", "expires_at", "redeemed_at",
+    "description",
+)
+"""Fields of `offer.<offer_id>`."""
+
+ENROLLMENT_FIELDS: tuple[str, ...] = ("entered_at", "days_in", "step", "holdout")
+"""Fields of `journey.*`: the current enrollment."""
+
+ROOTS: tuple[str, ...] = ("event", "customer", "venue", "offer", "journey")

@@ -1,0 +1,225 @@
+"""The compiled, frozen form of a journey: what the engine runs.
+
+The engine never sees YAML or raw dicts; it sees these immutable dataclasses, with
+step references resolved to indices and conditions compiled to `Expression` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+END = -1
+"""Step index meaning "the enrollment is complete"."""
+
+CHANNELS: tuple[str, ...] = ("email", "sms", "whatsapp", "telegram", "push", "webhook")
+DAYPARTS: Mapping[str, tuple[int, int]] = {
+    # name -> [start hour, end hour) in the customer's (or venue's) local time
+    "breakfast": (6, 11),
+    "lunch": (11, 15),
+    "afternoon": (15, 18),
+    "dinner": (18, 23),
+    "late": (23, 30),  # 23:00 to 06:00 the next day
+}
+DATE_ENTRY_KINDS: tuple[str, ...] = ("birthday", "first_visit_anniversary")
+
+
+class Expression(Protocol):
+    """A compiled expression of the journey language (see `journeys_dsl.expressions`)."""
+
+    source: str
+
+    def evaluate(self, scope: Mapping[str, Any]) -> Any:
+        """The value of the expression; missing paths read as None."""
+        ...
+
+    def test(self, scope: Mapping[str, Any]) -> bool:
+        """The truth of the expression; a type mismatch reads as false, never raises."""
+        ...
+
+
+@dataclass(frozen=True)
+class EventEntry:
+    """Enter when an event of `event_type` arrives and `condition` holds."""
+
+    event_type: str
+    condition: Expression | None
+
+
+@dataclass(frozen=True)
+class InactivityEntry:
+    """Enter `after_s` seconds after a visit with no visit since.
+
+    `condition` is checked at the visit that starts the countdown ("4 visits in the
+    past 90 days, then 45 days without one").
+    """
+
+    after_s: int
+    condition: Expression | None
+
+
+@dataclass(frozen=True)
+class DateEntry:
+    """Enter every year on a date of the profile, at a local time, shifted by `offset_s`."""
+
+    kind: Literal["birthday", "first_visit_anniversary"]
+    offset_s: int
+    local_time: tuple[int, int]
+    condition: Expression | None
+
+
+@dataclass(frozen=True)
+class PAliveEntry:
+    """Enter when the probability that the customer is still active falls below `threshold`.
+
+    `condition` is checked at the visit that arms the entry.
+    """
+
+    threshold: float
+    condition: Expression | None
+
+
+Entry = EventEntry | InactivityEntry | DateEntry | PAliveEntry
+
+
+@dataclass(frozen=True)
+class ReEntry:
+    """May a customer who left the journey enter it again, and when."""
+
+    mode: Literal["never", "always", "after"]
+    after_s: int = 0
+
+
+@dataclass(frozen=True)
+class ExitRule:
+    """End the enrollment at once when a matching event arrives (also during a wait)."""
+
+    event_type: str
+    condition: Expression | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Goal:
+    """The conversion the journey is measured by, reached within `within_s` of entry."""
+
+    event_type: str
+    condition: Expression | None
+    within_s: int
+
+
+@dataclass(frozen=True)
+class OfferPlan:
+    """A voucher a journey can issue."""
+
+    offer_id: str
+    description: str
+    item: str | None
+    category: str | None
+    discount: str | None
+    dayparts: tuple[str, ...]
+    valid_for_s: int
+
+
+@dataclass(frozen=True)
+class SendAction:
+    channel: str
+    template: str
+    variables: tuple[tuple[str, Expression], ...]
+
+
+@dataclass(frozen=True)
+class IssueAction:
+    offer_id: str
+
+
+@dataclass(frozen=True)
+class PointsAction:
+    points: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class TagAction:
+    tag: str
+    remove: bool
+
+
+Action = SendAction | IssueAction | PointsAction | TagAction
+
+
+@dataclass(frozen=True)
+class Immediate:
+    """Run as soon as the enrollment arrives at the step."""
+
+
+@dataclass(frozen=True)
+class AtTime:
+    """Run `offset_s` after entry; with `local_time`, at that hour:minute of the local day."""
+
+    offset_s: int
+    local_time: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class After:
+    """Run `delay_s` after arriving at the step."""
+
+    delay_s: int
+
+
+@dataclass(frozen=True)
+class WaitFor:
+    """Wait for an event; on it go to the step's `next_index`, after `timeout_s` to `on_timeout`."""
+
+    event_type: str
+    condition: Expression | None
+    timeout_s: int
+    on_timeout: int
+
+
+Timing = Immediate | AtTime | After | WaitFor
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Go to `target` when `condition` holds; a None condition is the `else` arm."""
+
+    condition: Expression | None
+    target: int
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    step_id: str
+    index: int
+    timing: Timing
+    guard: Expression | None
+    actions: tuple[Action, ...]
+    branches: tuple[Branch, ...]
+    next_index: int
+
+
+@dataclass(frozen=True)
+class JourneyPlan:
+    journey_id: str
+    version: int
+    name: str
+    description: str
+    source_file: str
+    source_text: str
+    source_digest: str
+    entry: Entry
+    re_entry: ReEntry
+    holdout: float
+    goal: Goal | None
+    exits: tuple[ExitRule, ...]
+    offers: Mapping[str, OfferPlan]
+    steps: tuple[StepPlan, ...]
+    step_index: Mapping[str, int]
+
+    @property
+    def key(self) -> str:
+        """`journey_id@version`, the name of this version in state and statistics."""
+        return f"{self.journey_id}@{self.version}"

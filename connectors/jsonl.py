@@ -24,11 +24,12 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
     """Reads a JSONL file in batches of lines; each line's position is its byte offset.
 
     In tail mode it waits for more lines and emits empty batches every `tick_s` seconds,
-    so wall-clock timers fire with no traffic.
+    so wall-clock timers fire with no traffic; with `idle_exit_s` it stops after that long
+    without a new line.
     """
 
     def __init__(self, path: Path, start: int, batch_lines: int, tail: bool, tick_s: float,
-                 until_ms: int | None) -> None:
+                 until_ms: int | None, idle_exit_s: float | None) -> None:
         self._file: BinaryIO = path.open("rb")
         self._file.seek(max(start, 0))
         self._position = max(start, 0)
@@ -40,6 +41,8 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
         self._lines: list[tuple[int, bytes]] = []
         self._eof = False
         self._last_emit = time.monotonic()
+        self._last_data = time.monotonic()
+        self._idle_exit_s = idle_exit_s
         self._last_line = self._position - 1
 
     def next_batch(self) -> list[RawBatch]:
@@ -49,7 +52,7 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
         if self._lines:
             taken = self._lines[:self._batch_lines]
             del self._lines[:self._batch_lines]
-            self._last_emit = time.monotonic()
+            self._last_emit = self._last_data = time.monotonic()
             self._last_line = taken[-1][0]
             return [RawBatch(taken, self._last_line)]
         if not self._tail:
@@ -62,6 +65,8 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
                 return [RawBatch([], self._last_line, clock_hint=until)]
             raise StopIteration
         self._eof = False
+        if self._idle_exit_s is not None and time.monotonic() - self._last_data > self._idle_exit_s:
+            raise StopIteration
         if time.monotonic() - self._last_emit >= self._tick_s:
             self._last_emit = time.monotonic()
             return [RawBatch([], self._last_line)]
@@ -103,8 +108,10 @@ class JsonlSource(FixedPartitionedSource[RawBatch, int]):
     """A JSONL file as one source partition, starting at a byte offset."""
 
     def __init__(self, path: str | Path, *, start: int = 0, batch_lines: int = 2000,
-                 tail: bool = False, tick_s: float = 1.0, until_ms: int | None = None) -> None:
+                 tail: bool = False, tick_s: float = 1.0, until_ms: int | None = None,
+                 idle_exit_s: float | None = None) -> None:
         self.path = Path(path)
+        self.idle_exit_s = idle_exit_s
         self.start = start
         self.batch_lines = batch_lines
         self.tail = tail
@@ -117,7 +124,7 @@ class JsonlSource(FixedPartitionedSource[RawBatch, int]):
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> JsonlPartition:
         start = resume_state if resume_state is not None else self.start
         return JsonlPartition(self.path, start, self.batch_lines, self.tail, self.tick_s,
-                              self.until_ms)
+                              self.until_ms, self.idle_exit_s)
 
 
 class _LinesPartition(StatefulSinkPartition[bytes, None]):

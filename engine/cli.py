@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="keep reading the events file as it grows (live runs)")
     run.add_argument("--until", help="at the end of the file, move the event clock to this "
                                      "time (ISO-8601) so timers due by then fire")
+    run.add_argument("--tick", type=float, default=1.0,
+                     help="with --tail: seconds between clock ticks (default 1)")
+    run.add_argument("--idle-exit", type=float,
+                     help="with --tail: stop after this many seconds without a new event")
     run.add_argument("--source-id", help="name of the input for resuming (default: its path)")
     run.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
     run.set_defaults(handler=_run)
@@ -95,7 +99,8 @@ def _run(args: argparse.Namespace) -> int:
         journeys=args.journeys, events=args.events, commands=args.commands,
         dead_letter=args.dead_letter, redis_url=args.redis, state_dir=args.state_dir,
         clock=args.clock, shards=args.shards, prefix=args.prefix, source_id=args.source_id,
-        until_ms=until, workers=args.workers, tail=args.tail,
+        until_ms=until, workers=args.workers, tail=args.tail, tick_s=args.tick,
+        idle_exit_s=args.idle_exit,
     )
     plans = load_journeys(options.journeys)
     with redis_endpoint(options.redis_url, options.state_dir) as url:

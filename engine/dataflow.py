@@ -33,6 +33,7 @@ class FlowConfig:
     tail: bool = False
     tick_s: float = 1.0
     until_ms: int | None = None
+    idle_exit_s: float | None = None
 
 
 def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
@@ -59,7 +60,8 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
     flow = Dataflow("journeys")
     raw = op.input("events", flow, JsonlSource(
         config.events_path, start=config.start_position, batch_lines=config.batch_lines,
-        tail=config.tail, tick_s=config.tick_s, until_ms=config.until_ms))
+        tail=config.tail, tick_s=config.tick_s, until_ms=config.until_ms,
+        idle_exit_s=config.idle_exit_s))
     routed = op.flat_map("route", raw, router.route)
     split = op.branch("split_dead", routed, lambda item: item[0] == DEAD_LETTER_KEY)
     results = op.stateful_map("process", split.falses, process)

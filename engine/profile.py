@@ -77,10 +77,10 @@ class Profile:
         return cls(**{k: v for k, v in data.items() if k in _FIELD_SET})
 
     def visits_within(self, now_ms: int, days: int) -> int:
-        """Visits in the `days` days up to and including `now_ms`."""
+        """Visits in the `days` days before `now_ms`: (now - days, now]."""
         start = now_ms - days * DAY_MS
         visits = self.recent_visits
-        return bisect.bisect_right(visits, now_ms) - bisect.bisect_left(visits, start)
+        return bisect.bisect_right(visits, now_ms) - bisect.bisect_right(visits, start)
 
     def apply(self, event: Event) -> None:
         """Update the aggregates with one event (vouchers are handled by the runtime)."""

@@ -43,6 +43,8 @@ class RunOptions:
     workers: int = 1
     batch_lines: int = 2000
     tail: bool = False
+    tick_s: float = 1.0
+    idle_exit_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
         dead_letter_path=options.dead_letter, redis_url=url, source_id=source_id,
         prefix=options.prefix, shards=options.shards, clock=options.clock,
         start_position=start, batch_lines=options.batch_lines, tail=options.tail,
-        until_ms=options.until_ms,
+        tick_s=options.tick_s, until_ms=options.until_ms, idle_exit_s=options.idle_exit_s,
     )
     flow = build_flow(config, catalog, counters, params)
     began = time.perf_counter()

@@ -42,9 +42,11 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
     router = BatchRouter(config.shards, config.source_id, config.clock, counters=counters)
     client = redis.Redis.from_url(config.redis_url)
     processor = ShardProcessor(client, catalog, prefix=config.prefix,
-                               source_id=config.source_id, params=params)
+                               source_id=config.source_id, shards=config.shards,
+                               params=params)
 
-    def process(state: None, batch: ShardBatch) -> tuple[None, BatchResult]:
+    def process(state: None, batch: ShardBatch | DeadLetter) -> tuple[None, BatchResult]:
+        assert isinstance(batch, ShardBatch), "dead letters are split off before processing"
         return None, processor.process(batch)
 
     def commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, bytes]]:

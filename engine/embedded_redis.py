@@ -251,7 +251,9 @@ class EmbeddedRedis:
             f"redis-server did not start after {_START_ATTEMPTS} attempts"
         )
 
-    def _wait_ready(self, proc: subprocess.Popen[bytes], port: int, log: Path, attempt: int) -> bool:
+    def _wait_ready(
+        self, proc: subprocess.Popen[bytes], port: int, log: Path, attempt: int
+    ) -> bool:
         """True once PING answers; False when the port was taken and another try remains."""
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:

@@ -18,6 +18,8 @@ from engine.runtime import DuplicateEvent, Effects, JourneyRuntime
 from engine.scoring import DEFAULT_PARAMS, BgNbdParams
 from engine.state import CustomerState
 from engine.store import ShardStore
+from engine.timeutil import HOUR_MS
+from engine.venues import VenueBook, merge_counts
 
 log = logging.getLogger(__name__)
 
@@ -54,32 +56,45 @@ class ShardProcessor:
     """Owns the shards routed to it; one instance per worker."""
 
     def __init__(self, client: redis.Redis, catalog: Catalog, *, prefix: str, source_id: str,
-                 params: BgNbdParams = DEFAULT_PARAMS) -> None:
+                 shards: int, params: BgNbdParams = DEFAULT_PARAMS) -> None:
         self.client = client
         self.prefix = prefix
         self.source_id = source_id
+        self.shard_count = shards
         self.runtime = JourneyRuntime(catalog, params)
         self._stores: dict[int, ShardStore] = {}
-        self._venues: dict[int, dict[str, list[float]]] = {}
+        self._venues: dict[int, VenueBook] = {}
+        self._venue_hour: dict[int, int] = {}
 
     def _store(self, shard: int) -> ShardStore:
         store = self._stores.get(shard)
         if store is None:
             store = self._stores[shard] = ShardStore(self.client, self.prefix, shard)
-            self._venues[shard] = store.load_venues()
+            self._venues[shard] = VenueBook(store.load_venues())
         return store
+
+    def _venue_book(self, shard: int, clock: int) -> VenueBook:
+        """The shard's venue book, with the other shards' counts refreshed once an hour."""
+        book = self._venues[shard]
+        hour = clock // HOUR_MS
+        if self._venue_hour.get(shard) != hour:
+            others = [ShardStore(self.client, self.prefix, other).load_venues()
+                      for other in range(self.shard_count) if other != shard]
+            book.others = merge_counts(others)
+            self._venue_hour[shard] = hour
+        return book
 
     def process(self, batch: ShardBatch) -> BatchResult:
         """Apply a batch atomically: events at positions already applied are skipped, due
         timers fire, and state, timers, counters and the position are written together."""
         store = self._store(batch.shard)
-        venues = self._venues[batch.shard]
+        venues = self._venue_book(batch.shard, batch.clock)
         customer_ids = sorted({event.customer_id for event in batch.events})
         loaded = store.load(self.source_id, customer_ids, batch.clock)
         result = BatchResult()
         states = {cid: CustomerState.from_bytes(cid, raw)
                   for cid, raw in loaded.raw_states.items()}
-        venue_snapshot = {venue: list(stats) for venue, stats in venues.items()}
+        venue_snapshot = venues.snapshot_own()
         effects = Effects()
         for event in sorted(batch.events, key=_event_order):
             if event.position <= loaded.applied:
@@ -100,13 +115,13 @@ class ShardProcessor:
         if position == loaded.applied and not result.applied_events and not effects.stats \
                 and not effects.commands:
             return result
-        changed = [v for v, stats in venues.items() if venue_snapshot.get(v) != stats]
         try:
-            store.commit(states.values(), venues, changed, effects.stats, self.source_id,
-                         position)
+            store.commit(states.values(), venues.own, sorted(venues.changed), effects.stats,
+                         self.source_id, position)
         except Exception:
-            self._venues[batch.shard] = venue_snapshot
+            venues.restore_own(venue_snapshot)
             raise
+        venues.changed.clear()
         result.commands = effects.commands
         return result
 

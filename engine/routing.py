@@ -55,14 +55,18 @@ class BatchRouter:
     Event clock: the clock is the latest event time read so far, so timers fire as history
     passes them. Wall clock: the clock is the current time. An event too far ahead of the
     clock goes to the dead letters: it would otherwise fire every pending timer at once.
+    The limit is a year in event time (a replay may have quiet months) and a day on the
+    wall clock.
     """
 
     def __init__(self, shards: int, source_id: str, clock: ClockMode = "event",
-                 max_clock_jump_ms: int = 30 * DAY_MS,
+                 max_clock_jump_ms: int | None = None,
                  counters: RunCounters | None = None) -> None:
         self.shards = shards
         self.source_id = source_id
         self.clock_mode = clock
+        if max_clock_jump_ms is None:
+            max_clock_jump_ms = DAY_MS if clock == "wall" else 366 * DAY_MS
         self.max_clock_jump_ms = max_clock_jump_ms
         self.counters = counters or RunCounters()
         self.clock = 0

@@ -20,6 +20,7 @@ from engine.scope import VenueView, build_scope
 from engine.scoring import DEFAULT_PARAMS, BgNbdParams, p_alive_crossing_ms
 from engine.state import CustomerState, Enrollment, Voucher
 from engine.timeutil import at_local_time, iso_date_local, local_datetime, next_yearly
+from engine.venues import VenueBook
 from journeys_dsl.plan import (
     END,
     After,
@@ -38,7 +39,6 @@ from journeys_dsl.plan import (
 )
 
 MAX_STEPS_PER_ADVANCE = 256
-VenueStats = dict[str, list[float]]
 
 
 @dataclass
@@ -61,7 +61,7 @@ class JourneyRuntime:
         self.params = params
 
     # ------------------------------------------------------------------ events
-    def apply_event(self, state: CustomerState, event: Event, venues: VenueStats,
+    def apply_event(self, state: CustomerState, event: Event, venues: VenueBook,
                     effects: Effects) -> None:
         """Fire the customer's timers due up to the event, then apply the event."""
         if state.seen_event(event.event_id):
@@ -69,13 +69,11 @@ class JourneyRuntime:
         self.fire_due(state, event.ts, venues, effects)
         state.profile.apply(event)
         if event.type == "visit":
-            stats = venues.setdefault(event.data["venue_id"], [0, 0.0])
-            stats[0] += 1
-            stats[1] = round(stats[1] + float(event.data["amount"]), 2)
+            venues.record_visit(event.data["venue_id"], float(event.data["amount"]))
         elif event.type == "voucher_redeemed":
             self._redeem(state, event, effects)
         venue_id = event.data.get("venue_id") or state.profile.last_venue_id
-        venue = VenueView(venue_id, venues.get(venue_id) if venue_id else None)
+        venue = VenueView(venue_id, venues.counts(venue_id))
         self._goals(state, event, venue, effects)
         self._exits_and_waits(state, event, venue, venues, effects)
         self._event_entries(state, event, venue, venues, effects)
@@ -128,7 +126,7 @@ class JourneyRuntime:
                 effects.stats[f"{plan.key}|{group}"] += 1
 
     def _exits_and_waits(self, state: CustomerState, event: Event, venue: VenueView,
-                         venues: VenueStats, effects: Effects) -> None:
+                         venues: VenueBook, effects: Effects) -> None:
         for journey_id in sorted(state.enrollments):
             enrollment = state.enrollments[journey_id]
             if not enrollment.active:
@@ -156,7 +154,7 @@ class JourneyRuntime:
                 self._advance(state, plan, enrollment, event.ts, venues, effects)
 
     def _event_entries(self, state: CustomerState, event: Event, venue: VenueView,
-                       venues: VenueStats, effects: Effects) -> None:
+                       venues: VenueBook, effects: Effects) -> None:
         for plan in self.catalog.event_entries.get(event.type, ()):
             condition = plan.entry.condition
             if condition is not None:
@@ -214,7 +212,7 @@ class JourneyRuntime:
                            state.profile.timezone)
 
     # ------------------------------------------------------------------ timers
-    def fire_due(self, state: CustomerState, until: int, venues: VenueStats,
+    def fire_due(self, state: CustomerState, until: int, venues: VenueBook,
                  effects: Effects) -> None:
         """Fire, in due order, every timer of the customer due at or before `until`."""
         while True:
@@ -241,7 +239,7 @@ class JourneyRuntime:
             else:
                 self._fire_armed(state, journey_id, due, venues, effects)
 
-    def _fire_armed(self, state: CustomerState, journey_id: str, due: int, venues: VenueStats,
+    def _fire_armed(self, state: CustomerState, journey_id: str, due: int, venues: VenueBook,
                     effects: Effects) -> None:
         del state.armed[journey_id]
         plan = self.catalog.current.get(journey_id)
@@ -255,14 +253,14 @@ class JourneyRuntime:
             state.armed[journey_id] = self._next_date(state, entry, month_day, due)
             if entry.condition is not None:
                 venue_id = state.profile.last_venue_id
-                venue = VenueView(venue_id, venues.get(venue_id) if venue_id else None)
+                venue = VenueView(venue_id, venues.counts(venue_id))
                 scope = build_scope(state, due, venue=venue, params=self.params)
                 if not entry.condition.test(scope):
                     return
         self.enroll(state, plan, due, venues, effects)
 
     # ------------------------------------------------------------------ enrollments
-    def enroll(self, state: CustomerState, plan: JourneyPlan, at: int, venues: VenueStats,
+    def enroll(self, state: CustomerState, plan: JourneyPlan, at: int, venues: VenueBook,
                effects: Effects) -> bool:
         """Enter the customer into `plan` at `at` if the re-entry rules allow it."""
         previous = state.enrollments.get(plan.journey_id)
@@ -288,7 +286,7 @@ class JourneyRuntime:
         return True
 
     def _advance(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
-                 now: int, venues: VenueStats, effects: Effects) -> None:
+                 now: int, venues: VenueBook, effects: Effects) -> None:
         """Run the enrollment's steps that are due at `now`; schedule the next one."""
         for _ in range(MAX_STEPS_PER_ADVANCE):
             if enrollment.step == END:
@@ -322,10 +320,10 @@ class JourneyRuntime:
         return enrollment.arrived_at + timing.timeout_s * 1000
 
     def _run_step(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
-                  step: StepPlan, at: int, venues: VenueStats, effects: Effects) -> int:
+                  step: StepPlan, at: int, venues: VenueBook, effects: Effects) -> int:
         """Perform a step at `at` and return the index of the next one."""
         venue_id = state.profile.last_venue_id
-        venue = VenueView(venue_id, venues.get(venue_id) if venue_id else None)
+        venue = VenueView(venue_id, venues.counts(venue_id))
         scope = build_scope(state, at, venue=venue, enrollment=enrollment,
                             step_id=step.step_id, params=self.params)
         if step.guard is not None and not step.guard.test(scope):

@@ -57,7 +57,7 @@ def next_yearly(month_day: str, after_ms: int, hour: int, minute: int, offset_ms
     month, day = (int(part) for part in month_day.split("-"))
     tz = zone(tz_name)
     year = datetime.fromtimestamp(after_ms / 1000, tz).year - 1
-    for candidate_year in range(year, year + 3):
+    for candidate_year in range(year, year + 4):
         actual_day = day
         while True:
             try:

@@ -35,11 +35,13 @@ def sync_versions(client: redis.Redis, prefix: str, catalog: Catalog) -> list[st
                 f"so give the changed journey a new version number"
             )
     added = []
-    for name, raw in sorted(client.hgetall(key).items()):
-        journey_id, _, version = name.decode().partition("@")
+    records: dict[bytes, bytes] = client.hgetall(key)  # type: ignore[assignment]
+    for raw_name, raw in sorted(records.items()):
+        name = raw_name.decode()
+        journey_id, _, version = name.partition("@")
         if catalog.plan(journey_id, int(version)) is not None:
             continue
         stored = orjson.loads(raw)
         catalog.add(load_journey_text(stored["text"], stored["file"]))
-        added.append(name.decode())
+        added.append(name)
     return added

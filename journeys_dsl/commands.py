@@ -1,0 +1,51 @@
+"""The `journeys validate` and `journeys schema` commands, as plain functions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TextIO
+
+from journeys_dsl.errors import sort_problems
+from journeys_dsl.loader import check_paths
+from journeys_dsl.schema import journey_json_schema
+
+__all__ = ["schema_command", "validate_command"]
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def validate_command(paths: list[str], out: TextIO, err: TextIO) -> int:
+    """Validate journey files and directories.
+
+    Prints each problem as `FILE:LINE:COL: message (at PATH)` to `err`, or
+    `ok: N journeys in M files` to `out`. Returns 0 when all is valid, 1 when there are
+    problems, 2 when a path does not exist (or none was given).
+    """
+    if not paths:
+        print("error: name at least one journey file or directory", file=err)
+        return 2
+    missing = [path for path in paths if not Path(path).exists()]
+    if missing:
+        for path in missing:
+            print(f"error: no such file or directory: {path}", file=err)
+        return 2
+    plans, problems, files = check_paths(paths)
+    if problems:
+        problems = sort_problems(problems)
+        for problem in problems:
+            print(problem, file=err)
+        bad_files = len({problem.file for problem in problems})
+        print(f"{_plural(len(problems), 'problem')} in {bad_files} of "
+              f"{_plural(files, 'file')}", file=err)
+        return 1
+    print(f"ok: {_plural(len(plans), 'journey')} in {_plural(files, 'file')}", file=out)
+    return 0
+
+
+def schema_command(out: TextIO) -> int:
+    """Print the JSON Schema of journey files, for editors."""
+    print(json.dumps(journey_json_schema(), indent=2), file=out)
+    return 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from random import Random
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -43,6 +43,7 @@ _WINDOWS_S = {  # local time of the bill, seconds after midnight
 }
 _ANCHOR_S = 4 * 3600  # local 04:00: after every European DST switch, before any daypart
 
+# fmt: off
 _POOL: dict[str, tuple[tuple[str, float], ...]] = {
     "starters": (
         ("bruschetta", 6.5), ("soup of the day", 5.9), ("burrata", 9.5),
@@ -91,6 +92,7 @@ _LAST = {
     "de": ("Mueller", "Schmidt", "Schneider", "Fischer", "Weber", "Wagner", "Becker", "Koch"),
     "fr": ("Martin", "Bernard", "Dubois", "Laurent", "Lefebvre", "Moreau", "Girard", "Roux"),
 }
+# fmt: on
 _LANGUAGES = ("en", "de", "fr")
 _DOMAINS = ("example.com", "example.org", "example.net")
 _TEXTS = {
@@ -113,7 +115,6 @@ _IMPRESSED_SHARE = 0.10
 _EARLY_SHARE = 0.25  # customers already known when the period starts arrive in its first weeks
 _EARLY_DAYS = 28.0
 
-_EPOCH = datetime(1970, 1, 1)
 # heap actions
 _ARRIVE, _VISIT, _EMIT = 0, 1, 2
 
@@ -168,13 +169,14 @@ class _Venue:
     mains: tuple[Item, ...]
     light: tuple[Item, ...]  # breakfast food
     soft_drinks: tuple[Item, ...]  # drinks by the glass or cup
+    starters: tuple[Item, ...]
+    desserts: tuple[Item, ...]
     bottle: Item | None
 
 
 @dataclass(slots=True)
 class _Customer:
     customer_id: str
-    number: int
     kind: str
     home: _Venue
     daypart: str
@@ -190,8 +192,7 @@ class _Customer:
     visits: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
+class _Plan(NamedTuple):
     venue: _Venue
     day: int
     daypart: str
@@ -274,6 +275,8 @@ def _build_venues(rng: Random, count: int) -> list[_Venue]:
                 mains=tuple(i for i in items if i[1] in MAIN_CATEGORIES),
                 light=tuple(i for i in items if i[1] in ("starters", "desserts", "vegetarian")),
                 soft_drinks=tuple(i for i in drinks if i[0] != _BOTTLE),
+                starters=by_category["starters"],
+                desserts=by_category["desserts"],
                 bottle=next((i for i in drinks if i[0] == _BOTTLE), None),
             )
         )
@@ -297,8 +300,7 @@ class _Simulation:
         self.venues = _build_venues(self.rng, config.venues)
         self.zones = {venue.zone: ZoneInfo(venue.zone) for venue in self.venues}
         self.anchors: dict[tuple[str, int], int] = {}
-        self.offsets: dict[tuple[str, int], tuple[int, str]] = {}
-        self.hour_prefixes: dict[int, str] = {}
+        self.hours: dict[str, dict[int, tuple[str, str] | None]] = {z: {} for z in self.zones}
         self.heap: list[tuple[int, int, int, Any, Any]] = []
         self.seq = 0
         self.emitted = 0
@@ -328,22 +330,25 @@ class _Simulation:
         return self._iso(ms, zone) if self.iso else ms
 
     def _iso(self, ms: int, zone: str) -> str:
-        """ISO-8601 local time with offset; offsets are cached per zone and UTC hour."""
+        """ISO-8601 local time with offset, from a per-zone cache of UTC hours."""
         secs = ms // 1000
-        key = (zone, secs // 3600)
-        offset = self.offsets.get(key)
-        if offset is None:
-            delta = datetime.fromtimestamp(secs, self.zones[zone]).utcoffset()
-            seconds = int(delta.total_seconds()) if delta is not None else 0
-            sign, magnitude = ("+" if seconds >= 0 else "-"), abs(seconds)
-            offset = (seconds, f"{sign}{magnitude // 3600:02d}:{magnitude % 3600 // 60:02d}")
-            self.offsets[key] = offset
-        local_hour, rest = divmod(secs + offset[0], 3600)
-        prefix = self.hour_prefixes.get(local_hour)
-        if prefix is None:
-            prefix = (_EPOCH + timedelta(hours=local_hour)).strftime("%Y-%m-%dT%H:")
-            self.hour_prefixes[local_hour] = prefix
-        return f"{prefix}{rest // 60:02d}:{rest % 60:02d}{offset[1]}"
+        hours = self.hours[zone]
+        try:
+            hour = hours[secs // 3600]
+        except KeyError:
+            hour = hours[secs // 3600] = self._hour(zone, secs // 3600)
+        if hour is None:  # an offset that is not whole hours: no cache
+            return datetime.fromtimestamp(secs, self.zones[zone]).isoformat()
+        rest = secs % 3600
+        return f"{hour[0]}{rest // 60:02d}:{rest % 60:02d}{hour[1]}"
+
+    def _hour(self, zone: str, utc_hour: int) -> tuple[str, str] | None:
+        """("YYYY-MM-DDTHH:", "+01:00") for one UTC hour in `zone`; None for odd offsets."""
+        moment = datetime.fromtimestamp(utc_hour * 3600, self.zones[zone])
+        text = moment.isoformat()  # 2025-01-01T13:00:00+01:00
+        if moment.minute or moment.second:
+            return None
+        return text[:14], text[19:]
 
     # -- heap ----------------------------------------------------------------------------
 
@@ -354,14 +359,13 @@ class _Simulation:
 
     def _event(self, customer_id: str, kind: str, ts: str | int, body: Event) -> Event:
         self.emitted += 1
-        event: Event = {
+        return {
             "event_id": f"e{self.emitted:09d}",
             "customer_id": customer_id,
             "type": kind,
             "ts": ts,
+            **body,
         }
-        event.update(body)
-        return event
 
     def run(self) -> Iterator[Event]:
         self._push_next_arrival()
@@ -406,7 +410,6 @@ class _Simulation:
         favourite = SIGNATURE_ITEM if rng.random() < 0.2 else rng.choice(home.mains)[0]
         customer = _Customer(
             customer_id=f"c{number:06d}",
-            number=number,
             kind=kind,
             home=home,
             daypart=_choose(rng, home.dayparts),
@@ -622,12 +625,14 @@ class _Simulation:
         random = rng.random
         venue = plan.venue
         rich = impressed or customer.kind == "vip"
+        pick = _pick_rich if rich else _pick
         chosen: list[Item] = []
+        add = chosen.append
         if plan.daypart == "breakfast":
             for _ in range(plan.party_size):
-                chosen.append(_pick(rng, venue.soft_drinks, rich))
+                add(pick(random, venue.soft_drinks))
                 if random() < 0.8:
-                    chosen.append(_pick(rng, venue.light, rich))
+                    add(pick(random, venue.light))
         else:
             dinner = plan.daypart == "dinner"
             starter_p = 1.0 if impressed else (0.45 if dinner else 0.25) + (0.25 if rich else 0)
@@ -637,20 +642,20 @@ class _Simulation:
             fav_p = 0.4 if customer.kind in ("one_off", "occasional") else 0.65
             for _ in range(plan.party_size):
                 if favourite is not None and random() < fav_p:
-                    chosen.append(favourite)
+                    add(favourite)
                 else:
-                    chosen.append(_pick(rng, venue.mains, rich))
+                    add(pick(random, venue.mains))
                 if random() < 0.85:
                     if drink is not None and random() < 0.5:
-                        chosen.append(drink)
+                        add(drink)
                     else:
-                        chosen.append(_pick(rng, venue.soft_drinks, rich))
+                        add(pick(random, venue.soft_drinks))
                 if random() < starter_p:
-                    chosen.append(_pick(rng, venue.by_category["starters"], rich))
+                    add(pick(random, venue.starters))
                 if random() < dessert_p:
-                    chosen.append(_pick(rng, venue.by_category["desserts"], rich))
+                    add(pick(random, venue.desserts))
             if rich and dinner and venue.bottle is not None and random() < 0.5:
-                chosen.append(venue.bottle)
+                add(venue.bottle)
         lines: dict[Item, dict[str, Any]] = {}
         total = 0.0
         for item in chosen:
@@ -683,14 +688,15 @@ def _kind_for(roll: float) -> tuple[str, float, float, tuple[int, ...]]:
     return _KINDS[-1]
 
 
-def _pick(rng: Random, items: tuple[Item, ...], rich: bool) -> Item:
-    """A random item; rich guests take the pricier of two draws."""
-    item = items[int(rng.random() * len(items))]
-    if rich:
-        other = items[int(rng.random() * len(items))]
-        if other[2] > item[2]:
-            return other
-    return item
+def _pick(random: Callable[[], float], items: tuple[Item, ...]) -> Item:
+    """A uniform random item."""
+    return items[int(random() * len(items))]
+
+
+def _pick_rich(random: Callable[[], float], items: tuple[Item, ...]) -> Item:
+    """The pricier of two random items."""
+    item, other = items[int(random() * len(items))], items[int(random() * len(items))]
+    return other if other[2] > item[2] else item
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from journeys_dsl.plan import (
 )
 
 MAX_STEPS_PER_ADVANCE = 256
+ANNIVERSARY_MIN_MS = 180 * 86_400_000  # the first anniversary is in the next year
 
 
 @dataclass
@@ -75,10 +76,13 @@ class JourneyRuntime:
         venue_id = event.data.get("venue_id") or state.profile.last_venue_id
         venue = VenueView(venue_id, venues.counts(venue_id))
         self._goals(state, event, venue, effects)
-        self._exits_and_waits(state, event, venue, venues, effects)
-        self._event_entries(state, event, venue, venues, effects)
-        self._arm_timed_entries(state, event, venue)
-        state.prune_vouchers(event.ts)
+        if state.enrollments:
+            self._exits_and_waits(state, event, venue, venues, effects)
+        entry_scope = build_scope(state, event.ts, event=event, venue=venue, params=self.params)
+        self._event_entries(state, event, entry_scope, venues, effects)
+        self._arm_timed_entries(state, event, entry_scope)
+        if state.vouchers:
+            state.prune_vouchers(event.ts)
 
     def _redeem(self, state: CustomerState, event: Event, effects: Effects) -> None:
         code = event.data["voucher_id"]
@@ -153,18 +157,19 @@ class JourneyRuntime:
                 self._move(enrollment, step.next_index, event.ts)
                 self._advance(state, plan, enrollment, event.ts, venues, effects)
 
-    def _event_entries(self, state: CustomerState, event: Event, venue: VenueView,
+    def _event_entries(self, state: CustomerState, event: Event, scope: dict[str, Any],
                        venues: VenueBook, effects: Effects) -> None:
         for plan in self.catalog.event_entries.get(event.type, ()):
+            current = state.enrollments.get(plan.journey_id)
+            if current is not None and current.active:
+                continue
             condition = plan.entry.condition
-            if condition is not None:
-                scope = build_scope(state, event.ts, event=event, venue=venue,
-                                    params=self.params)
-                if not condition.test(scope):
-                    continue
+            if condition is not None and not condition.test(scope):
+                continue
             self.enroll(state, plan, event.ts, venues, effects)
 
-    def _arm_timed_entries(self, state: CustomerState, event: Event, venue: VenueView) -> None:
+    def _arm_timed_entries(self, state: CustomerState, event: Event,
+                           scope: dict[str, Any]) -> None:
         profile = state.profile
         for plan in self.catalog.timed_entries:
             entry = plan.entry
@@ -172,8 +177,6 @@ class JourneyRuntime:
             if isinstance(entry, InactivityEntry | PAliveEntry):
                 if event.type != "visit":
                     continue
-                scope = build_scope(state, event.ts, event=event, venue=venue,
-                                    params=self.params)
                 if entry.condition is not None and not entry.condition.test(scope):
                     state.armed.pop(journey_id, None)
                     continue
@@ -207,7 +210,11 @@ class JourneyRuntime:
 
     def _next_date(self, state: CustomerState, entry: DateEntry, month_day: str,
                    after: int) -> int:
+        """The next yearly date after `after`; an anniversary waits for a year at least."""
         hour, minute = entry.local_time
+        first = state.profile.first_visit_at
+        if entry.kind == "first_visit_anniversary" and first is not None:
+            after = max(after, first + ANNIVERSARY_MIN_MS)
         return next_yearly(month_day, after, hour, minute, entry.offset_s * 1000,
                            state.profile.timezone)
 

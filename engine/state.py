@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import orjson
@@ -85,9 +85,9 @@ class CustomerState:
     def to_bytes(self) -> bytes:
         doc: dict[str, Any] = {"p": self.profile.to_dict()}
         if self.enrollments:
-            doc["e"] = {k: _compact(asdict(v)) for k, v in self.enrollments.items()}
+            doc["e"] = {k: _compact(v, _ENROLLMENT_FIELDS) for k, v in self.enrollments.items()}
         if self.vouchers:
-            doc["v"] = {k: _compact(asdict(v)) for k, v in self.vouchers.items()}
+            doc["v"] = {k: _compact(v, _VOUCHER_FIELDS) for k, v in self.vouchers.items()}
         if self.armed:
             doc["a"] = self.armed
         if self.recent_event_ids:
@@ -109,5 +109,15 @@ class CustomerState:
         )
 
 
-def _compact(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None and v != {}}
+def _compact(record: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The record's fields as a dict, leaving out those that are None or empty."""
+    out = {}
+    for name in names:
+        value = getattr(record, name)
+        if value is not None and value != {}:
+            out[name] = value
+    return out
+
+
+_ENROLLMENT_FIELDS = tuple(f.name for f in fields(Enrollment))
+_VOUCHER_FIELDS = tuple(f.name for f in fields(Voucher))

@@ -122,7 +122,8 @@ def test_birthday_every_year(tmp_path: Path, redis_url: str, key_prefix: str) ->
 
 def test_first_visit_anniversary(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
     engine = make_engine(tmp_path, redis_url, key_prefix, "04_first_visit_anniversary.yaml")
-    commands = engine.run([visit("ann", at(0)), visit("ann", at(100)), filler(300),
+    # the first visit is at 09:00, before the 11:00 send time: still a year later
+    commands = engine.run([visit("ann", at(0, 9)), visit("ann", at(100)), filler(300),
                            filler(366)])
     assert sends(commands, "ann") == [("celebrate", 365)]
     assert commands[0]["send_at"] == "2026-03-03T11:00:00.000Z"

@@ -1,0 +1,97 @@
+"""The `journeys` command as a user runs it: separate processes, embedded or given Redis."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.generator import ChainConfig, write_jsonl
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "journeys"
+
+
+def journeys(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, text=True,
+                          capture_output=True, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def chain_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("chain") / "events.jsonl"
+    write_jsonl(ChainConfig(seed=11, customers=400, days=180), path)
+    return path
+
+
+def test_validate_examples_exits_zero(tmp_path: Path) -> None:
+    result = journeys("validate", str(EXAMPLES), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "ok: 10 journeys in 10 files" in result.stdout
+
+
+def test_validate_reports_file_line_col_and_exits_one(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("journey: broken\nversion: 1\nentry:\n  event: vist\nsteps:\n"
+                      "  - id: a\n    at: day seven\n")
+    result = journeys("validate", str(broken), cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith(f"{broken}:4:10:") and "visit" in line for line in lines)
+    assert any(line.startswith(f"{broken}:7:9:") for line in lines)
+
+
+def test_run_on_the_embedded_default_twice_gives_identical_bytes(
+        tmp_path: Path, chain_events: Path) -> None:
+    outputs = []
+    for attempt in ("a", "b"):
+        commands = tmp_path / f"{attempt}.jsonl"
+        result = journeys("run", "--journeys", str(EXAMPLES), "--events", str(chain_events),
+                          "--commands", str(commands), "--dead-letter",
+                          str(tmp_path / f"dead-{attempt}.jsonl"), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "events/s" in result.stderr
+        outputs.append(commands.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert outputs[0].count(b"\n") > 300
+
+
+def test_run_with_a_state_dir_resumes_and_adds_nothing_on_replay(
+        tmp_path: Path, chain_events: Path) -> None:
+    commands = tmp_path / "commands.jsonl"
+    args = ("run", "--journeys", str(EXAMPLES), "--events", str(chain_events), "--commands",
+            str(commands), "--dead-letter", str(tmp_path / "dead.jsonl"), "--state-dir",
+            str(tmp_path / "state"))
+    first = journeys(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    size = commands.stat().st_size
+    assert size > 0
+    second = journeys(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert commands.stat().st_size == size
+    assert " 0 commands" in second.stderr
+
+
+def test_run_with_redis_url(tmp_path: Path, chain_events: Path, redis_url: str,
+                            key_prefix: str) -> None:
+    commands = tmp_path / "commands.jsonl"
+    result = journeys("run", "--journeys", str(EXAMPLES), "--events", str(chain_events),
+                      "--commands", str(commands), "--dead-letter", str(tmp_path / "d.jsonl"),
+                      "--redis", redis_url, "--prefix", key_prefix, "--shards", "3",
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert commands.read_bytes().count(b"\n") > 300
+
+
+def test_demo_prints_the_summary_table(tmp_path: Path) -> None:
+    result = journeys("demo", "--customers", "300", "--days", "120", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = result.stdout
+    for journey in ("impressed_newcomer@1", "lost_regular@1", "birthday@1",
+                    "review_request@1", "at_risk_winback@1"):
+        assert journey in table
+    assert "entered" in table.splitlines()[0]

@@ -56,8 +56,10 @@ class ShardProcessor:
     """Owns the shards routed to it; one instance per worker."""
 
     def __init__(self, client: redis.Redis, catalog: Catalog, *, prefix: str, source_id: str,
-                 shards: int, params: BgNbdParams = DEFAULT_PARAMS) -> None:
+                 shards: int, params: BgNbdParams = DEFAULT_PARAMS,
+                 due_chunk: int = 5000) -> None:
         self.client = client
+        self.due_chunk = due_chunk
         self.prefix = prefix
         self.source_id = source_id
         self.shard_count = shards
@@ -85,18 +87,32 @@ class ShardProcessor:
         return book
 
     def process(self, batch: ShardBatch) -> BatchResult:
-        """Apply a batch atomically: events at positions already applied are skipped, due
-        timers fire, and state, timers, counters and the position are written together."""
+        """Apply a batch: events at positions already applied are skipped, due timers fire,
+        and state, timers, counters and the position are written in one transaction.
+
+        Due customers are loaded `due_chunk` at a time, so a backlog of timers (after
+        downtime) fires in bounded steps, each committed on its own.
+        """
         store = self._store(batch.shard)
         venues = self._venue_book(batch.shard, batch.clock)
-        customer_ids = sorted({event.customer_id for event in batch.events})
-        loaded = store.load(self.source_id, customer_ids, batch.clock)
         result = BatchResult()
+        events = batch.events
+        while True:
+            due = self._apply(store, venues, batch, events, result)
+            if due < self.due_chunk:
+                return result
+            events = []
+
+    def _apply(self, store: ShardStore, venues: VenueBook, batch: ShardBatch,
+               events: list[Event], result: BatchResult) -> int:
+        """One transaction: the events, then every loaded customer's due timers."""
+        customer_ids = sorted({event.customer_id for event in events})
+        loaded = store.load(self.source_id, customer_ids, batch.clock, self.due_chunk)
         states = {cid: CustomerState.from_bytes(cid, raw)
                   for cid, raw in loaded.raw_states.items()}
         venue_snapshot = venues.snapshot_own()
         effects = Effects()
-        for event in sorted(batch.events, key=_event_order):
+        for event in sorted(events, key=_event_order):
             if event.position <= loaded.applied:
                 result.skipped_events += 1
                 continue
@@ -112,9 +128,9 @@ class ShardProcessor:
         for customer_id in sorted(states):
             self.runtime.fire_due(states[customer_id], batch.clock, venues, effects)
         position = max(loaded.applied, batch.position)
-        if position == loaded.applied and not result.applied_events and not effects.stats \
-                and not effects.commands:
-            return result
+        if (position == loaded.applied and not loaded.due and not effects.stats
+                and not effects.commands and not venues.changed):
+            return 0
         try:
             store.commit(states.values(), venues.own, sorted(venues.changed), effects.stats,
                          self.source_id, position)
@@ -122,8 +138,8 @@ class ShardProcessor:
             venues.restore_own(venue_snapshot)
             raise
         venues.changed.clear()
-        result.commands = effects.commands
-        return result
+        result.commands.extend(effects.commands)
+        return loaded.due
 
     def _dead(self, event: Event, reason: str) -> DeadLetter:
         return DeadLetter(reason, encode_event(event), event.position, self.source_id)

@@ -17,7 +17,7 @@ from engine.dataflow import FlowConfig, build_flow
 from engine.embedded_redis import EmbeddedRedis
 from engine.routing import ClockMode, RunCounters
 from engine.scoring import DEFAULT_PARAMS, BgNbdParams
-from engine.store import min_applied_position
+from engine.store import check_shard_count, min_applied_position
 from engine.versions import sync_versions
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
@@ -84,6 +84,7 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
     """Run against the Redis server at `url`."""
     client = redis.Redis.from_url(url)
     catalog = Catalog(plans)
+    check_shard_count(client, options.prefix, options.shards)
     sync_versions(client, options.prefix, catalog)
     source_id = options.source_id or str(Path(options.events).resolve())
     start = max(min_applied_position(client, options.prefix, options.shards, source_id), 0)

@@ -9,6 +9,7 @@ one MULTI/EXEC transaction and the layout works on Redis Cluster:
     {p:sN}:stats             hash: "<journey>@<version>|<counter>" -> count
     {p:sN}:applied           hash: source id -> last applied input position
     PREFIX:journeys          hash: "<journey>@<version>" -> the journey's source (JSON)
+    PREFIX:meta              hash: "shards" -> the shard count the state was written with
 """
 
 from __future__ import annotations
@@ -27,16 +28,21 @@ class StateStoreError(RuntimeError):
     """Redis refused or lost a state operation; the batch was not applied."""
 
 
+class LayoutError(StateStoreError):
+    """The state in Redis was written with another number of shards."""
+
+
 def shard_tag(prefix: str, shard: int) -> str:
     return f"{{{prefix}:s{shard}}}"
 
 
 @dataclass
 class LoadedBatch:
-    """What a batch needs from Redis, read in one round trip (plus one for late timers)."""
+    """What a batch needs from Redis, read in one round trip (plus one for due customers)."""
 
     applied: int
     raw_states: dict[str, bytes | None]
+    due: int
 
 
 class ShardStore:
@@ -55,11 +61,13 @@ class ShardStore:
     def customer_key(self, customer_id: str) -> str:
         return self._customer_prefix + customer_id
 
-    def load(self, source_id: str, customer_ids: list[str], clock: int) -> LoadedBatch:
-        """The applied position, the states of `customer_ids` and of customers due by `clock`."""
+    def load(self, source_id: str, customer_ids: list[str], clock: int,
+             due_limit: int) -> LoadedBatch:
+        """The applied position, the states of `customer_ids`, and of at most `due_limit`
+        customers whose timers are due by `clock`, earliest first."""
         pipe = self.client.pipeline(transaction=False)
         pipe.hget(self.applied_key, source_id)
-        pipe.zrangebyscore(self.timers_key, "-inf", clock)
+        pipe.zrangebyscore(self.timers_key, "-inf", clock, start=0, num=due_limit)
         if customer_ids:
             pipe.mget([self.customer_key(c) for c in customer_ids])
         replies = pipe.execute()
@@ -73,7 +81,7 @@ class ShardStore:
             values: list[bytes | None] = self.client.mget(  # type: ignore[assignment]
                 [self.customer_key(c) for c in missing])
             raw_states.update(zip(missing, values, strict=True))
-        return LoadedBatch(applied, raw_states)
+        return LoadedBatch(applied, raw_states, len(due))
 
     def load_venues(self) -> dict[str, list[float]]:
         """The shard's venue statistics (kept in memory by the shard's single owner)."""
@@ -136,3 +144,19 @@ def min_applied_position(client: redis.Redis, prefix: str, shards: int,
         pipe.hget(f"{shard_tag(prefix, shard)}:applied", source_id)
     positions = [int(v) if v is not None else -1 for v in pipe.execute()]
     return min(positions) if positions else -1
+
+
+def check_shard_count(client: redis.Redis, prefix: str, shards: int) -> None:
+    """Record the shard count on first use; refuse another one later.
+
+    A customer's shard is a function of the count, so a different count would split the
+    customers' state and send messages twice.
+    """
+    key = f"{prefix}:meta"
+    client.hsetnx(key, "shards", shards)
+    stored = int(client.hget(key, "shards") or shards)
+    if stored != shards:
+        raise LayoutError(
+            f"the state under prefix {prefix!r} was written with {stored} shards, not {shards}; "
+            f"run with --shards {stored}, or use a new --prefix"
+        )

@@ -1,0 +1,78 @@
+"""The shard processor on its own (no dataflow runtime) against a real Redis."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from engine.catalog import Catalog
+from engine.events import validate_event
+from engine.processor import ShardBatch, ShardProcessor
+from engine.store import LayoutError, ShardStore, check_shard_count
+from journeys_dsl.loader import load_journey_text
+
+pytestmark = pytest.mark.integration
+
+DAY = 86_400_000
+T0 = 1_741_000_000_000
+JOURNEY = """\
+journey: later
+version: 1
+entry:
+  event: visit
+steps:
+  - id: ping
+    at: day 2
+    actions:
+      - send: push
+        template: ping
+"""
+
+
+def processor(client: redis.Redis, prefix: str, due_chunk: int = 5000) -> ShardProcessor:
+    catalog = Catalog([load_journey_text(JOURNEY, "later.yaml")])
+    return ShardProcessor(client, catalog, prefix=prefix, source_id="src", shards=1,
+                          due_chunk=due_chunk)
+
+
+def visits(count: int) -> list:
+    return [validate_event({"event_id": f"e{i}", "customer_id": f"c{i}", "type": "visit",
+                            "ts": T0 + i, "venue_id": "v", "amount": 10}, position=i)
+            for i in range(count)]
+
+
+def dump(client: redis.Redis, prefix: str) -> dict:
+    return {key: client.dump(key) for key in sorted(client.scan_iter(match=f"*{prefix}*"))}
+
+
+def test_a_position_already_applied_changes_nothing(redis_client: redis.Redis,
+                                                    key_prefix: str) -> None:
+    events = visits(5)
+    first = processor(redis_client, key_prefix).process(ShardBatch(0, events, T0 + 10, 4))
+    assert first.applied_events == 5
+    before = dump(redis_client, key_prefix)
+    again = processor(redis_client, key_prefix).process(ShardBatch(0, events, T0 + 10, 4))
+    assert again.applied_events == 0 and again.skipped_events == 5
+    assert again.commands == [] and again.dead_letters == []
+    assert dump(redis_client, key_prefix) == before
+
+
+def test_a_backlog_of_due_timers_fires_in_bounded_chunks(redis_client: redis.Redis,
+                                                         key_prefix: str) -> None:
+    engine = processor(redis_client, key_prefix, due_chunk=3)
+    engine.process(ShardBatch(0, visits(10), T0 + 10, 9))
+    store = ShardStore(redis_client, key_prefix, 0)
+    assert redis_client.zcard(store.timers_key) == 10
+    result = engine.process(ShardBatch(0, [], T0 + 3 * DAY, 9))
+    assert sorted(c["customer_id"] for c in result.commands) == sorted(
+        f"c{i}" for i in range(10))
+    assert redis_client.zcard(store.timers_key) == 0
+    assert engine.process(ShardBatch(0, [], T0 + 4 * DAY, 9)).commands == []
+
+
+def test_the_shard_count_cannot_change_under_kept_state(redis_client: redis.Redis,
+                                                        key_prefix: str) -> None:
+    check_shard_count(redis_client, key_prefix, 8)
+    check_shard_count(redis_client, key_prefix, 8)
+    with pytest.raises(LayoutError, match="written with 8 shards, not 4"):
+        check_shard_count(redis_client, key_prefix, 4)

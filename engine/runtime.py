@@ -221,7 +221,12 @@ class JourneyRuntime:
     # ------------------------------------------------------------------ timers
     def fire_due(self, state: CustomerState, until: int, venues: VenueBook,
                  effects: Effects) -> None:
-        """Fire, in due order, every timer of the customer due at or before `until`."""
+        """Fire, in due order, every timer of the customer due at or before `until`.
+
+        An enrollment that fires more than MAX_STEPS_PER_ADVANCE times in one call (a loop
+        of steps with tiny waits) is ended with the reason "step_limit".
+        """
+        firings: Counter[str] = Counter()
         while True:
             best: tuple[int, int, str] | None = None
             for journey_id, enrollment in state.enrollments.items():
@@ -239,8 +244,11 @@ class JourneyRuntime:
             if kind == 0:
                 enrollment = state.enrollments[journey_id]
                 plan = self.catalog.plan(enrollment.journey, enrollment.version)
+                firings[journey_id] += 1
                 if plan is None:
                     self._end(enrollment, due, "version_missing", f"{journey_id}@?", effects)
+                elif firings[journey_id] > MAX_STEPS_PER_ADVANCE:
+                    self._end(enrollment, due, "step_limit", plan.key, effects)
                 else:
                     self._advance(state, plan, enrollment, due, venues, effects)
             else:

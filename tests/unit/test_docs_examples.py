@@ -1,0 +1,27 @@
+"""The complete journeys shown in README.md and docs/journeys.md compile as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from journeys_dsl.loader import load_journey_text
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCK = re.compile(r"```yaml\n(.*?)```", re.DOTALL)
+
+
+def complete_journeys(path: Path) -> list[str]:
+    """YAML blocks of the file that are whole journeys (they start with `journey:`)."""
+    return [b for b in BLOCK.findall(path.read_text()) if b.startswith("journey:")]
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/journeys.md"])
+def test_complete_journeys_in_the_docs_compile(document: str) -> None:
+    blocks = complete_journeys(ROOT / document)
+    assert blocks, f"{document} shows no complete journey"
+    for block in blocks:
+        plan = load_journey_text(block, document)
+        assert plan.steps

@@ -54,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--journeys", nargs="+", required=True, help="journey files or folders")
     run.add_argument("--events", required=True, help="events, one JSON object per line")
     run.add_argument("--commands", default="-", help="where message commands go (- = stdout)")
+    run.add_argument("--segments", help="segments and loyalty tiers (default: the shipped "
+                                        "journeys_dsl/defaults/segments.yaml)")
     run.add_argument("--dead-letter", default="dead-letter.jsonl",
                      help="where events that cannot be applied go, with the reason")
     _add_state_options(run)
@@ -96,7 +98,8 @@ def _add_state_options(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     until = parse_timestamp(args.until)[0] if args.until else None
     options = RunOptions(
-        journeys=args.journeys, events=args.events, commands=args.commands,
+        journeys=args.journeys, events=args.events, segments=args.segments,
+        commands=args.commands,
         dead_letter=args.dead_letter, redis_url=args.redis, state_dir=args.state_dir,
         clock=args.clock, shards=args.shards, prefix=args.prefix, source_id=args.source_id,
         until_ms=until, workers=args.workers, tail=args.tail, tick_s=args.tick,

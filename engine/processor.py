@@ -12,14 +12,16 @@ from typing import Any
 
 import redis
 
+from engine.aggregates import Aggregates, merge
 from engine.catalog import Catalog
 from engine.events import Event, encode_event
 from engine.runtime import DuplicateEvent, Effects, JourneyRuntime
 from engine.scoring import DEFAULT_PARAMS, BgNbdParams
+from engine.scoring_batch import score_states
 from engine.state import CustomerState
 from engine.store import ShardStore
 from engine.timeutil import HOUR_MS
-from engine.venues import VenueBook, merge_counts
+from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
 log = logging.getLogger(__name__)
 
@@ -57,34 +59,34 @@ class ShardProcessor:
 
     def __init__(self, client: redis.Redis, catalog: Catalog, *, prefix: str, source_id: str,
                  shards: int, params: BgNbdParams = DEFAULT_PARAMS,
-                 due_chunk: int = 5000) -> None:
+                 customer_model: CustomerModel = EMPTY_MODEL, due_chunk: int = 5000) -> None:
         self.client = client
         self.due_chunk = due_chunk
         self.prefix = prefix
         self.source_id = source_id
         self.shard_count = shards
-        self.runtime = JourneyRuntime(catalog, params)
+        self.runtime = JourneyRuntime(catalog, params, customer_model)
         self._stores: dict[int, ShardStore] = {}
-        self._venues: dict[int, VenueBook] = {}
-        self._venue_hour: dict[int, int] = {}
+        self._aggregates: dict[int, Aggregates] = {}
+        self._aggregates_hour: dict[int, int] = {}
 
     def _store(self, shard: int) -> ShardStore:
         store = self._stores.get(shard)
         if store is None:
             store = self._stores[shard] = ShardStore(self.client, self.prefix, shard)
-            self._venues[shard] = VenueBook(store.load_venues())
+            self._aggregates[shard] = Aggregates(store.load_aggregates())
         return store
 
-    def _venue_book(self, shard: int, clock: int) -> VenueBook:
-        """The shard's venue book, with the other shards' counts refreshed once an hour."""
-        book = self._venues[shard]
+    def _shard_aggregates(self, shard: int, clock: int) -> Aggregates:
+        """The shard's aggregates, with the other shards' refreshed once an hour of clock."""
+        aggregates = self._aggregates[shard]
         hour = clock // HOUR_MS
-        if self._venue_hour.get(shard) != hour:
-            others = [ShardStore(self.client, self.prefix, other).load_venues()
+        if self._aggregates_hour.get(shard) != hour:
+            others = [ShardStore(self.client, self.prefix, other).load_aggregates()
                       for other in range(self.shard_count) if other != shard]
-            book.others = merge_counts(others)
-            self._venue_hour[shard] = hour
-        return book
+            aggregates.others = merge(others)
+            self._aggregates_hour[shard] = hour
+        return aggregates
 
     def process(self, batch: ShardBatch) -> BatchResult:
         """Apply a batch: events at positions already applied are skipped, due timers fire,
@@ -94,30 +96,32 @@ class ShardProcessor:
         downtime) fires in bounded steps, each committed on its own.
         """
         store = self._store(batch.shard)
-        venues = self._venue_book(batch.shard, batch.clock)
+        aggregates = self._shard_aggregates(batch.shard, batch.clock)
         result = BatchResult()
         events = batch.events
         while True:
-            due = self._apply(store, venues, batch, events, result)
+            due = self._apply(store, aggregates, batch, events, result)
             if due < self.due_chunk:
                 return result
             events = []
 
-    def _apply(self, store: ShardStore, venues: VenueBook, batch: ShardBatch,
+    def _apply(self, store: ShardStore, aggregates: Aggregates, batch: ShardBatch,
                events: list[Event], result: BatchResult) -> int:
         """One transaction: the events, then every loaded customer's due timers."""
         customer_ids = sorted({event.customer_id for event in events})
         loaded = store.load(self.source_id, customer_ids, batch.clock, self.due_chunk)
         states = {cid: CustomerState.from_bytes(cid, raw)
                   for cid, raw in loaded.raw_states.items()}
-        venue_snapshot = venues.snapshot_own()
+        snapshot = aggregates.snapshot_own()
+        score_states(states.values(), batch.clock, self.runtime.params)
+        ctx = self.runtime.context(aggregates)
         effects = Effects()
         for event in sorted(events, key=_event_order):
             if event.position <= loaded.applied:
                 result.skipped_events += 1
                 continue
             try:
-                self.runtime.apply_event(states[event.customer_id], event, venues, effects)
+                self.runtime.apply_event(states[event.customer_id], event, ctx, effects)
                 result.applied_events += 1
             except DuplicateEvent as exc:
                 result.dead_letters.append(self._dead(event, str(exc)))
@@ -126,18 +130,18 @@ class ShardProcessor:
                 result.dead_letters.append(
                     self._dead(event, f"internal error: {type(exc).__name__}: {exc}"))
         for customer_id in sorted(states):
-            self.runtime.fire_due(states[customer_id], batch.clock, venues, effects)
+            self.runtime.fire_due(states[customer_id], batch.clock, ctx, effects)
         position = max(loaded.applied, batch.position)
         if (position == loaded.applied and not loaded.due and not effects.stats
-                and not effects.commands and not venues.changed):
+                and not effects.commands and not aggregates.changed):
             return 0
         try:
-            store.commit(states.values(), venues.own, sorted(venues.changed), effects.stats,
-                         self.source_id, position)
+            store.commit(states.values(), aggregates.own, sorted(aggregates.changed),
+                         effects.stats, self.source_id, position)
         except Exception:
-            venues.restore_own(venue_snapshot)
+            aggregates.restore_own(snapshot)
             raise
-        venues.changed.clear()
+        aggregates.changed.clear()
         result.commands.extend(effects.commands)
         return loaded.due
 

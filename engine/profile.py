@@ -39,6 +39,7 @@ class Profile:
     last_visit_at: int | None = None
     visit_count: int = 0
     recent_visits: list[int] = field(default_factory=list)
+    recent_amounts: list[float] = field(default_factory=list)
     total_spend: float = 0.0
     last_visit_amount: float | None = None
     last_venue_id: str | None = None
@@ -57,6 +58,8 @@ class Profile:
     points_earned: int = 0
     points_spent: int = 0
     tags: list[str] = field(default_factory=list)
+    distinct_items: int = 0
+    points_expired: int = 0
     vouchers_redeemed: int = 0
     messages_opened: int = 0
     messages_clicked: int = 0
@@ -82,6 +85,17 @@ class Profile:
         visits = self.recent_visits
         return bisect.bisect_right(visits, now_ms) - bisect.bisect_right(visits, start)
 
+    def spend_within(self, now_ms: int, days: int) -> float:
+        """Spend of the visits in the `days` days before `now_ms`: (now - days, now]."""
+        start = now_ms - days * DAY_MS
+        visits = self.recent_visits
+        low, high = bisect.bisect_right(visits, start), bisect.bisect_right(visits, now_ms)
+        return round(sum(self.recent_amounts[low:high]), 2)
+
+    @property
+    def avg_spend(self) -> float | None:
+        return round(self.total_spend / self.visit_count, 2) if self.visit_count else None
+
     def apply(self, event: Event) -> None:
         """Update the aggregates with one event (vouchers are handled by the runtime)."""
         handler = _HANDLERS.get(event.type)
@@ -96,15 +110,22 @@ class Profile:
         self.total_spend = round(self.total_spend + amount, 2)
         if self.first_visit_at is None or ts < self.first_visit_at:
             self.first_visit_at = ts
-        bisect.insort(self.recent_visits, ts)
+        if len(self.recent_amounts) != len(self.recent_visits):  # state from before amounts
+            self.recent_amounts = [0.0] * len(self.recent_visits)
+        at = bisect.bisect_right(self.recent_visits, ts)
+        self.recent_visits.insert(at, ts)
+        self.recent_amounts.insert(at, amount)
         horizon = self.recent_visits[-1] - RECENT_WINDOW_MS
         cut = bisect.bisect_left(self.recent_visits, horizon)
         cut = max(cut, len(self.recent_visits) - RECENT_VISITS_KEPT)
         if cut > 0:
             del self.recent_visits[:cut]
+            del self.recent_amounts[:cut]
         names = [item["name"] for item in data["items"]]
         for item in data["items"]:
             quantity = int(item.get("quantity") or 1)
+            if item["name"] not in self.item_counts:
+                self.distinct_items += 1
             _bump(self.item_counts, item["name"], quantity)
             category = item.get("category")
             if category:

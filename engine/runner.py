@@ -21,6 +21,7 @@ from engine.store import check_shard_count, min_applied_position
 from engine.versions import sync_versions
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
+from journeys_dsl.segments import load_segments
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ class RunOptions:
 
     journeys: Sequence[str]
     events: str
+    segments: str | None = None
+    """The segments file; None for the defaults shipped with the engine."""
     commands: str = "-"
     dead_letter: str = "dead-letter.jsonl"
     redis_url: str | None = None
@@ -96,7 +99,7 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
         start_position=start, batch_lines=options.batch_lines, tail=options.tail,
         tick_s=options.tick_s, until_ms=options.until_ms, idle_exit_s=options.idle_exit_s,
     )
-    flow = build_flow(config, catalog, counters, params)
+    flow = build_flow(config, catalog, counters, params, load_segments(options.segments))
     began = time.perf_counter()
     cli_main(flow, workers_per_process=options.workers)
     seconds = time.perf_counter() - began

@@ -12,15 +12,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, Aggregates
 from engine.catalog import Catalog
 from engine.commands import build_command
 from engine.events import Event
 from engine.profile import daypart_of
-from engine.scope import VenueView, build_scope
+from engine.scope import CustomerView, ScopeContext, build_scope
 from engine.scoring import DEFAULT_PARAMS, BgNbdParams, p_alive_crossing_ms
 from engine.state import CustomerState, Enrollment, Voucher
 from engine.timeutil import at_local_time, iso_date_local, local_datetime, next_yearly
-from engine.venues import VenueBook
 from journeys_dsl.plan import (
     END,
     After,
@@ -37,9 +37,12 @@ from journeys_dsl.plan import (
     TagAction,
     WaitFor,
 )
+from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
 MAX_STEPS_PER_ADVANCE = 256
 ANNIVERSARY_MIN_MS = 180 * 86_400_000  # the first anniversary is in the next year
+POINTS_EXPIRY = "~points_expiry"
+"""The armed-timer key of the loyalty balance's expiry (journey ids cannot start with ~)."""
 
 
 @dataclass
@@ -57,32 +60,57 @@ class DuplicateEvent(ValueError):
 class JourneyRuntime:
     """Applies events and fires timers for one customer at a time."""
 
-    def __init__(self, catalog: Catalog, params: BgNbdParams = DEFAULT_PARAMS) -> None:
+    def __init__(self, catalog: Catalog, params: BgNbdParams = DEFAULT_PARAMS,
+                 customer_model: CustomerModel = EMPTY_MODEL) -> None:
         self.catalog = catalog
         self.params = params
+        self.customer_model = customer_model
 
     # ------------------------------------------------------------------ events
-    def apply_event(self, state: CustomerState, event: Event, venues: VenueBook,
+    def context(self, aggregates: Aggregates) -> ScopeContext:
+        """The scope context of a shard with these aggregates."""
+        return ScopeContext(aggregates, self.customer_model, self.params)
+
+    def apply_event(self, state: CustomerState, event: Event, ctx: ScopeContext,
                     effects: Effects) -> None:
         """Fire the customer's timers due up to the event, then apply the event."""
         if state.seen_event(event.event_id):
             raise DuplicateEvent(f"event_id {event.event_id!r} was already applied")
-        self.fire_due(state, event.ts, venues, effects)
-        state.profile.apply(event)
+        self.fire_due(state, event.ts, ctx, effects)
+        profile = state.profile
+        spend_before, check_before = (profile.total_spend, profile.avg_spend) \
+            if profile.visit_count else (None, None)
+        profile.apply(event)
         if event.type == "visit":
-            venues.record_visit(event.data["venue_id"], float(event.data["amount"]))
+            self._count_visit(state, event, ctx, spend_before, check_before)
         elif event.type == "voucher_redeemed":
             self._redeem(state, event, effects)
-        venue_id = event.data.get("venue_id") or state.profile.last_venue_id
-        venue = VenueView(venue_id, venues.counts(venue_id))
-        self._goals(state, event, venue, effects)
+        venue_id = event.data.get("venue_id") or profile.last_venue_id
+        self._goals(state, event, venue_id, ctx, effects)
         if state.enrollments:
-            self._exits_and_waits(state, event, venue, venues, effects)
-        entry_scope = build_scope(state, event.ts, event=event, venue=venue, params=self.params)
-        self._event_entries(state, event, entry_scope, venues, effects)
+            self._exits_and_waits(state, event, venue_id, ctx, effects)
+        entry_scope = build_scope(state, event.ts, ctx, event=event, venue_id=venue_id)
+        self._event_entries(state, event, entry_scope, ctx, effects)
         self._arm_timed_entries(state, event, entry_scope)
         if state.vouchers:
             state.prune_vouchers(event.ts)
+
+    def _count_visit(self, state: CustomerState, event: Event, ctx: ScopeContext,
+                     spend_before: float | None, check_before: float | None) -> None:
+        """Venue and population aggregates, loyalty points and their expiry timer."""
+        profile = state.profile
+        amount = float(event.data["amount"])
+        aggregates = ctx.aggregates
+        aggregates.record_visit(event.data["venue_id"], amount)
+        aggregates.move(SPEND_HISTOGRAM, spend_before, profile.total_spend)
+        aggregates.move(CHECK_HISTOGRAM, check_before, profile.avg_spend)
+        model = self.customer_model
+        if model.accrue_points and model.tiers:
+            tier = CustomerView(state, event.ts, ctx).loyalty_tier()
+            rate = next((t.points_per_eur for t in model.tiers if t.tier_id == tier), 0.0)
+            profile.add_points(int(amount * rate))
+        if model.points_expire_after_s is not None and profile.last_visit_at is not None:
+            state.armed[POINTS_EXPIRY] = profile.last_visit_at + model.points_expire_after_s * 1000
 
     def _redeem(self, state: CustomerState, event: Event, effects: Effects) -> None:
         code = event.data["voucher_id"]
@@ -112,7 +140,7 @@ class JourneyRuntime:
         journey_id, _, version = journey_key.partition("@")
         return self.catalog.plan(journey_id, int(version)) if version.isdigit() else None
 
-    def _goals(self, state: CustomerState, event: Event, venue: VenueView,
+    def _goals(self, state: CustomerState, event: Event, venue_id: str | None, ctx: ScopeContext,
                effects: Effects) -> None:
         for enrollment in state.enrollments.values():
             if enrollment.goal_reached or enrollment.goal_deadline is None:
@@ -122,15 +150,15 @@ class JourneyRuntime:
             plan = self.catalog.plan(enrollment.journey, enrollment.version)
             if plan is None or plan.goal is None or plan.goal.event_type != event.type:
                 continue
-            scope = build_scope(state, event.ts, event=event, venue=venue,
-                                enrollment=enrollment, params=self.params)
+            scope = build_scope(state, event.ts, ctx, event=event, venue_id=venue_id,
+                                enrollment=enrollment)
             if plan.goal.condition is None or plan.goal.condition.test(scope):
                 enrollment.goal_reached = True
                 group = "goal_holdout" if enrollment.holdout else "goal"
                 effects.stats[f"{plan.key}|{group}"] += 1
 
-    def _exits_and_waits(self, state: CustomerState, event: Event, venue: VenueView,
-                         venues: VenueBook, effects: Effects) -> None:
+    def _exits_and_waits(self, state: CustomerState, event: Event, venue_id: str | None,
+                         ctx: ScopeContext, effects: Effects) -> None:
         for journey_id in sorted(state.enrollments):
             enrollment = state.enrollments[journey_id]
             if not enrollment.active:
@@ -139,8 +167,8 @@ class JourneyRuntime:
             if plan is None:
                 self._end(enrollment, event.ts, "version_missing", f"{journey_id}@?", effects)
                 continue
-            scope = build_scope(state, event.ts, event=event, venue=venue,
-                                enrollment=enrollment, params=self.params)
+            scope = build_scope(state, event.ts, ctx, event=event, venue_id=venue_id,
+                                enrollment=enrollment)
             exit_rule = next(
                 (rule for rule in plan.exits if rule.event_type == event.type
                  and (rule.condition is None or rule.condition.test(scope))),
@@ -155,10 +183,10 @@ class JourneyRuntime:
                     and (timing.condition is None or timing.condition.test(scope))):
                 effects.stats[f"{plan.key}|wait_met:{step.step_id}"] += 1
                 self._move(enrollment, step.next_index, event.ts)
-                self._advance(state, plan, enrollment, event.ts, venues, effects)
+                self._advance(state, plan, enrollment, event.ts, ctx, effects)
 
     def _event_entries(self, state: CustomerState, event: Event, scope: dict[str, Any],
-                       venues: VenueBook, effects: Effects) -> None:
+                       ctx: ScopeContext, effects: Effects) -> None:
         for plan in self.catalog.event_entries.get(event.type, ()):
             current = state.enrollments.get(plan.journey_id)
             if current is not None and current.active:
@@ -166,7 +194,7 @@ class JourneyRuntime:
             condition = plan.entry.condition
             if condition is not None and not condition.test(scope):
                 continue
-            self.enroll(state, plan, event.ts, venues, effects)
+            self.enroll(state, plan, event.ts, ctx, effects)
 
     def _arm_timed_entries(self, state: CustomerState, event: Event,
                            scope: dict[str, Any]) -> None:
@@ -219,7 +247,7 @@ class JourneyRuntime:
                            state.profile.timezone)
 
     # ------------------------------------------------------------------ timers
-    def fire_due(self, state: CustomerState, until: int, venues: VenueBook,
+    def fire_due(self, state: CustomerState, until: int, ctx: ScopeContext,
                  effects: Effects) -> None:
         """Fire, in due order, every timer of the customer due at or before `until`.
 
@@ -250,13 +278,16 @@ class JourneyRuntime:
                 elif firings[journey_id] > MAX_STEPS_PER_ADVANCE:
                     self._end(enrollment, due, "step_limit", plan.key, effects)
                 else:
-                    self._advance(state, plan, enrollment, due, venues, effects)
+                    self._advance(state, plan, enrollment, due, ctx, effects)
             else:
-                self._fire_armed(state, journey_id, due, venues, effects)
+                self._fire_armed(state, journey_id, due, ctx, effects)
 
-    def _fire_armed(self, state: CustomerState, journey_id: str, due: int, venues: VenueBook,
+    def _fire_armed(self, state: CustomerState, journey_id: str, due: int, ctx: ScopeContext,
                     effects: Effects) -> None:
         del state.armed[journey_id]
+        if journey_id == POINTS_EXPIRY:
+            self._expire_points(state, effects)
+            return
         plan = self.catalog.current.get(journey_id)
         if plan is None:
             return
@@ -267,15 +298,22 @@ class JourneyRuntime:
                 return
             state.armed[journey_id] = self._next_date(state, entry, month_day, due)
             if entry.condition is not None:
-                venue_id = state.profile.last_venue_id
-                venue = VenueView(venue_id, venues.counts(venue_id))
-                scope = build_scope(state, due, venue=venue, params=self.params)
+                scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
                 if not entry.condition.test(scope):
                     return
-        self.enroll(state, plan, due, venues, effects)
+        self.enroll(state, plan, due, ctx, effects)
+
+    @staticmethod
+    def _expire_points(state: CustomerState, effects: Effects) -> None:
+        """The loyalty balance expires after the configured time without a visit."""
+        profile = state.profile
+        if profile.points > 0:
+            effects.stats["loyalty|points_expired"] += profile.points
+            profile.points_expired += profile.points
+            profile.points = 0
 
     # ------------------------------------------------------------------ enrollments
-    def enroll(self, state: CustomerState, plan: JourneyPlan, at: int, venues: VenueBook,
+    def enroll(self, state: CustomerState, plan: JourneyPlan, at: int, ctx: ScopeContext,
                effects: Effects) -> bool:
         """Enter the customer into `plan` at `at` if the re-entry rules allow it."""
         previous = state.enrollments.get(plan.journey_id)
@@ -297,11 +335,11 @@ class JourneyRuntime:
         )
         state.enrollments[plan.journey_id] = enrollment
         effects.stats[f"{plan.key}|{'entered_holdout' if holdout else 'entered'}"] += 1
-        self._advance(state, plan, enrollment, at, venues, effects)
+        self._advance(state, plan, enrollment, at, ctx, effects)
         return True
 
     def _advance(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
-                 now: int, venues: VenueBook, effects: Effects) -> None:
+                 now: int, ctx: ScopeContext, effects: Effects) -> None:
         """Run the enrollment's steps that are due at `now`; schedule the next one."""
         for _ in range(MAX_STEPS_PER_ADVANCE):
             if enrollment.step == END:
@@ -316,7 +354,7 @@ class JourneyRuntime:
                 effects.stats[f"{plan.key}|wait_timeout:{step.step_id}"] += 1
                 self._move(enrollment, step.timing.on_timeout, due)
                 continue
-            self._move(enrollment, self._run_step(state, plan, enrollment, step, due, venues,
+            self._move(enrollment, self._run_step(state, plan, enrollment, step, due, ctx,
                                                   effects), due)
         self._end(enrollment, now, "step_limit", plan.key, effects)
 
@@ -335,12 +373,11 @@ class JourneyRuntime:
         return enrollment.arrived_at + timing.timeout_s * 1000
 
     def _run_step(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
-                  step: StepPlan, at: int, venues: VenueBook, effects: Effects) -> int:
+                  step: StepPlan, at: int, ctx: ScopeContext, effects: Effects) -> int:
         """Perform a step at `at` and return the index of the next one."""
-        venue_id = state.profile.last_venue_id
-        venue = VenueView(venue_id, venues.counts(venue_id))
-        scope = build_scope(state, at, venue=venue, enrollment=enrollment,
-                            step_id=step.step_id, params=self.params)
+        scope = build_scope(state, at, ctx, venue_id=state.profile.last_venue_id,
+                            enrollment=enrollment,
+                            step_id=step.step_id)
         if step.guard is not None and not step.guard.test(scope):
             effects.stats[f"{plan.key}|skipped:{step.step_id}"] += 1
         else:

@@ -5,14 +5,17 @@ Each view answers `.get(name)` lazily, so a condition pays only for the fields i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from engine.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, Aggregates, venue_histogram
 from engine.events import Event
 from engine.profile import Profile, top_key
-from engine.scoring import DEFAULT_PARAMS, BgNbdParams, profile_p_alive
+from engine.scoring import DEFAULT_PARAMS, BgNbdParams
 from engine.state import CustomerState, Enrollment
 from engine.timeutil import DAY_MS, iso_date_local
+from journeys_dsl.segments import EMPTY_MODEL, CustomerModel, LoyaltyTier, SegmentRule
 
 
 class _View(Mapping[str, Any]):
@@ -48,12 +51,22 @@ class EventView(_View):
         return default if value is None else value
 
 
+@dataclass
+class ScopeContext:
+    """What a shard knows beyond one customer: population aggregates and the models."""
+
+    aggregates: Aggregates
+    customer_model: CustomerModel = EMPTY_MODEL
+    params: BgNbdParams = DEFAULT_PARAMS
+
+
 class CustomerView(_View):
-    def __init__(self, state: CustomerState, now: int, params: BgNbdParams) -> None:
+    def __init__(self, state: CustomerState, now: int, context: ScopeContext) -> None:
         self._state = state
         self._profile = state.profile
         self._now = now
-        self._params = params
+        self._context = context
+        self._cache: dict[str, Any] = {}
 
     def get(self, name: str, default: Any = None) -> Any:
         getter = _CUSTOMER_DERIVED.get(name)
@@ -64,6 +77,41 @@ class CustomerView(_View):
         else:
             value = None
         return default if value is None else value
+
+    def _score(self, name: str) -> float | None:
+        scores = self._state.scores
+        return scores.get(name) if scores is not None else None
+
+    def _first_match(self, key: str, rules: Sequence[SegmentRule] | Sequence[LoyaltyTier]
+                     ) -> str | None:
+        if key not in self._cache:
+            scope = {"now": self._now, "customer": self}
+            self._cache[key] = next(
+                (rule_id(rule) for rule in rules
+                 if rule.condition is None or rule.condition.test(scope)), None)
+        result: str | None = self._cache[key]
+        return result
+
+    def segment(self) -> str | None:
+        return self._first_match("segment", self._context.customer_model.activity)
+
+    def check_tier(self) -> str | None:
+        return self._first_match("check_tier", self._context.customer_model.check_tier)
+
+    def loyalty_tier(self) -> str | None:
+        return self._first_match("loyalty_tier", self._context.customer_model.tiers)
+
+    def segments(self) -> list[str]:
+        scope = {"now": self._now, "customer": self}
+        model = self._context.customer_model
+        found = [s for s in (self.segment(), self.check_tier()) if s is not None]
+        found.extend(rule.segment_id for rule in model.segments
+                     if rule.condition is None or rule.condition.test(scope))
+        return found
+
+
+def rule_id(rule: SegmentRule | LoyaltyTier) -> str:
+    return rule.segment_id if isinstance(rule, SegmentRule) else rule.tier_id
 
 
 def _days_since(view: CustomerView, ts: int | None) -> float | None:
@@ -82,40 +130,56 @@ _CUSTOMER_DERIVED: dict[str, Any] = {
     "visits_30d": lambda v: v._profile.visits_within(v._now, 30),
     "visits_90d": lambda v: v._profile.visits_within(v._now, 90),
     "visits_365d": lambda v: v._profile.visits_within(v._now, 365),
+    "spend_365d": lambda v: v._profile.spend_within(v._now, 365),
     "days_since_last_visit": lambda v: _days_since(v, v._profile.last_visit_at),
     "days_since_first_visit": lambda v: _days_since(v, v._profile.first_visit_at),
     "avg_gap_days": lambda v: _avg_gap(v._profile),
-    "avg_spend": lambda v: (round(v._profile.total_spend / v._profile.visit_count, 2)
-                            if v._profile.visit_count else None),
+    "avg_spend": lambda v: v._profile.avg_spend,
     "avg_rating": lambda v: (v._profile.rating_sum / v._profile.rating_count
                              if v._profile.rating_count else None),
     "favourite_item": lambda v: top_key(v._profile.item_counts),
     "favourite_category": lambda v: top_key(v._profile.category_counts),
     "usual_daypart": lambda v: top_key(v._profile.daypart_counts),
     "usual_weekday": lambda v: top_key(v._profile.weekday_counts),
-    "p_alive": lambda v: profile_p_alive(v._profile.visit_count, v._profile.first_visit_at,
-                                         v._profile.last_visit_at, v._now, v._params),
+    "p_alive": lambda v: v._score("p_alive"),
+    "churn_risk": lambda v: v._score("churn_risk"),
+    "expected_visits": lambda v: v._score("expected_visits"),
+    "expected_spend": lambda v: v._score("expected_spend"),
+    "clv": lambda v: v._score("clv"),
+    "spend_percentile": lambda v: (v._context.aggregates.percentile(
+        SPEND_HISTOGRAM, v._profile.total_spend) if v._profile.visit_count else None),
+    "check_percentile": lambda v: v._context.aggregates.percentile(
+        CHECK_HISTOGRAM, v._profile.avg_spend),
+    "segment": CustomerView.segment,
+    "check_tier": CustomerView.check_tier,
+    "loyalty_tier": CustomerView.loyalty_tier,
+    "segments": CustomerView.segments,
 }
 _PROFILE_FIELDS = frozenset(Profile.__slots__)
 
 
 class VenueView(_View):
-    names = ("venue_id", "avg_amount", "visit_count")
+    names = ("venue_id", "avg_amount", "visit_count", "median_amount", "amount_p75")
 
-    def __init__(self, venue_id: str | None, stats: list[float] | None) -> None:
+    def __init__(self, venue_id: str | None, aggregates: Aggregates) -> None:
         self._venue_id = venue_id
-        self._stats = stats
+        self._aggregates = aggregates
 
     def get(self, name: str, default: Any = None) -> Any:
-        stats = self._stats
+        venue_id = self._venue_id
+        value: Any = None
         if name == "venue_id":
-            value: Any = self._venue_id
-        elif name == "visit_count":
-            value = int(stats[0]) if stats else None
-        elif name == "avg_amount":
-            value = round(stats[1] / stats[0], 2) if stats and stats[0] else None
-        else:
-            value = None
+            value = venue_id
+        elif venue_id is not None:
+            if name in ("visit_count", "avg_amount"):
+                counts = self._aggregates.venue_counts(venue_id)
+                if counts and counts[0]:
+                    value = int(counts[0]) if name == "visit_count" else round(
+                        counts[1] / counts[0], 2)
+            elif name == "median_amount":
+                value = self._aggregates.quantile(venue_histogram(venue_id), 0.5)
+            elif name == "amount_p75":
+                value = self._aggregates.quantile(venue_histogram(venue_id), 0.75)
         return default if value is None else value
 
 
@@ -167,16 +231,16 @@ class JourneyView(_View):
         return default if value is None else value
 
 
-def build_scope(state: CustomerState, now: int, *, event: Event | None = None,
-                venue: VenueView | None = None, enrollment: Enrollment | None = None,
-                step_id: str | None = None,
-                params: BgNbdParams = DEFAULT_PARAMS) -> dict[str, Any]:
+def build_scope(state: CustomerState, now: int, context: ScopeContext, *,
+                event: Event | None = None, venue_id: str | None = None,
+                enrollment: Enrollment | None = None,
+                step_id: str | None = None) -> dict[str, Any]:
     """The names an expression can read at `now`."""
     return {
         "now": now,
         "event": EventView(event) if event is not None else None,
-        "customer": CustomerView(state, now, params),
-        "venue": venue,
+        "customer": CustomerView(state, now, context),
+        "venue": VenueView(venue_id, context.aggregates),
         "offer": OfferView(state, enrollment, now),
         "journey": JourneyView(enrollment, step_id, now),
     }

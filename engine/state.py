@@ -58,6 +58,8 @@ class CustomerState:
     vouchers: dict[str, Voucher] = field(default_factory=dict)
     armed: dict[str, int] = field(default_factory=dict)
     recent_event_ids: list[str] = field(default_factory=list)
+    scores: dict[str, float] | None = None
+    """Scores as of the current batch; computed by the shard processor, never stored."""
 
     def next_due(self) -> int | None:
         """The earliest pending timer: an enrollment's step or an armed time-based entry."""

@@ -5,7 +5,7 @@ one MULTI/EXEC transaction and the layout works on Redis Cluster:
 
     {p:sN}:c:<customer_id>   customer state (orjson)
     {p:sN}:timers            sorted set: customer_id -> earliest due time (epoch ms)
-    {p:sN}:venues            hash: venue_id -> [visits, total amount] of this shard
+    {p:sN}:agg               hash: this shard's aggregates (engine.aggregates), orjson values
     {p:sN}:stats             hash: "<journey>@<version>|<counter>" -> count
     {p:sN}:applied           hash: source id -> last applied input position
     PREFIX:journeys          hash: "<journey>@<version>" -> the journey's source (JSON)
@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import redis
@@ -54,7 +55,7 @@ class ShardStore:
         tag = shard_tag(prefix, shard)
         self._customer_prefix = f"{tag}:c:"
         self.timers_key = f"{tag}:timers"
-        self.venues_key = f"{tag}:venues"
+        self.aggregates_key = f"{tag}:agg"
         self.stats_key = f"{tag}:stats"
         self.applied_key = f"{tag}:applied"
 
@@ -83,15 +84,15 @@ class ShardStore:
             raw_states.update(zip(missing, values, strict=True))
         return LoadedBatch(applied, raw_states, len(due))
 
-    def load_venues(self) -> dict[str, list[float]]:
-        """The shard's venue statistics (kept in memory by the shard's single owner)."""
-        raw: dict[bytes, bytes] = self.client.hgetall(self.venues_key)  # type: ignore[assignment]
+    def load_aggregates(self) -> dict[str, Any]:
+        """The shard's aggregates (kept in memory by the shard's single owner)."""
+        raw: dict[bytes, bytes] = self.client.hgetall(self.aggregates_key)  # type: ignore[assignment]
         return {k.decode(): orjson.loads(v) for k, v in raw.items()}
 
-    def commit(self, states: Iterable[CustomerState], venues: dict[str, list[float]],
-               changed_venues: Iterable[str], stats: Counter[str], source_id: str,
+    def commit(self, states: Iterable[CustomerState], aggregates: dict[str, Any],
+               changed: Iterable[str], stats: Counter[str], source_id: str,
                position: int) -> None:
-        """Write states, timers, venue statistics, counters and the position in one step."""
+        """Write states, timers, aggregates, counters and the position in one step."""
         pipe = self.client.pipeline(transaction=True)
         values: dict[str, bytes] = {}
         due_scores: dict[str, int] = {}
@@ -109,9 +110,9 @@ class ShardStore:
             pipe.zadd(self.timers_key, due_scores)
         if no_timer:
             pipe.zrem(self.timers_key, *no_timer)
-        venue_values = {v: orjson.dumps(venues[v]) for v in changed_venues}
-        if venue_values:
-            pipe.hset(self.venues_key, mapping=venue_values)  # type: ignore[arg-type]
+        values_changed = {k: orjson.dumps(aggregates[k]) for k in changed if k in aggregates}
+        if values_changed:
+            pipe.hset(self.aggregates_key, mapping=values_changed)  # type: ignore[arg-type]
         for name, count in sorted(stats.items()):
             if count:
                 pipe.hincrby(self.stats_key, name, count)

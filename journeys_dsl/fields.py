@@ -37,10 +37,18 @@ CUSTOMER_FIELDS: tuple[str, ...] = (
     "last_rating", "last_rating_at", "rating_count", "avg_rating", "favourite_item",
     "favourite_category", "last_items", "usual_daypart", "usual_weekday", "points",
     "points_earned", "points_spent", "tags", "vouchers_redeemed", "messages_opened",
-    "messages_clicked", "unsubscribed", "p_alive",
+    "messages_clicked", "unsubscribed", "distinct_items", "spend_365d",
+    # scores, refreshed at the end of every batch that touches the customer
+    "p_alive", "churn_risk", "expected_visits", "expected_spend", "clv",
+    # population percentiles (0 to 100) from streaming histograms
+    "spend_percentile", "check_percentile",
+    # from the segments file
+    "segment", "segments", "check_tier", "loyalty_tier",
 )
 
-VENUE_FIELDS: tuple[str, ...] = ("venue_id", "avg_amount", "visit_count")
+VENUE_FIELDS: tuple[str, ...] = (
+    "venue_id", "avg_amount", "visit_count", "median_amount", "amount_p75",
+)
 
 OFFER_FIELDS: tuple[str, ...] = (
     "issued", "redeemed", "expired", "code", "issued_at", "expires_at", "redeemed_at",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from engine.aggregates import Aggregates
 from engine.catalog import Catalog
 from engine.events import Event, validate_event
 from engine.runtime import MAX_STEPS_PER_ADVANCE, Effects, JourneyRuntime, stable_fraction
 from engine.state import CustomerState
-from engine.venues import VenueBook
 from journeys_dsl.loader import load_journey_text
 
 DAY = 86_400_000
@@ -28,20 +28,22 @@ class Customer:
     def __init__(self, *plans: Any, customer_id: str = "ann") -> None:
         self.runtime = JourneyRuntime(Catalog(plans))
         self.state = CustomerState(customer_id)
-        self.venues = VenueBook()
+        self.aggregates = Aggregates()
         self.effects = Effects()
 
     def event(self, kind: str, ts: int, **fields: Any) -> None:
         raw = {"event_id": f"e{next(_ids)}", "customer_id": self.state.customer_id,
                "type": kind, "ts": ts, **fields}
         event: Event = validate_event(raw)
-        self.runtime.apply_event(self.state, event, self.venues, self.effects)
+        self.runtime.apply_event(self.state, event, self.runtime.context(self.aggregates),
+                                 self.effects)
 
     def visit(self, ts: int, amount: float = 30.0) -> None:
         self.event("visit", ts, venue_id="v1", amount=amount)
 
     def advance(self, ts: int) -> None:
-        self.runtime.fire_due(self.state, ts, self.venues, self.effects)
+        self.runtime.fire_due(self.state, ts, self.runtime.context(self.aggregates),
+                              self.effects)
 
     def sent(self) -> list[tuple[str, float]]:
         return [(c["step"], round((_ms(c["send_at"]) - T0) / DAY, 3))

@@ -1,0 +1,156 @@
+"""Population aggregates: venue averages and streaming quantiles, per shard and chain-wide.
+
+Each shard keeps its own counts, written with its state in the same transaction, so a replay
+never counts a visit twice. Conditions read the chain-wide figure: this shard's live counts
+plus a snapshot of the other shards' counts, refreshed when the shard's clock enters a new
+hour (so a single-process replay still reads the same figures every time).
+
+Quantiles come from fixed-bin histograms on a logarithmic scale (5% wide bins from 0.5 to
+about 2 million): bounded memory, exact merging across shards, about 2.5% relative error.
+
+Keys of the aggregate hash:
+    v:<venue_id>        [visits, total amount]
+    h:spend             customers' lifetime spend   (one entry per customer, moved as it grows)
+    h:check             customers' average check    (likewise)
+    h:venue:<venue_id>  the venue's visit amounts   (one entry per visit)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+SPEND_HISTOGRAM = "h:spend"
+CHECK_HISTOGRAM = "h:check"
+BIN_RATIO = 1.05
+BIN_FLOOR = 0.5
+BIN_COUNT = 320
+_LOG_RATIO = math.log(BIN_RATIO)
+
+
+def venue_histogram(venue_id: str) -> str:
+    """The name of a venue's histogram of visit amounts."""
+    return f"h:venue:{venue_id}"
+
+
+def bin_of(value: float) -> int:
+    """The histogram bin of a non-negative amount (0 for amounts below the floor)."""
+    if value <= BIN_FLOOR:
+        return 0
+    return min(BIN_COUNT - 1, 1 + int(math.log(value / BIN_FLOOR) / _LOG_RATIO))
+
+
+def bin_value(index: int) -> float:
+    """A representative amount of a bin (its geometric middle)."""
+    if index == 0:
+        return 0.0
+    return BIN_FLOOR * BIN_RATIO ** (index - 0.5)
+
+
+class Aggregates:
+    """One shard's aggregates plus a snapshot of the other shards'."""
+
+    def __init__(self, own: dict[str, Any] | None = None,
+                 others: dict[str, Any] | None = None) -> None:
+        self.own: dict[str, Any] = own if own is not None else {}
+        self.others: dict[str, Any] = others if others is not None else {}
+        self.changed: set[str] = set()
+
+    # ---------------------------------------------------------------- writing
+    def record_visit(self, venue_id: str, amount: float) -> None:
+        key = f"v:{venue_id}"
+        counts = self.own.setdefault(key, [0, 0.0])
+        counts[0] += 1
+        counts[1] = round(counts[1] + amount, 2)
+        self.changed.add(key)
+        self.move(venue_histogram(venue_id), None, amount)
+
+    def move(self, name: str, old: float | None, new: float | None) -> None:
+        """Move one member of histogram `name` from the bin of `old` to the bin of `new`."""
+        old_bin = None if old is None else str(bin_of(old))
+        new_bin = None if new is None else str(bin_of(new))
+        if old_bin == new_bin:
+            return
+        histogram: dict[str, int] = self.own.setdefault(name, {})
+        if old_bin is not None:
+            left = histogram.get(old_bin, 0) - 1
+            if left:
+                histogram[old_bin] = left
+            else:
+                histogram.pop(old_bin, None)
+        if new_bin is not None:
+            histogram[new_bin] = histogram.get(new_bin, 0) + 1
+        self.changed.add(name)
+
+    # ---------------------------------------------------------------- reading
+    def venue_counts(self, venue_id: str | None) -> list[float] | None:
+        """[visits, total amount] of the venue across the chain, or None if never seen."""
+        if venue_id is None:
+            return None
+        key = f"v:{venue_id}"
+        own, other = self.own.get(key), self.others.get(key)
+        if other is None:
+            return own
+        if own is None:
+            return other
+        return [own[0] + other[0], own[1] + other[1]]
+
+    def percentile(self, name: str, value: float | None) -> float | None:
+        """The share (0 to 100) of the population below `value`, counting half of its bin."""
+        if value is None:
+            return None
+        below = same = total = 0
+        target = bin_of(value)
+        for histogram in (self.own.get(name), self.others.get(name)):
+            for key, count in (histogram or {}).items():
+                index = int(key)
+                total += count
+                if index < target:
+                    below += count
+                elif index == target:
+                    same += count
+        if total <= 0:
+            return None
+        return round(100.0 * (below + same / 2) / total, 2)
+
+    def quantile(self, name: str, share: float) -> float | None:
+        """The amount below which `share` (0 to 1) of the population lies."""
+        counts: dict[int, int] = {}
+        for histogram in (self.own.get(name), self.others.get(name)):
+            for key, count in (histogram or {}).items():
+                counts[int(key)] = counts.get(int(key), 0) + count
+        total = sum(counts.values())
+        if total <= 0:
+            return None
+        seen = 0
+        for index in sorted(counts):
+            seen += counts[index]
+            if seen >= share * total:
+                return round(bin_value(index), 2)
+        return round(bin_value(max(counts)), 2)
+
+    # ---------------------------------------------------------------- transactions
+    def snapshot_own(self) -> dict[str, Any]:
+        return {key: (dict(value) if isinstance(value, dict) else list(value))
+                for key, value in self.own.items()}
+
+    def restore_own(self, snapshot: dict[str, Any]) -> None:
+        self.own = snapshot
+        self.changed.clear()
+
+
+def merge(shards: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The sum of several shards' aggregates."""
+    total: dict[str, Any] = {}
+    for aggregates in shards:
+        for key, value in aggregates.items():
+            if isinstance(value, dict):
+                into: dict[str, int] = total.setdefault(key, {})
+                for bin_key, count in value.items():
+                    into[bin_key] = into.get(bin_key, 0) + count
+            else:
+                pair = total.setdefault(key, [0, 0.0])
+                pair[0] += value[0]
+                pair[1] = round(pair[1] + value[1], 2)
+    return total

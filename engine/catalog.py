@@ -25,6 +25,7 @@ class Catalog:
         self._current_ids: set[str] = set()
         for plan in plans:
             self.add(plan, current_candidate=True)
+        self._reindex()
 
     def add(self, plan: JourneyPlan, *, current_candidate: bool = False) -> None:
         """Register a plan; `current_candidate` plans compete to be the current version."""

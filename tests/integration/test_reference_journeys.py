@@ -158,12 +158,16 @@ def test_off_peak_nudge(tmp_path: Path, redis_url: str, key_prefix: str) -> None
 
 def test_vip_invitation_once(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
     engine = make_engine(tmp_path, redis_url, key_prefix, "07_vip_invitation.yaml")
-    events = [visit("ann", at(day), amount=amount)
-              for day, amount in ((0, 400.0), (10, 400.0), (20, 300.0), (30, 500.0))]
-    events += [visit("bob", at(day), amount=100.0) for day in (0, 10)]
+    # the chain's other guests spend 90 to 900 each: ann's 1,100 is in the top 25%
+    events = [visit(f"guest{i}", at(i % 5, 19), amount=90.0 * (i + 1)) for i in range(10)]
+    events += [visit("ann", at(day), amount=amount)
+               for day, amount in ((6, 400.0), (10, 400.0), (20, 300.0), (30, 500.0))]
+    events += [visit("bob", at(day), amount=100.0) for day in (6, 10)]
+    events.sort(key=lambda e: e["ts"])
     commands = engine.run(events)
     assert sends(commands, "ann") == [("invite", 20)]
     assert sends(commands, "bob") == []
+    assert sends(commands, "guest9") == []  # top 25% but below 1,000 of spend
 
 
 def test_points_expiry(tmp_path: Path, redis_url: str, key_prefix: str) -> None:

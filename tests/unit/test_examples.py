@@ -154,9 +154,10 @@ def test_off_peak_and_vip() -> None:
     assert nudge.offers["evening_points"].dayparts == ("dinner",)
     vip = journeys["vip_invitation"]
     assert vip.entry.condition is not None
-    customer = {"total_spend": 1200, "tags": []}
+    customer = {"total_spend": 1200, "tags": [], "segments": ["regular", "vip"]}
     assert vip.entry.condition.test({"customer": customer})
     assert not vip.entry.condition.test({"customer": {**customer, "tags": ["vip_invited"]}})
+    assert not vip.entry.condition.test({"customer": {**customer, "segments": ["regular"]}})
     assert plan.TagAction("vip_invited", remove=False) in vip.steps[0].actions
 
 

@@ -94,12 +94,12 @@ def _profile_entry(kind: str) -> str:
 
 def parse_journey(root: Node | None, filename: str) -> tuple[JourneySpec | None, list[Problem]]:
     """Validate a journey's node tree; the spec is None when the file is not a journey."""
-    parser = _Parser(filename)
+    parser = JourneyParser(filename)
     spec = parser.journey(root) if root is not None else None
     return spec, parser.problems
 
 
-class _Parser:
+class JourneyParser:
     def __init__(self, filename: str) -> None:
         self.filename = filename
         self.problems: list[Problem] = []

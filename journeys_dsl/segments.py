@@ -24,7 +24,7 @@ from pathlib import Path
 
 from journeys_dsl import plan
 from journeys_dsl.errors import JourneyValidationError, Problem, sort_problems
-from journeys_dsl.parser import Scope, _Parser
+from journeys_dsl.parser import JourneyParser, Scope
 from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode, SequenceNode, load_nodes
 
 DEFAULT_SEGMENTS = Path(__file__).resolve().parent / "defaults" / "segments.yaml"
@@ -71,7 +71,7 @@ class CustomerModel:
 EMPTY_MODEL = CustomerModel("", (), (), (), (), False, None)
 
 
-class _SegmentParser(_Parser):
+class _SegmentParser(JourneyParser):
     def model(self, root: Node) -> CustomerModel | None:
         top = self.mapping(root, "a segments file", "")
         if top is None:

@@ -14,7 +14,7 @@ import redis
 from engine.catalog import CatalogError
 from engine.events import EventError, parse_timestamp
 from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
-from engine.store import StateStoreError, read_stats
+from engine.store import StateStoreError
 from engine.summary import format_table
 from journeys_dsl.commands import schema_command, validate_command
 from journeys_dsl.errors import JourneyValidationError
@@ -79,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=3000)
     demo.add_argument("--days", type=int, default=365)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--redeem", type=float, default=0.45,
+                      help="share of issued vouchers the customers redeem (0: none)")
     demo.add_argument("--out", help="folder for events, commands and dead letters "
                                     "(default: a temporary folder)")
     _add_state_options(demo)
@@ -122,31 +124,22 @@ def _print_summary(summary: RunSummary) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from benchmarks.generator import ChainConfig, write_jsonl
+    from benchmarks.generator import ChainConfig
+    from engine.demo import describe, run_demo
 
+    chain = ChainConfig(seed=args.seed, customers=args.customers, days=args.days)
+    print(f"demo: {describe(chain, args.redeem)}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="journeys-demo-") as scratch:
         out = Path(args.out or scratch)
         out.mkdir(parents=True, exist_ok=True)
-        events = out / "events.jsonl"
-        count = write_jsonl(ChainConfig(seed=args.seed, customers=args.customers,
-                                        days=args.days), events)
-        print(f"generated {count} events for {args.customers} customers over {args.days} days "
-              f"in {events}", file=sys.stderr)
-        commands = out / "commands.jsonl"
-        commands.unlink(missing_ok=True)
-        plans = load_journeys([str(EXAMPLES)])
-        options = RunOptions(journeys=[str(EXAMPLES)], events=str(events),
-                             commands=str(commands),
-                             dead_letter=str(out / "dead-letter.jsonl"),
-                             redis_url=args.redis, state_dir=args.state_dir, shards=args.shards,
-                             prefix=args.prefix)
-        with redis_endpoint(options.redis_url, options.state_dir) as url:
-            summary = run_on(url, options, plans)
-            stats = read_stats(redis.Redis.from_url(url), options.prefix, options.shards)
-        _print_summary(summary)
-        print(format_table(stats, plans))
+        result = run_demo(chain, EXAMPLES, out, redemption_share=args.redeem,
+                          redis_url=args.redis, state_dir=args.state_dir, shards=args.shards,
+                          prefix=args.prefix)
+        _print_summary(result.summary)
+        print(format_table(result.stats, result.plans))
         if args.out:
-            print(f"\ncommands: {commands}", file=sys.stderr)
+            print(f"\nevents: {out / 'events.jsonl'}\ncommands: {out / 'commands.jsonl'}",
+                  file=sys.stderr)
     return 0
 
 

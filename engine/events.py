@@ -23,6 +23,8 @@ MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 MESSAGE_STATUSES = ("delivered", "opened", "clicked", "bounced", "unsubscribed", "failed")
 POINTS_KINDS = ("earned", "spent", "expired")
+DERIVED_FIELDS = frozenset({"item_names", "categories", "daypart"})
+"""Event fields the engine computes; the same names in the input are ignored."""
 _BIRTHDAY = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 
 
@@ -84,7 +86,8 @@ def validate_event(raw: Any, position: int = 0) -> Event:
         known = ", ".join(sorted(EVENT_FIELDS))
         raise EventError(f"unknown event type {event_type!r}; known types: {known}")
     ts, offset = parse_timestamp(raw.get("ts"))
-    data = {name: raw[name] for name in fields if name in raw and raw[name] is not None}
+    data = {name: raw[name] for name in fields
+            if name in raw and raw[name] is not None and name not in DERIVED_FIELDS}
     _VALIDATORS[event_type](data)
     return Event(event_id, customer_id, event_type, ts, data, position, offset)
 

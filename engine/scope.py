@@ -11,10 +11,10 @@ from typing import Any
 
 from engine.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, Aggregates, venue_histogram
 from engine.events import Event
-from engine.profile import Profile, top_key
+from engine.profile import Profile, daypart_of, top_key
 from engine.scoring import DEFAULT_PARAMS, BgNbdParams
 from engine.state import CustomerState, Enrollment
-from engine.timeutil import DAY_MS, iso_date_local
+from engine.timeutil import DAY_MS, iso_date_local, local_datetime
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel, LoyaltyTier, SegmentRule
 
 
@@ -37,11 +37,15 @@ class _View(Mapping[str, Any]):
 
 
 class EventView(_View):
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: Event, timezone: str | None) -> None:
         self._event = event
+        self._timezone = timezone
 
     def get(self, name: str, default: Any = None) -> Any:
         event = self._event
+        if name == "daypart":
+            hour = local_datetime(event.ts, self._timezone, event.utc_offset_s).hour
+            return daypart_of(hour)
         if name == "item_names":
             return [item["name"] for item in event.data.get("items", ())]
         if name == "categories":
@@ -238,7 +242,7 @@ def build_scope(state: CustomerState, now: int, context: ScopeContext, *,
     """The names an expression can read at `now`."""
     return {
         "now": now,
-        "event": EventView(event) if event is not None else None,
+        "event": EventView(event, state.profile.timezone) if event is not None else None,
         "customer": CustomerView(state, now, context),
         "venue": VenueView(venue_id, context.aggregates),
         "offer": OfferView(state, enrollment, now),

@@ -13,7 +13,7 @@ EVENT_COMMON: tuple[str, ...] = ("event_id", "customer_id", "type", "ts")
 EVENT_FIELDS: Mapping[str, tuple[str, ...]] = {
     "visit": (
         "venue_id", "amount", "currency", "items", "item_names", "categories",
-        "party_size", "channel", "source",
+        "party_size", "channel", "source", "daypart",
     ),
     "rating": ("stars", "text", "venue_id"),
     "voucher_redeemed": ("voucher_id", "venue_id"),

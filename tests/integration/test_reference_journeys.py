@@ -55,7 +55,8 @@ def test_impressed_newcomer(tmp_path: Path, redis_url: str, key_prefix: str) -> 
     first = engine.run(events)
     code = next(c["vars"]["voucher_code"] for c in first if c["customer_id"] == bob)
     later = engine.run([
-        event("voucher_redeemed", bob, at(3, 12, 30), voucher_id=code, venue_id="v1"),
+        visit(bob, at(3, 12, 30)),  # comes back for lunch and redeems the gift
+        event("voucher_redeemed", bob, at(3, 12, 31), voucher_id=code, venue_id="v1"),
         filler(40),
     ])
     commands = first + later
@@ -67,7 +68,7 @@ def test_impressed_newcomer(tmp_path: Path, redis_url: str, key_prefix: str) -> 
     stats = engine.stats()
     assert stats["impressed_newcomer@1|entered"] == 2
     assert stats["impressed_newcomer@1|entered_holdout"] == 1
-    assert stats["impressed_newcomer@1|goal"] == 1
+    assert stats["impressed_newcomer@1|goal"] == 1  # bob's second visit
     assert stats["impressed_newcomer@1|voucher_redeemed:dessert"] == 1
     thanks = next(c for c in commands if c["customer_id"] == ann and c["step"] == "thanks")
     assert thanks["vars"]["code"].startswith("DESSERT-")

@@ -102,7 +102,7 @@ def test_impressed_newcomer() -> None:
     assert not entry.condition.test({**scope, "venue": {"avg_amount": 90}})
     assert not entry.condition.test({**scope, "event": {"stars": 4}})
     assert journey.holdout == pytest.approx(0.1)
-    assert journey.goal == plan.Goal("voucher_redeemed", None, 15 * DAY)
+    assert journey.goal == plan.Goal("visit", None, 30 * DAY)  # a second visit
     dessert = journey.offers["dessert"]
     assert (dessert.dayparts, dessert.valid_for_s) == (("lunch",), 14 * DAY)
     thanks, reminder, check, vip = journey.steps

@@ -17,6 +17,7 @@ Keys of the aggregate hash:
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -54,8 +55,19 @@ class Aggregates:
     def __init__(self, own: dict[str, Any] | None = None,
                  others: dict[str, Any] | None = None) -> None:
         self.own: dict[str, Any] = own if own is not None else {}
-        self.others: dict[str, Any] = others if others is not None else {}
+        self._others: dict[str, Any] = others if others is not None else {}
         self.changed: set[str] = set()
+        self._cdf: dict[str, tuple[list[int], list[int]]] = {}
+
+    @property
+    def others(self) -> dict[str, Any]:
+        """The other shards' aggregates, as of the last refresh."""
+        return self._others
+
+    @others.setter
+    def others(self, value: dict[str, Any]) -> None:
+        self._others = value
+        self._cdf.clear()
 
     # ---------------------------------------------------------------- writing
     def record_visit(self, venue_id: str, amount: float) -> None:
@@ -72,6 +84,7 @@ class Aggregates:
         new_bin = None if new is None else str(bin_of(new))
         if old_bin == new_bin:
             return
+        self._cdf.pop(name, None)
         histogram: dict[str, int] = self.own.setdefault(name, {})
         if old_bin is not None:
             left = histogram.get(old_bin, 0) - 1
@@ -96,39 +109,44 @@ class Aggregates:
             return other
         return [own[0] + other[0], own[1] + other[1]]
 
+    def _distribution(self, name: str) -> tuple[list[int], list[int]]:
+        """Sorted bins of histogram `name` (all shards) and the running count up to each."""
+        cached = self._cdf.get(name)
+        if cached is None:
+            counts: dict[int, int] = {}
+            for histogram in (self.own.get(name), self._others.get(name)):
+                for key, count in (histogram or {}).items():
+                    counts[int(key)] = counts.get(int(key), 0) + count
+            bins = sorted(index for index, count in counts.items() if count > 0)
+            running, cumulative = 0, []
+            for index in bins:
+                running += counts[index]
+                cumulative.append(running)
+            cached = self._cdf[name] = (bins, cumulative)
+        return cached
+
     def percentile(self, name: str, value: float | None) -> float | None:
         """The share (0 to 100) of the population below `value`, counting half of its bin."""
         if value is None:
             return None
-        below = same = total = 0
-        target = bin_of(value)
-        for histogram in (self.own.get(name), self.others.get(name)):
-            for key, count in (histogram or {}).items():
-                index = int(key)
-                total += count
-                if index < target:
-                    below += count
-                elif index == target:
-                    same += count
-        if total <= 0:
+        bins, cumulative = self._distribution(name)
+        if not bins:
             return None
-        return round(100.0 * (below + same / 2) / total, 2)
+        target = bin_of(value)
+        at = bisect.bisect_left(bins, target)
+        below = cumulative[at - 1] if at > 0 else 0
+        same = 0
+        if at < len(bins) and bins[at] == target:
+            same = cumulative[at] - below
+        return round(100.0 * (below + same / 2) / cumulative[-1], 2)
 
     def quantile(self, name: str, share: float) -> float | None:
         """The amount below which `share` (0 to 1) of the population lies."""
-        counts: dict[int, int] = {}
-        for histogram in (self.own.get(name), self.others.get(name)):
-            for key, count in (histogram or {}).items():
-                counts[int(key)] = counts.get(int(key), 0) + count
-        total = sum(counts.values())
-        if total <= 0:
+        bins, cumulative = self._distribution(name)
+        if not bins:
             return None
-        seen = 0
-        for index in sorted(counts):
-            seen += counts[index]
-            if seen >= share * total:
-                return round(bin_value(index), 2)
-        return round(bin_value(max(counts)), 2)
+        at = bisect.bisect_left(cumulative, share * cumulative[-1])
+        return round(bin_value(bins[min(at, len(bins) - 1)]), 2)
 
     # ---------------------------------------------------------------- transactions
     def snapshot_own(self) -> dict[str, Any]:
@@ -138,6 +156,7 @@ class Aggregates:
     def restore_own(self, snapshot: dict[str, Any]) -> None:
         self.own = snapshot
         self.changed.clear()
+        self._cdf.clear()
 
 
 def merge(shards: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -13,7 +13,9 @@ import redis
 
 from engine.catalog import CatalogError
 from engine.events import EventError, parse_timestamp
+from engine.fit_command import fit_command
 from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
+from engine.scoring import ScoreModelError
 from engine.store import StateStoreError
 from engine.summary import format_table
 from journeys_dsl.commands import schema_command, validate_command
@@ -34,7 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-    except (CatalogError, EventError, StateStoreError, redis.RedisError, OSError) as exc:
+    except (CatalogError, EventError, ScoreModelError, StateStoreError, redis.RedisError,
+            OSError) as exc:
         print(f"journeys: {exc}", file=sys.stderr)
         return 2
 
@@ -56,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--commands", default="-", help="where message commands go (- = stdout)")
     run.add_argument("--segments", help="segments and loyalty tiers (default: the shipped "
                                         "journeys_dsl/defaults/segments.yaml)")
+    run.add_argument("--scores", help="score model parameters written by `journeys fit` "
+                                      "(default: restaurant defaults in days)")
     run.add_argument("--dead-letter", default="dead-letter.jsonl",
                      help="where events that cannot be applied go, with the reason")
     _add_state_options(run)
@@ -73,6 +78,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--source-id", help="name of the input for resuming (default: its path)")
     run.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
     run.set_defaults(handler=_run)
+
+    fit = commands.add_parser("fit", help="fit BG/NBD and Gamma-Gamma to a transaction log")
+    fit.add_argument("path", help="CSV with customer_id,date,amount, or events JSONL")
+    fit.add_argument("--unit", choices=("day", "week"), default="week",
+                     help="the time unit of the parameters (default week)")
+    fit.add_argument("--calibration-end", help="last day of the calibration period "
+                                               "(default: the last transaction's day)")
+    fit.add_argument("--out", help="write the parameters here, for `journeys run --scores`")
+    fit.set_defaults(handler=lambda a: fit_command(
+        a.path, unit=a.unit, calibration_end=a.calibration_end, out=a.out,
+        stdout=sys.stdout, stderr=sys.stderr))
 
     demo = commands.add_parser("demo", help="generate a venue chain's year and run the "
                                             "ten reference journeys on it")
@@ -101,6 +117,7 @@ def _run(args: argparse.Namespace) -> int:
     until = parse_timestamp(args.until)[0] if args.until else None
     options = RunOptions(
         journeys=args.journeys, events=args.events, segments=args.segments,
+        scores=args.scores,
         commands=args.commands,
         dead_letter=args.dead_letter, redis_url=args.redis, state_dir=args.state_dir,
         clock=args.clock, shards=args.shards, prefix=args.prefix, source_id=args.source_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.timeutil import iso_date_local, iso_utc
@@ -48,7 +49,7 @@ def build_command(state: CustomerState, plan: JourneyPlan, enrollment: Enrollmen
         variables["voucher_expires_on"] = first["expires_on"]
         variables["offers"] = offers
     for name, expression in action.variables:
-        variables[name] = expression.evaluate(scope)
+        variables[name] = _plain(expression.evaluate(scope))
     return {
         "command_id": command_id(state.customer_id, plan.key, enrollment.seq, step_id,
                                  action_index),
@@ -73,3 +74,10 @@ def _address(email: str | None, phone: str | None, channel: str) -> str | None:
     if channel in ("sms", "whatsapp"):
         return phone
     return None
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready value: lazy views (such as customer.segments) become lists of keys."""
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        return list(value)
+    return value

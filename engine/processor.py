@@ -6,6 +6,7 @@ Plain Python with no dataflow-runtime import: the dataflow only feeds it batches
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from engine.aggregates import Aggregates, merge
 from engine.catalog import Catalog
 from engine.events import Event, encode_event
 from engine.runtime import DuplicateEvent, Effects, JourneyRuntime
-from engine.scoring import DEFAULT_PARAMS, BgNbdParams
+from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.scoring_batch import score_states
 from engine.state import CustomerState
 from engine.store import ShardStore
@@ -58,17 +59,19 @@ class ShardProcessor:
     """Owns the shards routed to it; one instance per worker."""
 
     def __init__(self, client: redis.Redis, catalog: Catalog, *, prefix: str, source_id: str,
-                 shards: int, params: BgNbdParams = DEFAULT_PARAMS,
+                 shards: int, score_model: ScoreModel = DEFAULT_MODEL,
                  customer_model: CustomerModel = EMPTY_MODEL, due_chunk: int = 5000) -> None:
         self.client = client
         self.due_chunk = due_chunk
         self.prefix = prefix
         self.source_id = source_id
         self.shard_count = shards
-        self.runtime = JourneyRuntime(catalog, params, customer_model)
+        self.runtime = JourneyRuntime(catalog, score_model, customer_model)
         self._stores: dict[int, ShardStore] = {}
         self._aggregates: dict[int, Aggregates] = {}
         self._aggregates_hour: dict[int, int] = {}
+        self.scoring_seconds = 0.0
+        """Time spent scoring batches, for benchmarks."""
 
     def _store(self, shard: int) -> ShardStore:
         store = self._stores.get(shard)
@@ -113,7 +116,9 @@ class ShardProcessor:
         states = {cid: CustomerState.from_bytes(cid, raw)
                   for cid, raw in loaded.raw_states.items()}
         snapshot = aggregates.snapshot_own()
-        score_states(states.values(), batch.clock, self.runtime.params)
+        began = time.perf_counter()
+        score_states(list(states.values()), batch.clock, self.runtime.score_model)
+        self.scoring_seconds += time.perf_counter() - began
         ctx = self.runtime.context(aggregates)
         effects = Effects()
         for event in sorted(events, key=_event_order):

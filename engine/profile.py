@@ -36,6 +36,7 @@ class Profile:
     language: str | None = None
     consents: dict[str, bool] = field(default_factory=dict)
     first_visit_at: int | None = None
+    first_visit_amount: float | None = None
     last_visit_at: int | None = None
     visit_count: int = 0
     recent_visits: list[int] = field(default_factory=list)
@@ -110,6 +111,7 @@ class Profile:
         self.total_spend = round(self.total_spend + amount, 2)
         if self.first_visit_at is None or ts < self.first_visit_at:
             self.first_visit_at = ts
+            self.first_visit_amount = amount
         if len(self.recent_amounts) != len(self.recent_visits):  # state from before amounts
             self.recent_amounts = [0.0] * len(self.recent_visits)
         at = bisect.bisect_right(self.recent_visits, ts)

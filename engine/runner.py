@@ -16,7 +16,8 @@ from engine.catalog import Catalog
 from engine.dataflow import FlowConfig, build_flow
 from engine.embedded_redis import EmbeddedRedis
 from engine.routing import ClockMode, RunCounters
-from engine.scoring import DEFAULT_PARAMS, BgNbdParams
+from engine.scoring import DEFAULT_MODEL, ScoreModel, load_model
+from engine.scoring_kernels import warm_up
 from engine.store import check_shard_count, min_applied_position
 from engine.versions import sync_versions
 from journeys_dsl.loader import load_journeys
@@ -34,6 +35,8 @@ class RunOptions:
     events: str
     segments: str | None = None
     """The segments file; None for the defaults shipped with the engine."""
+    scores: str | None = None
+    """Score model parameters written by `journeys fit`; None for the defaults."""
     commands: str = "-"
     dead_letter: str = "dead-letter.jsonl"
     redis_url: str | None = None
@@ -74,16 +77,16 @@ def redis_endpoint(url: str | None, state_dir: str | None = None) -> Iterator[st
 
 
 def run(options: RunOptions, plans: Sequence[JourneyPlan] | None = None,
-        params: BgNbdParams = DEFAULT_PARAMS) -> RunSummary:
+        score_model: ScoreModel | None = None) -> RunSummary:
     """Run the journeys over the events file and return the run's totals."""
     if plans is None:
         plans = load_journeys(options.journeys)
     with redis_endpoint(options.redis_url, options.state_dir) as url:
-        return run_on(url, options, plans, params)
+        return run_on(url, options, plans, score_model)
 
 
 def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
-           params: BgNbdParams = DEFAULT_PARAMS) -> RunSummary:
+           score_model: ScoreModel | None = None) -> RunSummary:
     """Run against the Redis server at `url`."""
     client = redis.Redis.from_url(url)
     catalog = Catalog(plans)
@@ -99,7 +102,10 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
         start_position=start, batch_lines=options.batch_lines, tail=options.tail,
         tick_s=options.tick_s, until_ms=options.until_ms, idle_exit_s=options.idle_exit_s,
     )
-    flow = build_flow(config, catalog, counters, params, load_segments(options.segments))
+    if score_model is None:
+        score_model = load_model(options.scores) if options.scores else DEFAULT_MODEL
+    warm_up()
+    flow = build_flow(config, catalog, counters, score_model, load_segments(options.segments))
     began = time.perf_counter()
     cli_main(flow, workers_per_process=options.workers)
     seconds = time.perf_counter() - began

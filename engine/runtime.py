@@ -18,7 +18,7 @@ from engine.commands import build_command
 from engine.events import Event
 from engine.profile import daypart_of
 from engine.scope import CustomerView, ScopeContext, build_scope
-from engine.scoring import DEFAULT_PARAMS, BgNbdParams, p_alive_crossing_ms
+from engine.scoring import DEFAULT_MODEL, ScoreModel, p_alive_crossing_ms
 from engine.state import CustomerState, Enrollment, Voucher
 from engine.timeutil import at_local_time, iso_date_local, local_datetime, next_yearly
 from journeys_dsl.plan import (
@@ -60,16 +60,16 @@ class DuplicateEvent(ValueError):
 class JourneyRuntime:
     """Applies events and fires timers for one customer at a time."""
 
-    def __init__(self, catalog: Catalog, params: BgNbdParams = DEFAULT_PARAMS,
+    def __init__(self, catalog: Catalog, score_model: ScoreModel = DEFAULT_MODEL,
                  customer_model: CustomerModel = EMPTY_MODEL) -> None:
         self.catalog = catalog
-        self.params = params
+        self.score_model = score_model
         self.customer_model = customer_model
 
     # ------------------------------------------------------------------ events
     def context(self, aggregates: Aggregates) -> ScopeContext:
         """The scope context of a shard with these aggregates."""
-        return ScopeContext(aggregates, self.customer_model, self.params)
+        return ScopeContext(aggregates, self.customer_model, self.score_model)
 
     def apply_event(self, state: CustomerState, event: Event, ctx: ScopeContext,
                     effects: Effects) -> None:
@@ -214,7 +214,8 @@ class JourneyRuntime:
                 else:
                     due = p_alive_crossing_ms(profile.visit_count, profile.first_visit_at,
                                               profile.last_visit_at, entry.threshold,
-                                              self.params)
+                                              self.score_model.bgnbd,
+                                              unit_days=self.score_model.unit_days)
                 if due is None:
                     state.armed.pop(journey_id, None)
                 else:

@@ -12,7 +12,8 @@ from typing import Any
 from engine.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, Aggregates, venue_histogram
 from engine.events import Event
 from engine.profile import Profile, daypart_of, top_key
-from engine.scoring import DEFAULT_PARAMS, BgNbdParams
+from engine.scoring import DEFAULT_MODEL, ScoreModel
+from engine.scoring_batch import score_states
 from engine.state import CustomerState, Enrollment
 from engine.timeutil import DAY_MS, iso_date_local, local_datetime
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel, LoyaltyTier, SegmentRule
@@ -61,7 +62,7 @@ class ScopeContext:
 
     aggregates: Aggregates
     customer_model: CustomerModel = EMPTY_MODEL
-    params: BgNbdParams = DEFAULT_PARAMS
+    score_model: ScoreModel = DEFAULT_MODEL
 
 
 class CustomerView(_View):
@@ -83,7 +84,11 @@ class CustomerView(_View):
         return default if value is None else value
 
     def _score(self, name: str) -> float | None:
-        scores = self._state.scores
+        """A score from the batch's computation; one customer is rescored after a visit."""
+        state, profile = self._state, self._profile
+        if state.scores_basis != (profile.visit_count, profile.total_spend):
+            score_states([state], self._now, self._context.score_model)
+        scores = state.scores
         return scores.get(name) if scores is not None else None
 
     def _first_match(self, key: str, rules: Sequence[SegmentRule] | Sequence[LoyaltyTier]
@@ -105,13 +110,42 @@ class CustomerView(_View):
     def loyalty_tier(self) -> str | None:
         return self._first_match("loyalty_tier", self._context.customer_model.tiers)
 
-    def segments(self) -> list[str]:
-        scope = {"now": self._now, "customer": self}
-        model = self._context.customer_model
+    def segments(self) -> SegmentSet:
+        return SegmentSet(self)
+
+    def in_segment(self, segment_id: str) -> bool:
+        """Whether the customer is in one segment, evaluating only that segment's rule."""
+        if segment_id in (self.segment(), self.check_tier()):
+            return True
+        key = f"segment:{segment_id}"
+        if key not in self._cache:
+            rule = self._context.customer_model.segment_rule(segment_id)
+            self._cache[key] = rule is not None and (
+                rule.condition is None
+                or rule.condition.test({"now": self._now, "customer": self}))
+        return bool(self._cache[key])
+
+    def segment_list(self) -> list[str]:
         found = [s for s in (self.segment(), self.check_tier()) if s is not None]
-        found.extend(rule.segment_id for rule in model.segments
-                     if rule.condition is None or rule.condition.test(scope))
+        found.extend(rule.segment_id for rule in self._context.customer_model.segments
+                     if self.in_segment(rule.segment_id))
         return found
+
+
+class SegmentSet(_View):
+    """`customer.segments`: `"vip" in customer.segments` evaluates the vip rule alone."""
+
+    def __init__(self, customer: CustomerView) -> None:
+        self._customer = customer
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return True if self._customer.in_segment(name) else default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._customer.segment_list())
+
+    def __len__(self) -> int:
+        return len(self._customer.segment_list())
 
 
 def rule_id(rule: SegmentRule | LoyaltyTier) -> str:

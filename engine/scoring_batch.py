@@ -1,18 +1,54 @@
-"""Scores of a batch's customers, computed together at the batch's clock."""
+"""Scores of a batch's customers, computed together by one Numba kernel at the batch's clock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
-from engine.scoring import BgNbdParams, profile_p_alive
+import numpy as np
+
+from engine.scoring import ScoreModel
+from engine.scoring_kernels import score_batch
 from engine.state import CustomerState
+from engine.timeutil import DAY_MS
 
 
-def score_states(states: Iterable[CustomerState], clock: int, params: BgNbdParams) -> None:
-    """Set `state.scores` of every customer with a visit, as of `clock`."""
+def score_states(states: Sequence[CustomerState], clock: int, model: ScoreModel) -> None:
+    """Set `state.scores` of every customer with a visit, as of `clock`; others get None.
+
+    Inputs follow the models' conventions: x is the number of repeat visits, t_x the time of
+    the last visit and T the age, both since the first visit, in the model's time unit;
+    monetary is the mean amount of the repeat visits.
+    """
+    scored = [s for s in states if s.profile.first_visit_at is not None
+              and s.profile.last_visit_at is not None]
     for state in states:
+        state.scores = None
+        state.scores_basis = None
+    if not scored:
+        return
+    count = len(scored)
+    x = np.empty(count)
+    t_x = np.empty(count)
+    age = np.empty(count)
+    monetary = np.empty(count)
+    unit_ms = DAY_MS * model.unit_days
+    for index, state in enumerate(scored):
         profile = state.profile
-        p_alive = profile_p_alive(profile.visit_count, profile.first_visit_at,
-                                  profile.last_visit_at, clock, params)
-        state.scores = None if p_alive is None else {"p_alive": p_alive,
-                                                     "churn_risk": 1.0 - p_alive}
+        first = profile.first_visit_at or 0
+        repeats = profile.visit_count - 1
+        x[index] = repeats
+        t_x[index] = ((profile.last_visit_at or first) - first) / unit_ms
+        age[index] = max(clock - first, 0) / unit_ms
+        monetary[index] = ((profile.total_spend - (profile.first_visit_amount or 0.0)) / repeats
+                           if repeats > 0 else 0.0)
+    np.maximum(age, t_x, out=age)
+    result = score_batch(x, t_x, age, monetary, model)
+    for index, state in enumerate(scored):
+        state.scores_basis = (state.profile.visit_count, state.profile.total_spend)
+        state.scores = {
+            "p_alive": float(result.p_alive[index]),
+            "churn_risk": float(result.churn_risk[index]),
+            "expected_visits": float(result.expected_visits[index]),
+            "expected_spend": float(result.expected_spend[index]),
+            "clv": float(result.clv[index]),
+        }

@@ -60,6 +60,8 @@ class CustomerState:
     recent_event_ids: list[str] = field(default_factory=list)
     scores: dict[str, float] | None = None
     """Scores as of the current batch; computed by the shard processor, never stored."""
+    scores_basis: tuple[int, float] | None = None
+    """(visit count, total spend) the scores were computed from; a visit makes them stale."""
 
     def next_due(self) -> int | None:
         """The earliest pending timer: an enrollment's step or an armed time-based entry."""

@@ -63,6 +63,10 @@ class CustomerModel:
     accrue_points: bool
     points_expire_after_s: int | None
 
+    def segment_rule(self, segment_id: str) -> SegmentRule | None:
+        """The non-exclusive segment rule with this id, if any."""
+        return next((rule for rule in self.segments if rule.segment_id == segment_id), None)
+
     def segment_ids(self) -> tuple[str, ...]:
         return tuple(rule.segment_id for rule in (*self.activity, *self.check_tier,
                                                   *self.segments))

@@ -105,6 +105,9 @@ def test_activity_segments_follow_the_visits_and_the_clock() -> None:
     assert ann.view(10).get("segment") == "regular"
     assert ann.view(41).get("segment") == "sleeping"  # 32 days after the last visit
     assert "sleeping" in ann.view(41).get("segments")
+    # alone in the chain: the median check; four visits in nine days, then 32 days idle
+    assert ann.view(41).get("p_alive") < 0.5
+    assert list(ann.view(41).get("segments")) == ["sleeping", "medium", "at_risk"]
 
 
 def test_check_tiers_and_vip_come_from_the_population() -> None:

@@ -12,17 +12,31 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numba
 import numpy as np
+import orjson
+import redis
 from numpy.typing import NDArray
 
+from benchmarks.generator import ChainConfig, generate_events
+from engine.catalog import Catalog
+from engine.processor import ShardBatch, ShardProcessor
+from engine.routing import BatchRouter, RawBatch
+from engine.runner import redis_endpoint
 from engine.scoring import DEFAULT_MODEL, ScoreModel
+from engine.scoring_batch import SCORING_TIME
 from engine.scoring_kernels import SERIES_EPS, discount_factor, score_batch, warm_up
+from journeys_dsl.loader import load_journeys
+from journeys_dsl.segments import load_segments
 
 FloatArray = NDArray[np.float64]
 Batch = tuple[FloatArray, FloatArray, FloatArray, FloatArray]
 Scorer = Callable[[Batch, ScoreModel], FloatArray]
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "journeys"
 
 
 def population(customers: int, seed: int = 7) -> Batch:
@@ -129,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Customers scored per second, three ways.")
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--chain-customers", type=int, default=1500,
+                        help="customers of the generated chain whose year the shard processor "
+                             "runs to measure the share of scoring (0: skip)")
+    parser.add_argument("--redis", help="Redis URL for that run (default: embedded)")
     args = parser.parse_args(argv)
     if args.customers < 100:
         parser.error("--customers must be at least 100")
@@ -151,7 +169,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     spread = max(float(np.max(np.abs(r - reference) / np.maximum(np.abs(reference), 1e-300)))
                  for r in results.values())
     print(f"largest relative CLV difference between implementations: {spread:.1e}")
+    if args.chain_customers:
+        print()
+        print(processor_share(args.chain_customers, args.seed, args.redis))
     return 0
+
+
+def processor_share(customers: int, seed: int, redis_url: str | None) -> str:
+    """The share of the shard processor's time spent scoring, on a generated chain's year."""
+    chain = ChainConfig(seed=seed, customers=customers, days=365, ts_format="ms")
+    lines = [orjson.dumps(event) for event in generate_events(chain)]
+    catalog = Catalog(load_journeys([str(EXAMPLES)]))
+    with redis_endpoint(redis_url) as url:
+        client = redis.Redis.from_url(url)
+        prefix = f"bench-scoring-{seed}-{time.time_ns()}"
+        shards = 4
+        processor = ShardProcessor(client, catalog, prefix=prefix, source_id="bench",
+                                   shards=shards, customer_model=load_segments())
+        router = BatchRouter(shards, "bench")
+        before = SCORING_TIME.seconds
+        started = time.perf_counter()
+        for start in range(0, len(lines), 2000):
+            chunk = [(start + i, line) for i, line in enumerate(lines[start:start + 2000])]
+            for _, batch in router.route(RawBatch(chunk, chunk[-1][0])):
+                if isinstance(batch, ShardBatch):
+                    processor.process(batch)
+        total = time.perf_counter() - started
+        scoring = SCORING_TIME.seconds - before
+        for key in client.scan_iter(match=f"*{prefix}*"):
+            client.delete(key)
+    return (f"shard processor on {len(lines):,} events ({customers} customers, one year, "
+            f"{len(catalog.current)} journeys, real Redis): {len(lines) / total:,.0f} events/s, "
+            f"{scoring / total:.1%} of the time in scoring ({scoring:.2f} s of {total:.2f} s)")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Keys of the aggregate hash:
     v:<venue_id>        [visits, total amount]
     h:spend             customers' lifetime spend   (one entry per customer, moved as it grows)
     h:check             customers' average check    (likewise)
+    h:visits            customers' number of visits (likewise)
     h:venue:<venue_id>  the venue's visit amounts   (one entry per visit)
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 
 SPEND_HISTOGRAM = "h:spend"
 CHECK_HISTOGRAM = "h:check"
+VISITS_HISTOGRAM = "h:visits"
 BIN_RATIO = 1.05
 BIN_FLOOR = 0.5
 BIN_COUNT = 320

@@ -6,7 +6,6 @@ Plain Python with no dataflow-runtime import: the dataflow only feeds it batches
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,8 +69,6 @@ class ShardProcessor:
         self._stores: dict[int, ShardStore] = {}
         self._aggregates: dict[int, Aggregates] = {}
         self._aggregates_hour: dict[int, int] = {}
-        self.scoring_seconds = 0.0
-        """Time spent scoring batches, for benchmarks."""
 
     def _store(self, shard: int) -> ShardStore:
         store = self._stores.get(shard)
@@ -116,9 +113,7 @@ class ShardProcessor:
         states = {cid: CustomerState.from_bytes(cid, raw)
                   for cid, raw in loaded.raw_states.items()}
         snapshot = aggregates.snapshot_own()
-        began = time.perf_counter()
         score_states(list(states.values()), batch.clock, self.runtime.score_model)
-        self.scoring_seconds += time.perf_counter() - began
         ctx = self.runtime.context(aggregates)
         effects = Effects()
         for event in sorted(events, key=_event_order):

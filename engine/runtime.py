@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, Aggregates
+from engine.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, VISITS_HISTOGRAM, Aggregates
 from engine.catalog import Catalog
 from engine.commands import build_command
 from engine.events import Event
@@ -104,6 +104,7 @@ class JourneyRuntime:
         aggregates.record_visit(event.data["venue_id"], amount)
         aggregates.move(SPEND_HISTOGRAM, spend_before, profile.total_spend)
         aggregates.move(CHECK_HISTOGRAM, check_before, profile.avg_spend)
+        aggregates.move(VISITS_HISTOGRAM, profile.visit_count - 1 or None, profile.visit_count)
         model = self.customer_model
         if model.accrue_points and model.tiers:
             tier = CustomerView(state, event.ts, ctx).loyalty_tier()

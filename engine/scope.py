@@ -9,7 +9,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, Aggregates, venue_histogram
+from engine.aggregates import (
+    CHECK_HISTOGRAM,
+    SPEND_HISTOGRAM,
+    VISITS_HISTOGRAM,
+    Aggregates,
+    venue_histogram,
+)
 from engine.events import Event
 from engine.profile import Profile, daypart_of, top_key
 from engine.scoring import DEFAULT_MODEL, ScoreModel
@@ -156,6 +162,21 @@ def _days_since(view: CustomerView, ts: int | None) -> float | None:
     return None if ts is None else (view._now - ts) / DAY_MS
 
 
+RECENCY_DAYS = (7, 30, 90, 180)
+"""Days since the last visit up to which the recency score is 5, 4, 3 and 2 (else 1)."""
+
+
+def _recency_score(days: float | None) -> int | None:
+    if days is None:
+        return None
+    return 5 - sum(days > limit for limit in RECENCY_DAYS)
+
+
+def _quintile(percentile: float | None) -> int | None:
+    """1 to 5 from a percentile: the bottom fifth scores 1, the top fifth 5."""
+    return None if percentile is None else min(5, 1 + int(percentile // 20))
+
+
 def _avg_gap(profile: Profile) -> float | None:
     if profile.visit_count < 2 or profile.first_visit_at is None or profile.last_visit_at is None:
         return None
@@ -188,6 +209,13 @@ _CUSTOMER_DERIVED: dict[str, Any] = {
         SPEND_HISTOGRAM, v._profile.total_spend) if v._profile.visit_count else None),
     "check_percentile": lambda v: v._context.aggregates.percentile(
         CHECK_HISTOGRAM, v._profile.avg_spend),
+    "frequency_percentile": lambda v: (v._context.aggregates.percentile(
+        VISITS_HISTOGRAM, v._profile.visit_count) if v._profile.visit_count else None),
+    "r_score": lambda v: _recency_score(_days_since(v, v._profile.last_visit_at)),
+    "f_score": lambda v: _quintile(v.get("frequency_percentile")),
+    "m_score": lambda v: _quintile(v.get("check_percentile")),
+    "rfm": lambda v: (None if not v._profile.visit_count else
+                      f"{v.get('r_score')}{v.get('f_score')}{v.get('m_score')}"),
     "segment": CustomerView.segment,
     "check_tier": CustomerView.check_tier,
     "loyalty_tier": CustomerView.loyalty_tier,

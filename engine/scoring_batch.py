@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -12,6 +14,18 @@ from engine.state import CustomerState
 from engine.timeutil import DAY_MS
 
 
+@dataclass
+class ScoringTime:
+    """Time spent in `score_states` in this process, and customers scored (for benchmarks)."""
+
+    seconds: float = 0.0
+    customers: int = 0
+    calls: int = 0
+
+
+SCORING_TIME = ScoringTime()
+
+
 def score_states(states: Sequence[CustomerState], clock: int, model: ScoreModel) -> None:
     """Set `state.scores` of every customer with a visit, as of `clock`; others get None.
 
@@ -19,6 +33,16 @@ def score_states(states: Sequence[CustomerState], clock: int, model: ScoreModel)
     the last visit and T the age, both since the first visit, in the model's time unit;
     monetary is the mean amount of the repeat visits.
     """
+    began = time.perf_counter()
+    try:
+        _score(states, clock, model)
+    finally:
+        SCORING_TIME.seconds += time.perf_counter() - began
+        SCORING_TIME.customers += len(states)
+        SCORING_TIME.calls += 1
+
+
+def _score(states: Sequence[CustomerState], clock: int, model: ScoreModel) -> None:
     scored = [s for s in states if s.profile.first_visit_at is not None
               and s.profile.last_visit_at is not None]
     for state in states:

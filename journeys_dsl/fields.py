@@ -41,7 +41,9 @@ CUSTOMER_FIELDS: tuple[str, ...] = (
     # scores, refreshed at the end of every batch that touches the customer
     "p_alive", "churn_risk", "expected_visits", "expected_spend", "clv",
     # population percentiles (0 to 100) from streaming histograms
-    "spend_percentile", "check_percentile",
+    "spend_percentile", "check_percentile", "frequency_percentile",
+    # recency, frequency and monetary scores, 1 to 5 each, and the three as "545"
+    "r_score", "f_score", "m_score", "rfm",
     # from the segments file
     "segment", "segments", "check_tier", "loyalty_tier",
 )

@@ -151,3 +151,17 @@ def test_loyalty_tiers_accrue_points_and_the_balance_expires() -> None:
     assert ann.state.profile.points_expired == 500
     assert ann.effects.stats["loyalty|points_expired"] == 500
     assert ann.view(400).get("loyalty_tier") == "starter"  # a year without spend
+
+
+def test_rfm_scores_place_the_customer_in_the_population() -> None:
+    runtime = JourneyRuntime(Catalog([]), customer_model=load_segments())
+    aggregates = Aggregates()
+    guests = [Guest(runtime, aggregates, f"g{i}") for i in range(10)]
+    for index, guest in enumerate(guests):
+        for visit_number in range(index + 1):
+            guest.visit(visit_number * 0.5, amount=10.0 * (index + 1))
+    top, bottom = guests[-1].view(5), guests[0].view(200)
+    assert (top.get("r_score"), top.get("f_score"), top.get("m_score")) == (5, 5, 5)
+    assert top.get("rfm") == "555"
+    assert (bottom.get("r_score"), bottom.get("f_score"), bottom.get("m_score")) == (1, 1, 1)
+    assert guests[4].view(20).get("r_score") == 4  # 15 to 20 days since the last visit

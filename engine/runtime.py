@@ -20,7 +20,13 @@ from engine.profile import daypart_of
 from engine.scope import CustomerView, ScopeContext, build_scope
 from engine.scoring import DEFAULT_MODEL, ScoreModel, p_alive_crossing_ms
 from engine.state import CustomerState, Enrollment, Voucher
-from engine.timeutil import at_local_time, iso_date_local, local_datetime, next_yearly
+from engine.timeutil import (
+    at_local_time,
+    iso_date_local,
+    iso_week,
+    local_datetime,
+    next_yearly,
+)
 from journeys_dsl.plan import (
     END,
     After,
@@ -157,6 +163,7 @@ class JourneyRuntime:
                 enrollment.goal_reached = True
                 group = "goal_holdout" if enrollment.holdout else "goal"
                 effects.stats[f"{plan.key}|{group}"] += 1
+                effects.stats[f"{plan.key}|{group}_segment:{enrollment.segment or 'none'}"] += 1
 
     def _exits_and_waits(self, state: CustomerState, event: Event, venue_id: str | None,
                          ctx: ScopeContext, effects: Effects) -> None:
@@ -183,6 +190,7 @@ class JourneyRuntime:
             if (isinstance(timing, WaitFor) and timing.event_type == event.type
                     and (timing.condition is None or timing.condition.test(scope))):
                 effects.stats[f"{plan.key}|wait_met:{step.step_id}"] += 1
+                self._edge(plan, step, step.next_index, effects)
                 self._move(enrollment, step.next_index, event.ts)
                 self._advance(state, plan, enrollment, event.ts, ctx, effects)
 
@@ -335,8 +343,13 @@ class JourneyRuntime:
             holdout=holdout, step=0, arrived_at=at,
             goal_deadline=at + plan.goal.within_s * 1000 if plan.goal is not None else None,
         )
+        segment = CustomerView(state, at, ctx).segment() or "none"
+        enrollment.segment = segment
         state.enrollments[plan.journey_id] = enrollment
-        effects.stats[f"{plan.key}|{'entered_holdout' if holdout else 'entered'}"] += 1
+        group = "entered_holdout" if holdout else "entered"
+        effects.stats[f"{plan.key}|{group}"] += 1
+        effects.stats[f"{plan.key}|{group}_week:{iso_week(at)}"] += 1
+        effects.stats[f"{plan.key}|{group}_segment:{segment}"] += 1
         self._advance(state, plan, enrollment, at, ctx, effects)
         return True
 
@@ -354,10 +367,12 @@ class JourneyRuntime:
                 return
             if isinstance(step.timing, WaitFor):
                 effects.stats[f"{plan.key}|wait_timeout:{step.step_id}"] += 1
+                self._edge(plan, step, step.timing.on_timeout, effects)
                 self._move(enrollment, step.timing.on_timeout, due)
                 continue
-            self._move(enrollment, self._run_step(state, plan, enrollment, step, due, ctx,
-                                                  effects), due)
+            target = self._run_step(state, plan, enrollment, step, due, ctx, effects)
+            self._edge(plan, step, target, effects)
+            self._move(enrollment, target, due)
         self._end(enrollment, now, "step_limit", plan.key, effects)
 
     def _due_of(self, state: CustomerState, step: StepPlan, enrollment: Enrollment) -> int:
@@ -413,6 +428,12 @@ class JourneyRuntime:
                 effects.commands.append(build_command(
                     state, plan, enrollment, step.step_id, index, action, at, scope))
                 effects.stats[f"{plan.key}|sent:{step.step_id}:{action.channel}"] += 1
+
+    @staticmethod
+    def _edge(plan: JourneyPlan, step: StepPlan, target: int, effects: Effects) -> None:
+        """Count a move between steps, for the journey's flow diagram."""
+        name = "end" if target == END else plan.steps[target].step_id
+        effects.stats[f"{plan.key}|edge:{step.step_id}:{name}"] += 1
 
     @staticmethod
     def _move(enrollment: Enrollment, target: int, at: int) -> None:

@@ -42,6 +42,8 @@ class Enrollment:
     goal_deadline: int | None = None
     goal_reached: bool = False
     vouchers: dict[str, str] = field(default_factory=dict)
+    segment: str | None = None
+    """The customer's activity segment at entry, for conversion by segment."""
 
     @property
     def active(self) -> bool:

@@ -69,3 +69,9 @@ def next_yearly(month_day: str, after_ms: int, hour: int, minute: int, offset_ms
         if due > after_ms:
             return due
     raise ValueError(f"no yearly date for {month_day}")  # unreachable for valid dates
+
+
+def iso_week(ts_ms: int) -> str:
+    """The ISO week of `ts_ms` in UTC, as 2025-W03."""
+    year, week, _ = datetime.fromtimestamp(ts_ms / 1000, UTC).isocalendar()
+    return f"{year}-W{week:02d}"

@@ -14,6 +14,7 @@ import redis
 from engine.catalog import CatalogError
 from engine.events import EventError, parse_timestamp
 from engine.fit_command import fit_command
+from engine.forget import forget_customer
 from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
 from engine.scoring import ScoreModelError
 from engine.store import StateStoreError
@@ -61,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                                         "journeys_dsl/defaults/segments.yaml)")
     run.add_argument("--scores", help="score model parameters written by `journeys fit` "
                                       "(default: restaurant defaults in days)")
+    run.add_argument("--policies", help="frequency caps, quiet hours, send windows and consent "
+                                        "(see examples/policies.yaml; default: none)")
     run.add_argument("--dead-letter", default="dead-letter.jsonl",
                      help="where events that cannot be applied go, with the reason")
     _add_state_options(run)
@@ -90,6 +93,12 @@ def _parser() -> argparse.ArgumentParser:
         a.path, unit=a.unit, calibration_end=a.calibration_end, out=a.out,
         stdout=sys.stdout, stderr=sys.stderr))
 
+    forget = commands.add_parser("forget", help="erase a customer's profile, enrollments, "
+                                                "vouchers and timers")
+    forget.add_argument("customers", nargs="+", help="customer ids")
+    _add_state_options(forget)
+    forget.set_defaults(handler=_forget)
+
     demo = commands.add_parser("demo", help="generate a venue chain's year and run the "
                                             "ten reference journeys on it")
     demo.add_argument("--customers", type=int, default=3000)
@@ -117,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     until = parse_timestamp(args.until)[0] if args.until else None
     options = RunOptions(
         journeys=args.journeys, events=args.events, segments=args.segments,
-        scores=args.scores,
+        scores=args.scores, policies=args.policies,
         commands=args.commands,
         dead_letter=args.dead_letter, redis_url=args.redis, state_dir=args.state_dir,
         clock=args.clock, shards=args.shards, prefix=args.prefix, source_id=args.source_id,
@@ -128,6 +137,21 @@ def _run(args: argparse.Namespace) -> int:
     with redis_endpoint(options.redis_url, options.state_dir) as url:
         summary = run_on(url, options, plans)
     _print_summary(summary)
+    return 0
+
+
+def _forget(args: argparse.Namespace) -> int:
+    if not args.redis and not args.state_dir:
+        print("journeys forget: give --redis URL (or --state-dir for an embedded state)",
+              file=sys.stderr)
+        return 2
+    with redis_endpoint(args.redis, args.state_dir) as url:
+        client = redis.Redis.from_url(url)
+        for customer_id in args.customers:
+            erased = forget_customer(client, args.prefix, customer_id, args.shards)
+            what = "erased" if erased.had_state else "no state for"
+            print(f"{what} {customer_id} (shard {erased.shard}"
+                  f"{', timer removed' if erased.had_timer else ''})")
     return 0
 
 

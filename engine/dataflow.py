@@ -14,6 +14,7 @@ from engine.catalog import Catalog
 from engine.processor import BatchResult, DeadLetter, ShardBatch, ShardProcessor
 from engine.routing import DEAD_LETTER_KEY, BatchRouter, ClockMode, RunCounters
 from engine.scoring import DEFAULT_MODEL, ScoreModel
+from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
 
@@ -39,13 +40,15 @@ class FlowConfig:
 
 def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
                score_model: ScoreModel = DEFAULT_MODEL,
-               customer_model: CustomerModel = EMPTY_MODEL) -> Dataflow:
+               customer_model: CustomerModel = EMPTY_MODEL,
+               policies: Policies = NO_POLICIES) -> Dataflow:
     """A dataflow that runs `catalog`'s journeys over the configured events."""
     router = BatchRouter(config.shards, config.source_id, config.clock, counters=counters)
     client = redis.Redis.from_url(config.redis_url)
     processor = ShardProcessor(client, catalog, prefix=config.prefix,
                                source_id=config.source_id, shards=config.shards,
-                               score_model=score_model, customer_model=customer_model)
+                               score_model=score_model, customer_model=customer_model,
+                               policies=policies)
 
     def process(state: None, batch: ShardBatch | DeadLetter) -> tuple[None, BatchResult]:
         assert isinstance(batch, ShardBatch), "dead letters are split off before processing"

@@ -21,6 +21,7 @@ from engine.scoring_batch import score_states
 from engine.state import CustomerState
 from engine.store import ShardStore
 from engine.timeutil import HOUR_MS
+from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
 log = logging.getLogger(__name__)
@@ -59,13 +60,14 @@ class ShardProcessor:
 
     def __init__(self, client: redis.Redis, catalog: Catalog, *, prefix: str, source_id: str,
                  shards: int, score_model: ScoreModel = DEFAULT_MODEL,
-                 customer_model: CustomerModel = EMPTY_MODEL, due_chunk: int = 5000) -> None:
+                 customer_model: CustomerModel = EMPTY_MODEL,
+                 policies: Policies = NO_POLICIES, due_chunk: int = 5000) -> None:
         self.client = client
         self.due_chunk = due_chunk
         self.prefix = prefix
         self.source_id = source_id
         self.shard_count = shards
-        self.runtime = JourneyRuntime(catalog, score_model, customer_model)
+        self.runtime = JourneyRuntime(catalog, score_model, customer_model, policies)
         self._stores: dict[int, ShardStore] = {}
         self._aggregates: dict[int, Aggregates] = {}
         self._aggregates_hour: dict[int, int] = {}

@@ -159,6 +159,9 @@ class Profile:
         consents = data.get("consents")
         if consents:
             self.consents = {**self.consents, **consents}
+            given = {channel for channel, yes in consents.items() if yes}
+            if given & set(self.unsubscribed):
+                self.unsubscribed = [c for c in self.unsubscribed if c not in given]
 
     def _apply_message(self, event: Event) -> None:
         status = event.data["status"]
@@ -170,6 +173,7 @@ class Profile:
             channel = event.data.get("channel") or "email"
             if channel not in self.unsubscribed:
                 self.unsubscribed = sorted([*self.unsubscribed, channel])
+            self.consents = {**self.consents, channel: False}
 
     def _apply_points(self, event: Event) -> None:
         amount = int(event.data["amount"])

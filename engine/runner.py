@@ -22,6 +22,7 @@ from engine.store import check_shard_count, min_applied_position
 from engine.versions import sync_versions
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
+from journeys_dsl.policies import load_policies
 from journeys_dsl.segments import load_segments
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class RunOptions:
     """The segments file; None for the defaults shipped with the engine."""
     scores: str | None = None
     """Score model parameters written by `journeys fit`; None for the defaults."""
+    policies: str | None = None
+    """Frequency caps, quiet hours and consent; None: no cap, no quiet hours, opt-out."""
     commands: str = "-"
     dead_letter: str = "dead-letter.jsonl"
     redis_url: str | None = None
@@ -105,7 +108,8 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
     if score_model is None:
         score_model = load_model(options.scores) if options.scores else DEFAULT_MODEL
     warm_up()
-    flow = build_flow(config, catalog, counters, score_model, load_segments(options.segments))
+    flow = build_flow(config, catalog, counters, score_model, load_segments(options.segments),
+                      load_policies(options.policies))
     began = time.perf_counter()
     cli_main(flow, workers_per_process=options.workers)
     seconds = time.perf_counter() - began

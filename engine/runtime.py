@@ -16,6 +16,7 @@ from engine.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, VISITS_HISTOGRAM
 from engine.catalog import Catalog
 from engine.commands import build_command
 from engine.events import Event
+from engine.policy_gate import PolicyGate
 from engine.profile import daypart_of
 from engine.scope import CustomerView, ScopeContext, build_scope
 from engine.scoring import DEFAULT_MODEL, ScoreModel, p_alive_crossing_ms
@@ -43,6 +44,7 @@ from journeys_dsl.plan import (
     TagAction,
     WaitFor,
 )
+from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
 MAX_STEPS_PER_ADVANCE = 256
@@ -67,9 +69,11 @@ class JourneyRuntime:
     """Applies events and fires timers for one customer at a time."""
 
     def __init__(self, catalog: Catalog, score_model: ScoreModel = DEFAULT_MODEL,
-                 customer_model: CustomerModel = EMPTY_MODEL) -> None:
+                 customer_model: CustomerModel = EMPTY_MODEL,
+                 policies: Policies = NO_POLICIES) -> None:
         self.catalog = catalog
         self.score_model = score_model
+        self.gate = PolicyGate(policies)
         self.customer_model = customer_model
 
     # ------------------------------------------------------------------ events
@@ -361,10 +365,16 @@ class JourneyRuntime:
                 self._end(enrollment, enrollment.arrived_at, "completed", plan.key, effects)
                 return
             step = plan.steps[enrollment.step]
-            due = self._due_of(state, step, enrollment)
+            planned = self._due_of(state, step, enrollment)
+            due = planned
+            channels = _channels(step)
+            if channels and not enrollment.holdout and not isinstance(step.timing, WaitFor):
+                due = self.gate.send_time(planned, channels, state)
             if due > now:
                 enrollment.due_at = due
                 return
+            if due != planned:
+                effects.stats[f"{plan.key}|quiet_delayed:{step.step_id}"] += 1
             if isinstance(step.timing, WaitFor):
                 effects.stats[f"{plan.key}|wait_timeout:{step.step_id}"] += 1
                 self._edge(plan, step, step.timing.on_timeout, effects)
@@ -425,8 +435,13 @@ class JourneyRuntime:
                 state.profile.set_tag(action.tag, not action.remove)
         for index, action in enumerate(step.actions):
             if isinstance(action, SendAction):
+                refusal = self.gate.refusal(state, action.channel, at)
+                if refusal is not None:
+                    effects.stats[f"{plan.key}|{refusal}:{step.step_id}:{action.channel}"] += 1
+                    continue
                 effects.commands.append(build_command(
                     state, plan, enrollment, step.step_id, index, action, at, scope))
+                self.gate.record(state, action.channel, at)
                 effects.stats[f"{plan.key}|sent:{step.step_id}:{action.channel}"] += 1
 
     @staticmethod
@@ -448,6 +463,11 @@ class JourneyRuntime:
         enrollment.end_reason = reason
         enrollment.due_at = None
         effects.stats[f"{journey_key}|{reason}"] += 1
+
+
+def _channels(step: StepPlan) -> list[str]:
+    """The channels a step sends on."""
+    return [action.channel for action in step.actions if isinstance(action, SendAction)]
 
 
 def stable_fraction(*parts: str) -> float:

@@ -60,6 +60,8 @@ class CustomerState:
     vouchers: dict[str, Voucher] = field(default_factory=dict)
     armed: dict[str, int] = field(default_factory=dict)
     recent_event_ids: list[str] = field(default_factory=list)
+    sent_log: list[list[Any]] = field(default_factory=list)
+    """[send time, channel] of the messages inside the frequency-cap window."""
     scores: dict[str, float] | None = None
     """Scores as of the current batch; computed by the shard processor, never stored."""
     scores_basis: tuple[int, float] | None = None
@@ -98,6 +100,8 @@ class CustomerState:
             doc["a"] = self.armed
         if self.recent_event_ids:
             doc["r"] = self.recent_event_ids
+        if self.sent_log:
+            doc["s"] = self.sent_log
         return orjson.dumps(doc)
 
     @classmethod
@@ -112,6 +116,7 @@ class CustomerState:
             {k: Voucher(**v) for k, v in doc.get("v", {}).items()},
             dict(doc.get("a", {})),
             list(doc.get("r", [])),
+            list(doc.get("s", [])),
         )
 
 

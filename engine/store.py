@@ -147,6 +147,12 @@ def min_applied_position(client: redis.Redis, prefix: str, shards: int,
     return min(positions) if positions else -1
 
 
+def stored_shard_count(client: redis.Redis, prefix: str) -> int | None:
+    """The shard count the state under `prefix` was written with, if any."""
+    value = client.hget(f"{prefix}:meta", "shards")
+    return int(value) if value is not None else None
+
+
 def check_shard_count(client: redis.Redis, prefix: str, shards: int) -> None:
     """Record the shard count on first use; refuse another one later.
 

@@ -1,0 +1,130 @@
+"""The report's data model: plain dataclasses, serialisable with `dataclasses.asdict`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.reporting.intervals import Interval
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """Goal conversion of treated customers against the holdout, with the lift's 95% CI.
+
+    `lift` is the absolute difference of the rates (treated - holdout), `relative_lift` that
+    difference over the holdout rate; `ci` is Newcombe's interval of the difference.
+    """
+
+    treated: int
+    treated_goals: int
+    holdout: int
+    holdout_goals: int
+    treated_rate: float | None
+    holdout_rate: float | None
+    lift: float | None
+    relative_lift: float | None
+    ci: Interval | None
+    verdict: str
+    """One of: "lift", "negative", "no_significant_lift", "no_holdout", "no_entries"."""
+
+
+@dataclass(frozen=True)
+class SegmentConversion:
+    segment: str
+    conversion: Conversion
+
+
+@dataclass(frozen=True)
+class WeekEntries:
+    week: str
+    treated: int
+    holdout: int
+
+
+@dataclass
+class StepStats:
+    """What happened at one step: customers who ran it, passed it in holdout, skipped it."""
+
+    step_id: str
+    timing: str = ""
+    reached: int = 0
+    holdout: int = 0
+    skipped: int = 0
+    sent: dict[str, int] = field(default_factory=dict)
+    """Messages emitted, by channel."""
+    not_sent: dict[str, int] = field(default_factory=dict)
+    """Messages held back, by "<reason>:<channel>" (no_consent, capped...)."""
+    wait_met: int = 0
+    wait_timeout: int = 0
+    in_plan: bool = True
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    """A step id, or "end"."""
+    count: int
+
+
+@dataclass(frozen=True)
+class VoucherStats:
+    offer: str
+    issued: int
+    redeemed: int
+
+    @property
+    def redemption_rate(self) -> float | None:
+        return self.redeemed / self.issued if self.issued else None
+
+
+@dataclass
+class JourneyReport:
+    """Everything the counters say about one journey version."""
+
+    key: str
+    journey_id: str
+    version: str
+    name: str
+    in_plan: bool
+    """False when the version is known from its counters only."""
+    has_goal: bool
+    entered: int = 0
+    entered_holdout: int = 0
+    weeks: list[WeekEntries] = field(default_factory=list)
+    steps: list[StepStats] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    vouchers: list[VoucherStats] = field(default_factory=list)
+    rejected: dict[str, int] = field(default_factory=dict)
+    endings: dict[str, int] = field(default_factory=dict)
+    conversion: Conversion | None = None
+    segments: list[SegmentConversion] = field(default_factory=list)
+    details: dict[str, int] = field(default_factory=dict)
+    """Counters the report does not know, by name, shown as they are."""
+
+    @property
+    def messages(self) -> int:
+        return sum(sum(step.sent.values()) for step in self.steps)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What is known of the run the counters come from."""
+
+    generated_at: str
+    source: str
+    events: int | None = None
+    dead_letters: int | None = None
+    commands: int | None = None
+    customers: int | None = None
+    period_start: str | None = None
+    period_end: str | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class Report:
+    facts: RunFacts
+    journeys: list[JourneyReport]
+    chain: dict[str, int] = field(default_factory=dict)
+    """Counters that belong to no journey (e.g. vouchers|unknown_code)."""

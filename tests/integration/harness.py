@@ -59,6 +59,7 @@ class Engine:
     prefix: str
     journeys: list[str]
     shards: int = 4
+    policies: str | None = None
     runs: int = 0
     summaries: list[RunSummary] = field(default_factory=list)
 
@@ -76,6 +77,7 @@ class Engine:
             journeys=self.journeys, events=str(events_path), commands=str(commands_path),
             dead_letter=str(self.workdir / f"dead-{self.runs}.jsonl"), redis_url=self.redis_url,
             shards=self.shards, prefix=self.prefix, source_id=source_id,
+            policies=self.policies,
             until_ms=int(datetime.fromisoformat(until).timestamp() * 1000) if until else None,
             batch_lines=7,
         )

@@ -120,7 +120,7 @@ def test_consent_and_unsubscribe(tmp_path: Path, redis_url: str, key_prefix: str
         "first", "second", "sms"]  # the day-2 email follows the unsubscribe: not sent
     assert [c for c in commands if c["customer_id"] == "bob"] == []
     stats = engine.stats()
-    assert stats["sequence@1|no_consent:third:email"] == 1
+    assert stats["sequence@1|no_consent:third:email"] == 2  # ann unsubscribed; bob never opted in
     assert stats["sequence@1|no_consent:first:email"] == 2  # bob and zed never said yes
 
 

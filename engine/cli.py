@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=3000)
     demo.add_argument("--days", type=int, default=365)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--policies", default=str(EXAMPLES.parent / "policies.yaml"),
+                      help="messaging policies (default: examples/policies.yaml)")
     demo.add_argument("--redeem", type=float, default=0.45,
                       help="share of issued vouchers the customers redeem (0: none)")
     demo.add_argument("--out", help="folder for events, commands and dead letters "
@@ -175,7 +177,7 @@ def _demo(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         result = run_demo(chain, EXAMPLES, out, redemption_share=args.redeem,
                           redis_url=args.redis, state_dir=args.state_dir, shards=args.shards,
-                          prefix=args.prefix)
+                          prefix=args.prefix, policies=args.policies)
         _print_summary(result.summary)
         print(format_table(result.stats, result.plans))
         if args.out:

@@ -29,7 +29,7 @@ class DemoResult:
 
 def run_demo(chain: ChainConfig, journeys: Path, out: Path, *, redemption_share: float,
              redis_url: str | None, state_dir: str | None, shards: int,
-             prefix: str) -> DemoResult:
+             prefix: str, policies: str | None = None) -> DemoResult:
     """Generate the chain, run the journeys, and return the run's counters.
 
     With a redemption share, a first run on a private embedded Redis finds the vouchers
@@ -43,14 +43,15 @@ def run_demo(chain: ChainConfig, journeys: Path, out: Path, *, redemption_share:
         probe = out / "probe-commands.jsonl"
         probe.unlink(missing_ok=True)
         with EmbeddedRedis() as server:
-            run_on(server.url, _options(journeys, events, probe, out, shards, prefix), plans)
+            run_on(server.url, _options(journeys, events, probe, out, shards, prefix,
+                                        policies), plans)
         commands = (orjson.loads(line) for line in probe.read_bytes().splitlines())
         count = write_jsonl(chain, events, voucher_responses(commands, redemption_share,
                                                              chain.seed))
         probe.unlink()
     commands_path = out / "commands.jsonl"
     commands_path.unlink(missing_ok=True)
-    options = _options(journeys, events, commands_path, out, shards, prefix)
+    options = _options(journeys, events, commands_path, out, shards, prefix, policies)
     with redis_endpoint(redis_url, state_dir) as url:
         summary = run_on(url, options, plans)
         stats = read_stats(redis.Redis.from_url(url), prefix, shards)
@@ -58,10 +59,10 @@ def run_demo(chain: ChainConfig, journeys: Path, out: Path, *, redemption_share:
 
 
 def _options(journeys: Path, events: Path, commands: Path, out: Path, shards: int,
-             prefix: str) -> RunOptions:
+             prefix: str, policies: str | None) -> RunOptions:
     return RunOptions(journeys=[str(journeys)], events=str(events), commands=str(commands),
                       dead_letter=str(out / "dead-letter.jsonl"), shards=shards, prefix=prefix,
-                      source_id=f"demo:{events.name}")
+                      source_id=f"demo:{events.name}", policies=policies)
 
 
 def describe(chain: ChainConfig, redemption_share: float) -> str:

@@ -19,6 +19,8 @@ class JourneySummary:
     vouchers_redeemed: int = 0
     goals: int = 0
     goals_holdout: int = 0
+    capped: int = 0
+    no_consent: int = 0
     ended: Counter[str] = field(default_factory=Counter)
     sent_by_step: Counter[str] = field(default_factory=Counter)
 
@@ -48,6 +50,10 @@ def summarise(stats: Counter[str]) -> dict[str, JourneySummary]:
         elif kind == "sent":
             summary.messages += count
             summary.sent_by_step[detail.rsplit(":", 1)[0]] += count
+        elif kind == "capped":
+            summary.capped += count
+        elif kind == "no_consent":
+            summary.no_consent += count
         elif kind == "voucher_issued":
             summary.vouchers_issued += count
         elif kind == "voucher_redeemed":
@@ -68,8 +74,8 @@ def _percent(value: float | None) -> str:
 def format_table(stats: Counter[str], plans: Sequence[JourneyPlan]) -> str:
     """A table of every journey: entries, holdout, messages per step, vouchers, conversion."""
     summaries = summarise(stats)
-    header = ("journey", "entered", "holdout", "messages", "per step", "vouchers",
-              "redeemed", "conv.", "conv. holdout")
+    header = ("journey", "entered", "holdout", "messages", "per step", "capped", "no consent",
+              "vouchers", "redeemed", "conv.", "conv. holdout")
     rows = [header]
     for plan in sorted(plans, key=lambda p: p.journey_id):
         summary = summaries.get(plan.key, JourneySummary(plan.key))
@@ -77,7 +83,8 @@ def format_table(stats: Counter[str], plans: Sequence[JourneyPlan]) -> str:
                             for step in plan.steps if summary.sent_by_step[step.step_id])
         rows.append((
             plan.key, str(summary.entered), str(summary.entered_holdout), str(summary.messages),
-            per_step or "-", str(summary.vouchers_issued), str(summary.vouchers_redeemed),
+            per_step or "-", str(summary.capped), str(summary.no_consent),
+            str(summary.vouchers_issued), str(summary.vouchers_redeemed),
             _percent(summary.conversion) if plan.goal else "-",
             _percent(summary.conversion_holdout) if plan.goal else "-",
         ))

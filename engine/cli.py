@@ -49,7 +49,11 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check journey files; FILE:LINE:COL errors")
     validate.add_argument("paths", nargs="+", help="journey files or folders")
-    validate.set_defaults(handler=lambda a: validate_command(a.paths, sys.stdout, sys.stderr))
+    validate.add_argument("--templates", help="also check every send action's template in "
+                                              "this folder (parts, syntax, variables)")
+    validate.add_argument("--languages", default="en",
+                          help="comma-separated languages the templates must exist in")
+    validate.set_defaults(handler=_validate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
     schema.set_defaults(handler=lambda a: schema_command(sys.stdout))
@@ -140,6 +144,21 @@ def _run(args: argparse.Namespace) -> int:
         summary = run_on(url, options, plans)
     _print_summary(summary)
     return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    status = validate_command(args.paths, sys.stdout, sys.stderr)
+    if args.templates is None or status != 0:
+        return status
+    from connectors.template_check import check_templates
+
+    languages = tuple(part.strip() for part in args.languages.split(",") if part.strip())
+    problems = check_templates(args.paths, Path(args.templates), languages)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print(f"ok: templates in {args.templates} for {', '.join(languages)}")
+    return 1 if problems or status else 0
 
 
 def _forget(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from engine.timeutil import iso_date_local, iso_utc
 
 if TYPE_CHECKING:
+    from engine.profile import Profile
     from engine.state import CustomerState, Enrollment
     from journeys_dsl.plan import JourneyPlan, SendAction
 
@@ -60,7 +61,8 @@ def build_command(state: CustomerState, plan: JourneyPlan, enrollment: Enrollmen
         "channel": action.channel,
         "template": action.template,
         "language": profile.language,
-        "to": _address(profile.email, profile.phone, action.channel),
+        "timezone": profile.timezone,
+        "to": _address(profile, action.channel),
         "vars": variables,
         "send_at": iso_utc(at),
         "caused_at": iso_utc(at),
@@ -68,11 +70,14 @@ def build_command(state: CustomerState, plan: JourneyPlan, enrollment: Enrollmen
     }
 
 
-def _address(email: str | None, phone: str | None, channel: str) -> str | None:
+def _address(profile: Profile, channel: str) -> str | None:
+    """Where the channel reaches the customer; None for push and webhook (by customer id)."""
     if channel == "email":
-        return email
+        return profile.email
     if channel in ("sms", "whatsapp"):
-        return phone
+        return profile.phone
+    if channel == "telegram":
+        return profile.telegram_chat_id
     return None
 
 

@@ -227,6 +227,7 @@ def _booking(data: dict[str, Any]) -> None:
 def _profile(data: dict[str, Any]) -> None:
     for name in ("name", "email", "phone", "language"):
         _string(data, name, required=False, limit=320)
+    _string(data, "telegram_chat_id", required=False, limit=64)
     birthday = data.get("birthday")
     if birthday is not None:
         match = _BIRTHDAY.match(birthday) if isinstance(birthday, str) else None

@@ -31,6 +31,7 @@ class Profile:
     name: str | None = None
     email: str | None = None
     phone: str | None = None
+    telegram_chat_id: str | None = None
     birthday: str | None = None
     timezone: str | None = None
     language: str | None = None
@@ -153,7 +154,8 @@ class Profile:
 
     def _apply_profile(self, event: Event) -> None:
         data = event.data
-        for name in ("name", "email", "phone", "birthday", "timezone", "language"):
+        for name in ("name", "email", "phone", "telegram_chat_id", "birthday", "timezone",
+                     "language"):
             if name in data:
                 setattr(self, name, data[name])
         consents = data.get("consents")

@@ -19,7 +19,8 @@ EVENT_FIELDS: Mapping[str, tuple[str, ...]] = {
     "voucher_redeemed": ("voucher_id", "venue_id"),
     "booking": ("venue_id", "party_size", "booked_for", "source"),
     "profile": (
-        "name", "email", "phone", "birthday", "timezone", "language", "consents",
+        "name", "email", "phone", "telegram_chat_id", "birthday", "timezone", "language",
+        "consents",
     ),
     "message": ("status", "command_id", "channel", "journey"),
     "points": ("kind", "amount"),

@@ -95,3 +95,19 @@ def test_demo_prints_the_summary_table(tmp_path: Path) -> None:
                     "review_request@1", "at_risk_winback@1"):
         assert journey in table
     assert "entered" in table.splitlines()[0]
+
+
+def test_validate_checks_templates(tmp_path: Path) -> None:
+    ok = journeys("validate", str(EXAMPLES), "--templates", str(ROOT / "examples/templates"),
+                  "--languages", "en,de", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    journey = tmp_path / "hello.yaml"
+    journey.write_text("journey: hello\nversion: 1\nentry:\n  event: visit\nsteps:\n"
+                       "  - id: hi\n    actions:\n      - send: email\n        template: hi\n")
+    (tmp_path / "templates" / "hi").mkdir(parents=True)
+    (tmp_path / "templates" / "hi" / "en.subject.txt").write_text("Hi")
+    (tmp_path / "templates" / "hi" / "en.txt").write_text("Your table: {{ table_number }}")
+    bad = journeys("validate", str(journey), "--templates", str(tmp_path / "templates"),
+                   cwd=tmp_path)
+    assert bad.returncode == 1
+    assert f"{journey}:8:9:" in bad.stderr and "table_number" in bad.stderr

@@ -15,6 +15,7 @@ from engine.catalog import CatalogError
 from engine.events import EventError, parse_timestamp
 from engine.fit_command import fit_command
 from engine.forget import forget_customer
+from engine.reporting.errors import ReportError
 from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
 from engine.scoring import ScoreModelError
 from engine.store import StateStoreError
@@ -37,8 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-    except (CatalogError, EventError, ScoreModelError, StateStoreError, redis.RedisError,
-            OSError) as exc:
+    except (CatalogError, EventError, ScoreModelError, StateStoreError, ReportError,
+            redis.RedisError, OSError) as exc:
         print(f"journeys: {exc}", file=sys.stderr)
         return 2
 
@@ -97,6 +98,25 @@ def _parser() -> argparse.ArgumentParser:
         a.path, unit=a.unit, calibration_end=a.calibration_end, out=a.out,
         stdout=sys.stdout, stderr=sys.stderr))
 
+    backtest = commands.add_parser("backtest", help="replay history through journeys and "
+                                                    "write an HTML report")
+    backtest.add_argument("--journeys", nargs="+", required=True)
+    backtest.add_argument("--events", required=True, help="the history, one event per line")
+    backtest.add_argument("--out", default="backtest.html", help="the HTML report to write")
+    backtest.add_argument("--segments")
+    backtest.add_argument("--scores")
+    backtest.add_argument("--policies")
+    backtest.add_argument("--until", help="move the event clock to this time at the end")
+    backtest.add_argument("--shards", type=int, default=8)
+    backtest.set_defaults(handler=_backtest)
+
+    report = commands.add_parser("report", help="journey statistics of a live engine")
+    report.add_argument("--journeys", nargs="+", required=True,
+                        help="journey files, to show their steps in order")
+    report.add_argument("--json", action="store_true", help="JSON instead of a table")
+    _add_state_options(report)
+    report.set_defaults(handler=_report)
+
     forget = commands.add_parser("forget", help="erase a customer's profile, enrollments, "
                                                 "vouchers and timers")
     forget.add_argument("customers", nargs="+", help="customer ids")
@@ -144,6 +164,29 @@ def _run(args: argparse.Namespace) -> int:
         summary = run_on(url, options, plans)
     _print_summary(summary)
     return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from engine.reporting.backtest import backtest
+
+    result = backtest(args.journeys, args.events, Path(args.out), segments=args.segments,
+                      scores=args.scores, policies=args.policies, until=args.until,
+                      shards=args.shards, progress=sys.stderr)
+    _print_summary(result.summary)
+    print(f"report: {result.html}\ncommands: {result.commands}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from engine.reporting.backtest import report_command
+
+    if not args.redis and not args.state_dir:
+        print("journeys report: give --redis URL (or --state-dir for an embedded state)",
+              file=sys.stderr)
+        return 2
+    with redis_endpoint(args.redis, args.state_dir) as url:
+        return report_command(url, args.prefix, args.shards, args.journeys, args.json,
+                              sys.stdout)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -39,11 +39,15 @@ def timing_label(step: StepPlan) -> str:
     return ""
 
 
+MISSING = "\u2013"
+"""Shown for a value that cannot be computed (an en dash)."""
+
+
 def percent(value: float | None, digits: int = 1) -> str:
-    """`12.5%`, or `–` for an unknown value."""
-    return "–" if value is None else f"{value * 100:.{digits}f}%"
+    """`12.5%`, or an en dash for an unknown value."""
+    return MISSING if value is None else f"{value * 100:.{digits}f}%"
 
 
 def points(value: float | None, digits: int = 1) -> str:
     """A difference of proportions in percentage points, signed: `+4.2 pp`."""
-    return "–" if value is None else f"{value * 100:+.{digits}f} pp"
+    return MISSING if value is None else f"{value * 100:+.{digits}f} pp"

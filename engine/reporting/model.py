@@ -56,6 +56,8 @@ class StepStats:
     """Messages held back, by "<reason>:<channel>" (no_consent, capped...)."""
     wait_met: int = 0
     wait_timeout: int = 0
+    waits: bool = False
+    """The step waits for an event (its counts are wait_met and wait_timeout)."""
     in_plan: bool = True
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from journeys_dsl.plan import JourneyPlan
-
 from engine.reporting.errors import CounterError
 from engine.reporting.intervals import newcombe
 from engine.reporting.labels import timing_label
@@ -21,6 +19,7 @@ from engine.reporting.model import (
     VoucherStats,
     WeekEntries,
 )
+from journeys_dsl.plan import JourneyPlan, WaitFor
 
 SEGMENT_ORDER = ("new", "regular", "loyal", "sleeping", "occasional", "none")
 ENDINGS = ("completed", "step_limit", "version_missing")
@@ -60,14 +59,15 @@ def reading(result: Conversion) -> str:
     if result.verdict == "no_holdout":
         return "no holdout to compare with: lift cannot be measured"
     assert result.ci is not None and result.lift is not None
-    span = f"95% CI {result.ci.low * 100:+.1f} to {result.ci.high * 100:+.1f} points"
+    bounds = f"{result.ci.low * 100:+.1f} to {result.ci.high * 100:+.1f} points"
+    span = f"95% CI {bounds}"
     if result.verdict == "lift":
         return (f"significant lift: treated customers convert {result.lift * 100:.1f} points "
                 f"more than the holdout ({span})")
     if result.verdict == "negative":
         return (f"significantly worse: treated customers convert {-result.lift * 100:.1f} "
                 f"points less than the holdout ({span})")
-    return f"no significant lift: the 95% CI spans 0 ({span})"
+    return f"no significant lift: the 95% CI of the lift, {bounds}, spans 0"
 
 
 def split_counters(stats: Mapping[str, int]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
@@ -109,8 +109,9 @@ def journey_report(key: str, counters: Mapping[str, int],
     )
     steps: dict[str, StepStats] = {}
     if plan is not None:
-        for step in plan.steps:
-            steps[step.step_id] = StepStats(step.step_id, timing_label(step))
+        for planned in plan.steps:
+            steps[planned.step_id] = StepStats(planned.step_id, timing_label(planned),
+                                               waits=isinstance(planned.timing, WaitFor))
     weeks: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     segments: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     issued: dict[str, int] = dict.fromkeys(plan.offers, 0) if plan else {}
@@ -118,7 +119,7 @@ def journey_report(key: str, counters: Mapping[str, int],
     edges: list[Edge] = []
     goals = [0, 0]
 
-    def step(step_id: str) -> StepStats:
+    def step_of(step_id: str) -> StepStats:
         if step_id not in steps:
             steps[step_id] = StepStats(step_id, in_plan=False)
         return steps[step_id]
@@ -140,18 +141,19 @@ def journey_report(key: str, counters: Mapping[str, int],
         elif counter in ("goal", "goal_holdout"):
             goals[counter == "goal_holdout"] += count
         elif kind in ("reached", "holdout", "skipped", "wait_met", "wait_timeout") and detail:
-            target = step(detail)
+            target = step_of(detail)
             setattr(target, kind, getattr(target, kind) + count)
+            target.waits = target.waits or kind.startswith("wait_")
         elif kind == "sent" and len(parts) == 2:
-            sent = step(parts[0]).sent
+            sent = step_of(parts[0]).sent
             sent[parts[1]] = sent.get(parts[1], 0) + count
         elif kind in NOT_SENT and len(parts) == 2:
-            held = step(parts[0]).not_sent
+            held = step_of(parts[0]).not_sent
             held[f"{kind}:{parts[1]}"] = held.get(f"{kind}:{parts[1]}", 0) + count
         elif kind == "edge" and len(parts) == 2:
-            step(parts[0])
+            step_of(parts[0])
             if parts[1] != "end":
-                step(parts[1])
+                step_of(parts[1])
             edges.append(Edge(parts[0], parts[1], count))
         elif kind == "voucher_issued" and detail:
             issued[detail] = issued.get(detail, 0) + count

@@ -1,4 +1,4 @@
-"""The `journeys` command: validate, schema, run, demo."""
+"""The `journeys` command: validate, schema, run, fit, backtest, report, deliver, forget, demo."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import redis
 
+from connectors.delivery import deliver_command
 from engine.catalog import CatalogError
 from engine.events import EventError, parse_timestamp
 from engine.fit_command import fit_command
@@ -29,8 +30,11 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "journeys"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `journeys` command."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["deliver"]:
+        return deliver_command(arguments[1:])
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.handler(args))
@@ -116,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     _add_state_options(report)
     report.set_defaults(handler=_report)
+
+    commands.add_parser("deliver", add_help=False,
+                        help="send message commands through the channels "
+                             "(see docs/delivery.md; `journeys deliver --help`)")
 
     forget = commands.add_parser("forget", help="erase a customer's profile, enrollments, "
                                                 "vouchers and timers")

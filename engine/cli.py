@@ -17,10 +17,12 @@ from engine.events import EventError, parse_timestamp
 from engine.fit_command import fit_command
 from engine.forget import forget_customer
 from engine.reporting.errors import ReportError
+from engine.reporting.model import RunFacts
+from engine.reporting.stats import build_report
+from engine.reporting.terminal import format_summary
 from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
 from engine.scoring import ScoreModelError
 from engine.store import StateStoreError
-from engine.summary import format_table
 from journeys_dsl.commands import schema_command, validate_command
 from journeys_dsl.errors import JourneyValidationError
 from journeys_dsl.loader import load_journeys
@@ -249,7 +251,8 @@ def _demo(args: argparse.Namespace) -> int:
                           redis_url=args.redis, state_dir=args.state_dir, shards=args.shards,
                           prefix=args.prefix, policies=args.policies)
         _print_summary(result.summary)
-        print(format_table(result.stats, result.plans))
+        facts = RunFacts(generated_at="", source="demo", events=result.summary.events_read)
+        print(format_summary(build_report(result.stats, result.plans, facts)))
         if args.out:
             print(f"\nevents: {out / 'events.jsonl'}\ncommands: {out / 'commands.jsonl'}",
                   file=sys.stderr)

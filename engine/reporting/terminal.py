@@ -87,3 +87,30 @@ def report_json(report: Report) -> str:
         for voucher, raw_voucher in zip(journey.vouchers, raw["vouchers"], strict=True):
             raw_voucher["redemption_rate"] = voucher.redemption_rate
     return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def format_summary(report: Report) -> str:
+    """One line per journey: entries, messages per step, refusals, vouchers, conversion."""
+    rows = [["journey", "entered", "holdout", "messages", "per step", "capped", "no consent",
+             "vouchers", "redeemed", "conv.", "conv. holdout", "lift"]]
+    for journey in report.journeys:
+        per_step = " ".join(f"{step.step_id}={sum(step.sent.values())}"
+                            for step in journey.steps if sum(step.sent.values()))
+        refused = {"capped": 0, "no_consent": 0}
+        for step in journey.steps:
+            for name, count in step.not_sent.items():
+                kind = name.split(":", 1)[0]
+                if kind in refused:
+                    refused[kind] += count
+        result = journey.conversion
+        rows.append([
+            journey.key, str(journey.entered), str(journey.entered_holdout),
+            str(journey.messages), per_step or "-", str(refused["capped"]),
+            str(refused["no_consent"]), str(sum(v.issued for v in journey.vouchers)),
+            str(sum(v.redeemed for v in journey.vouchers)),
+            percent(result.treated_rate if result else None, 0),
+            percent(result.holdout_rate if result else None, 0),
+            points(result.lift if result else None),
+        ])
+    right = [False, True, True, True, False, True, True, True, True, True, True, True]
+    return "\n".join(line.removeprefix("  ") for line in _table(rows, right))

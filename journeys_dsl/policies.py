@@ -20,11 +20,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from journeys_dsl.config_files import compile_file
 from journeys_dsl.durations import DurationError, parse_local_time
-from journeys_dsl.errors import JourneyValidationError, Problem, sort_problems
 from journeys_dsl.parser import JourneyParser
 from journeys_dsl.plan import CHANNELS
-from journeys_dsl.yaml_nodes import Node, load_nodes
+from journeys_dsl.yaml_nodes import Node
 
 Minutes = tuple[int, int]
 """A daily window [start, end) in minutes after local midnight; end < start wraps midnight."""
@@ -151,15 +151,8 @@ class _PolicyParser(JourneyParser):
 
 def load_policies_text(text: str, filename: str) -> Policies:
     """Compile a policies file; raises `JourneyValidationError` with FILE:LINE:COL problems."""
-    root, problems = load_nodes(text, filename)
-    parser = _PolicyParser(filename)
-    policies = parser.policies(root) if root is not None else None
-    problems = [*problems, *parser.problems]
-    if problems or policies is None:
-        if not problems:
-            problems.append(Problem(filename, 1, 1, "the policies file is empty"))
-        raise JourneyValidationError(sort_problems(problems))
-    return policies
+    return compile_file(text, filename, _PolicyParser(filename), _PolicyParser.policies,
+                        "policies")
 
 
 def load_policies(path: str | Path | None) -> Policies:

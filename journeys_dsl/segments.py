@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from journeys_dsl import plan
-from journeys_dsl.errors import JourneyValidationError, Problem, sort_problems
+from journeys_dsl.config_files import compile_file
 from journeys_dsl.parser import JourneyParser, Scope
-from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode, SequenceNode, load_nodes
+from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 DEFAULT_SEGMENTS = Path(__file__).resolve().parent / "defaults" / "segments.yaml"
 DERIVED_FIELDS = ("segment", "segments", "check_tier", "loyalty_tier")
@@ -193,15 +193,8 @@ class _SegmentParser(JourneyParser):
 
 def load_segments_text(text: str, filename: str) -> CustomerModel:
     """Compile a segments file; raises `JourneyValidationError` with FILE:LINE:COL problems."""
-    root, problems = load_nodes(text, filename)
-    parser = _SegmentParser(filename)
-    model = parser.model(root) if root is not None else None
-    problems = [*problems, *parser.problems]
-    if problems or model is None:
-        if not problems:
-            problems.append(Problem(filename, 1, 1, "the segments file is empty"))
-        raise JourneyValidationError(sort_problems(problems))
-    return model
+    return compile_file(text, filename, _SegmentParser(filename), _SegmentParser.model,
+                        "segments")
 
 
 def load_segments(path: str | Path | None = None) -> CustomerModel:

@@ -19,6 +19,7 @@ Keys of the aggregate hash:
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -59,7 +60,8 @@ class Aggregates:
         self.own: dict[str, Any] = own if own is not None else {}
         self._others: dict[str, Any] = others if others is not None else {}
         self.changed: set[str] = set()
-        self._cdf: dict[str, tuple[list[int], list[int]]] = {}
+        self._own_dense: dict[str, list[int]] = {}
+        self._others_cumulative: dict[str, list[int]] = {}
 
     @property
     def others(self) -> dict[str, Any]:
@@ -69,7 +71,7 @@ class Aggregates:
     @others.setter
     def others(self, value: dict[str, Any]) -> None:
         self._others = value
-        self._cdf.clear()
+        self._others_cumulative.clear()
 
     # ---------------------------------------------------------------- writing
     def record_visit(self, venue_id: str, amount: float) -> None:
@@ -86,7 +88,12 @@ class Aggregates:
         new_bin = None if new is None else str(bin_of(new))
         if old_bin == new_bin:
             return
-        self._cdf.pop(name, None)
+        dense = self._own_dense.get(name)
+        if dense is not None:
+            if old_bin is not None:
+                dense[int(old_bin)] -= 1
+            if new_bin is not None:
+                dense[int(new_bin)] += 1
         histogram: dict[str, int] = self.own.setdefault(name, {})
         if old_bin is not None:
             left = histogram.get(old_bin, 0) - 1
@@ -111,44 +118,44 @@ class Aggregates:
             return other
         return [own[0] + other[0], own[1] + other[1]]
 
-    def _distribution(self, name: str) -> tuple[list[int], list[int]]:
-        """Sorted bins of histogram `name` (all shards) and the running count up to each."""
-        cached = self._cdf.get(name)
-        if cached is None:
-            counts: dict[int, int] = {}
-            for histogram in (self.own.get(name), self._others.get(name)):
-                for key, count in (histogram or {}).items():
-                    counts[int(key)] = counts.get(int(key), 0) + count
-            bins = sorted(index for index, count in counts.items() if count > 0)
-            running, cumulative = 0, []
-            for index in bins:
-                running += counts[index]
-                cumulative.append(running)
-            cached = self._cdf[name] = (bins, cumulative)
-        return cached
+    def _dense_own(self, name: str) -> list[int]:
+        """This shard's histogram as one count per bin, kept current by `move`."""
+        dense = self._own_dense.get(name)
+        if dense is None:
+            dense = self._own_dense[name] = _dense(self.own.get(name))
+        return dense
+
+    def _cumulative_others(self, name: str) -> list[int]:
+        """The other shards' running counts per bin, computed once per refresh."""
+        cumulative = self._others_cumulative.get(name)
+        if cumulative is None:
+            cumulative = self._others_cumulative[name] = list(
+                itertools.accumulate(_dense(self._others.get(name))))
+        return cumulative
 
     def percentile(self, name: str, value: float | None) -> float | None:
         """The share (0 to 100) of the population below `value`, counting half of its bin."""
         if value is None:
             return None
-        bins, cumulative = self._distribution(name)
-        if not bins:
+        own, others = self._dense_own(name), self._cumulative_others(name)
+        total = sum(own) + others[-1]
+        if total <= 0:
             return None
         target = bin_of(value)
-        at = bisect.bisect_left(bins, target)
-        below = cumulative[at - 1] if at > 0 else 0
-        same = 0
-        if at < len(bins) and bins[at] == target:
-            same = cumulative[at] - below
-        return round(100.0 * (below + same / 2) / cumulative[-1], 2)
+        others_below = others[target - 1] if target else 0
+        below = sum(own[:target]) + others_below
+        same = own[target] + others[target] - others_below
+        return round(100.0 * (below + same / 2) / total, 2)
 
     def quantile(self, name: str, share: float) -> float | None:
         """The amount below which `share` (0 to 1) of the population lies."""
-        bins, cumulative = self._distribution(name)
-        if not bins:
+        own, others = self._dense_own(name), self._cumulative_others(name)
+        cumulative = [running + others[index] for index, running in
+                      enumerate(itertools.accumulate(own))]
+        if cumulative[-1] <= 0:
             return None
         at = bisect.bisect_left(cumulative, share * cumulative[-1])
-        return round(bin_value(bins[min(at, len(bins) - 1)]), 2)
+        return round(bin_value(min(at, BIN_COUNT - 1)), 2)
 
     # ---------------------------------------------------------------- transactions
     def snapshot_own(self) -> dict[str, Any]:
@@ -158,7 +165,14 @@ class Aggregates:
     def restore_own(self, snapshot: dict[str, Any]) -> None:
         self.own = snapshot
         self.changed.clear()
-        self._cdf.clear()
+        self._own_dense.clear()
+
+
+def _dense(histogram: dict[str, int] | None) -> list[int]:
+    counts = [0] * BIN_COUNT
+    for key, count in (histogram or {}).items():
+        counts[int(key)] += count
+    return counts
 
 
 def merge(shards: Iterable[dict[str, Any]]) -> dict[str, Any]:

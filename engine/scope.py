@@ -121,8 +121,11 @@ class CustomerView(_View):
 
     def in_segment(self, segment_id: str) -> bool:
         """Whether the customer is in one segment, evaluating only that segment's rule."""
-        if segment_id in (self.segment(), self.check_tier()):
-            return True
+        model = self._context.customer_model
+        if any(rule.segment_id == segment_id for rule in model.activity):
+            return self.segment() == segment_id
+        if any(rule.segment_id == segment_id for rule in model.check_tier):
+            return self.check_tier() == segment_id
         key = f"segment:{segment_id}"
         if key not in self._cache:
             rule = self._context.customer_model.segment_rule(segment_id)

@@ -90,7 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--idle-exit", type=float,
                      help="with --tail: stop after this many seconds without a new event")
     run.add_argument("--source-id", help="name of the input for resuming (default: its path)")
-    run.add_argument("--workers", type=int, default=1, help="worker threads (default 1)")
+    run.add_argument("--workers", type=int, default=1,
+                     help="worker threads per process (default 1; prefer processes)")
+    run.add_argument("-i", "--process-id", type=int,
+                     help="this process's index in a cluster started with --addresses")
+    run.add_argument("-a", "--addresses",
+                     help="host:port of every process of the cluster, comma-separated, in "
+                          "process order; start one `journeys run` per address")
     run.set_defaults(handler=_run)
 
     fit = commands.add_parser("fit", help="fit BG/NBD and Gamma-Gamma to a transaction log")
@@ -167,7 +173,8 @@ def _run(args: argparse.Namespace) -> int:
         dead_letter=args.dead_letter, redis_url=args.redis, state_dir=args.state_dir,
         clock=args.clock, shards=args.shards, prefix=args.prefix, source_id=args.source_id,
         until_ms=until, workers=args.workers, tail=args.tail, tick_s=args.tick,
-        idle_exit_s=args.idle_exit,
+        idle_exit_s=args.idle_exit, process_id=args.process_id,
+        addresses=tuple(a for a in (args.addresses or "").split(",") if a),
     )
     plans = load_journeys(options.journeys)
     with redis_endpoint(options.redis_url, options.state_dir) as url:

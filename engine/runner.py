@@ -40,6 +40,10 @@ class RunOptions:
     """Score model parameters written by `journeys fit`; None for the defaults."""
     policies: str | None = None
     """Frequency caps, quiet hours and consent; None: no cap, no quiet hours, opt-out."""
+    process_id: int | None = None
+    """With `addresses`: this process's index in a cluster of dataflow processes."""
+    addresses: tuple[str, ...] = ()
+    """host:port of every process of the cluster, the same list in each process."""
     commands: str = "-"
     dead_letter: str = "dead-letter.jsonl"
     redis_url: str | None = None
@@ -111,7 +115,11 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
     flow = build_flow(config, catalog, counters, score_model, load_segments(options.segments),
                       load_policies(options.policies))
     began = time.perf_counter()
-    cli_main(flow, workers_per_process=options.workers)
+    if options.addresses:
+        cli_main(flow, workers_per_process=options.workers, process_id=options.process_id,
+                 addresses=list(options.addresses))
+    else:
+        cli_main(flow, workers_per_process=options.workers)
     seconds = time.perf_counter() - began
     client.close()
     return RunSummary(counters.events_read, counters.dead_letters, counters.commands, seconds,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,48 @@ def test_validate_checks_templates(tmp_path: Path) -> None:
                    cwd=tmp_path)
     assert bad.returncode == 1
     assert f"{journey}:8:9:" in bad.stderr and "table_number" in bad.stderr
+
+
+CLUSTER_JOURNEY = """\
+journey: cluster
+version: 1
+entry:
+  event: visit
+  when: "customer.visit_count == 2"
+steps:
+  - id: hello
+    at: day 1
+    actions: [{send: email, template: hello}]
+"""
+
+
+def test_two_processes_give_the_commands_of_one(tmp_path: Path, chain_events: Path,
+                                                redis_url: str, key_prefix: str) -> None:
+    (tmp_path / "cluster.yaml").write_text(CLUSTER_JOURNEY)
+
+    def run(prefix: str, out: Path, cluster: list[str] | None) -> set[str]:
+        base = ["run", "--journeys", str(tmp_path / "cluster.yaml"), "--events",
+                str(chain_events), "--commands", str(out), "--dead-letter",
+                str(tmp_path / "dead.jsonl"), "--redis", redis_url, "--prefix", prefix]
+        if cluster is None:
+            result = journeys(*base, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+        else:
+            children = [subprocess.Popen([sys.executable, "-m", "engine", *base, "-i", str(i),
+                                          "-a", ",".join(cluster)], cwd=tmp_path,
+                                         stderr=subprocess.PIPE)
+                        for i in range(len(cluster))]
+            for child in children:
+                _, err = child.communicate(timeout=300)
+                assert child.returncode == 0, err.decode()
+        return {line.split(b'"command_id":"')[1][:32].decode()
+                for line in out.read_bytes().splitlines()}
+
+    one = run(f"{key_prefix}one", tmp_path / "one.jsonl", None)
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    two = run(f"{key_prefix}two", tmp_path / "two.jsonl", [f"127.0.0.1:{p}" for p in ports])
+    assert one and one == two

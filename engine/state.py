@@ -10,7 +10,8 @@ import orjson
 from engine.profile import Profile
 from engine.timeutil import DAY_MS
 
-RECENT_EVENT_IDS_KEPT = 64
+RECENT_EVENT_IDS_KEPT = 16
+"""Event ids remembered per customer to refuse duplicates (producers resend recent ones)."""
 VOUCHER_RETENTION_MS = 90 * DAY_MS
 
 

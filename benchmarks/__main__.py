@@ -1,0 +1,53 @@
+"""`python -m benchmarks [--quick]`: the engine against its ceiling and its alternatives."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from benchmarks.suite import format_table, machine, run_suite
+
+
+@dataclass(frozen=True)
+class Size:
+    customers: int
+    days: int
+    pending: tuple[int, ...]
+    rates: tuple[int, ...]
+    latency_s: float
+    naive_limit_s: float
+
+
+QUICK = Size(1_500, 365, (0, 100_000), (1_000,), 5.0, 20.0)
+FULL = Size(20_000, 365, (0, 1_000_000, 5_000_000), (1_000, 10_000), 10.0, 60.0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="a small chain that finishes in a minute or two")
+    parser.add_argument("--customers", type=int, help="override the chain's size")
+    parser.add_argument("--redis", help="Redis URL (default: an embedded server)")
+    args = parser.parse_args(argv)
+    size = QUICK if args.quick else FULL
+    if args.customers:
+        size = dataclasses.replace(size, customers=args.customers)
+    began = time.perf_counter()
+    result = run_suite(size.customers, size.days, redis_url=args.redis, pending=size.pending,
+                       rates=size.rates, latency_s=size.latency_s,
+                       naive_limit_s=size.naive_limit_s,
+                       say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"machine: {machine()}")
+    print(f"command: python -m benchmarks{' --quick' if args.quick else ''}"
+          f"{f' --customers {args.customers}' if args.customers else ''}; "
+          f"{time.perf_counter() - began:.0f}s in all\n")
+    print(format_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,294 @@
+"""The benchmark suite behind `python -m benchmarks`: one data set, every scenario, one table.
+
+Each engine scenario runs `journeys run` as separate processes on the same events file and
+the same Redis, so its peak RSS is its own; ratios compare rates measured in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bytewax.operators as op
+import redis
+from bytewax.dataflow import Dataflow
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from bytewax.run import cli_main
+
+from benchmarks.bytewax_native import run_bytewax_native
+from benchmarks.generator import ChainConfig, write_jsonl
+from benchmarks.latency_bench import live_latency
+from benchmarks.naive import run_naive
+from benchmarks.timers_bench import timer_scaling
+from connectors.jsonl import JsonlSource
+from engine.routing import BatchRouter, RunCounters
+from engine.runner import redis_endpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_SECONDS = re.compile(r" in ([0-9.]+)s \(")
+EXAMPLES = ROOT / "examples" / "journeys"
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    scenario: str
+    events: int
+    seconds: float
+    peak_rss_mb: float | None = None
+    note: str = ""
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class SuiteResult:
+    rows: list[Row] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+
+class _CountingPartition(StatelessSinkPartition[object]):
+    def __init__(self, counters: RunCounters) -> None:
+        self._counters = counters
+
+    def write_batch(self, items: list[object]) -> None:
+        self._counters.add(commands=len(items))
+
+
+class _CountingSink(DynamicSink[object]):
+    def __init__(self, counters: RunCounters) -> None:
+        self._counters = counters
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _CountingPartition:
+        return _CountingPartition(self._counters)
+
+
+def ceiling(events: Path, shards: int = 8) -> Row:
+    """Reading, decoding and sharding the events through the dataflow, with no processing."""
+    counters = RunCounters()
+    router = BatchRouter(shards, "ceiling", counters=counters)
+    flow = Dataflow("ceiling")
+    raw = op.input("events", flow, JsonlSource(events))
+    routed = op.flat_map("route", raw, router.route)
+    op.output("count", routed, _CountingSink(counters))
+    began = time.perf_counter()
+    cli_main(flow)
+    return Row("ceiling: read + decode + shard (no processing)", counters.events_read,
+               time.perf_counter() - began, _self_rss_mb())
+
+
+def _self_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets, ports = [], []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+        ports.append(sock.getsockname()[1])
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def engine_run(events: Path, redis_url: str, prefix: str, workdir: Path, processes: int = 1,
+               journeys: Sequence[str] = (str(EXAMPLES),)) -> Row:
+    """`journeys run` in `processes` processes over the events; the wall time of them all."""
+    commands = workdir / f"{prefix}-commands.jsonl"
+    base = [sys.executable, "-m", "engine", "run", "--journeys", *journeys, "--events",
+            str(events), "--commands", str(commands), "--dead-letter",
+            str(workdir / f"{prefix}-dead.jsonl"), "--redis", redis_url, "--prefix", prefix]
+    if processes > 1:
+        addresses = ",".join(f"127.0.0.1:{port}" for port in _free_ports(processes))
+        commands_list = [[*base, "-i", str(i), "-a", addresses] for i in range(processes)]
+    else:
+        commands_list = [base]
+    children = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                for c in commands_list]
+    peak, seconds = 0.0, 0.0
+    for child in children:
+        stderr = child.stderr.read().decode() if child.stderr else ""
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        peak = max(peak, usage.ru_maxrss / 1024)
+        if child.returncode != 0:
+            raise RuntimeError(f"journeys run failed ({child.returncode}): {stderr[-2000:]}")
+        # the dataflow's own run time, as the engine reports it (start-up excluded)
+        found = RUN_SECONDS.search(stderr)
+        if found is None:
+            raise RuntimeError(f"journeys run printed no summary: {stderr[-2000:]}")
+        seconds = max(seconds, float(found[1]))
+    lines = sum(1 for _ in events.open("rb"))
+    label = "engine, 1 process" if processes == 1 else f"engine, {processes} processes"
+    count = sum(1 for _ in commands.open("rb")) if commands.exists() else 0
+    return Row(label, lines, seconds, peak, f"{count:,} commands")
+
+
+def redis_memory_per_customer(client: redis.Redis, prefix: str, shards: int = 8,
+                              sample: int = 300) -> tuple[float, float]:
+    """(mean MEMORY USAGE of sampled customer keys, customers) under `prefix`."""
+    sizes: list[int] = []
+    customers = 0
+    for shard in range(shards):
+        for key in client.scan_iter(match=f"{{{prefix}:s{shard}}}:c:*", count=1000):
+            customers += 1
+            if len(sizes) < sample:
+                sizes.append(int(client.memory_usage(key) or 0))
+    return (sum(sizes) / len(sizes) if sizes else 0.0), customers
+
+
+def _drop(client: redis.Redis, prefix: str) -> None:
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=f"*{prefix}*", count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
+
+
+@contextmanager
+def _workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="journeys-bench-") as folder:
+        yield Path(folder)
+
+
+def machine() -> str:
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
+            f"{platform.release()}, Python {platform.python_version()}")
+
+
+def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequence[int],
+              rates: Sequence[int], latency_s: float, naive_limit_s: float,
+              say: Callable[[str], None]) -> SuiteResult:
+    """Every scenario on one generated chain; `say` reports progress."""
+    result = SuiteResult()
+    with _workdir() as work, redis_endpoint(redis_url) as url:
+        client = redis.Redis.from_url(url)
+        events = work / "events.jsonl"
+        began = time.perf_counter()
+        count = write_jsonl(ChainConfig(seed=7, customers=customers, days=days), events)
+        say(f"generated {count:,} events ({customers:,} customers, {days} days) in "
+            f"{time.perf_counter() - began:.1f}s")
+        result.rows.append(ceiling(events))
+        say(f"ceiling: {result.rows[-1].events_per_s:,.0f} events/s")
+        tag = f"bench{time.time_ns()}"
+        for processes in (1, 2):
+            prefix = f"{tag}p{processes}"
+            used_before = int(client.info("memory")["used_memory"])
+            result.rows.append(engine_run(events, url, prefix, work, processes))
+            say(f"{result.rows[-1].scenario}: {result.rows[-1].events_per_s:,.0f} events/s")
+            if processes == 1:
+                per_key, stored = redis_memory_per_customer(client, prefix)
+                used = int(client.info("memory")["used_memory"]) - used_before
+                result.extra.append(
+                    f"Redis memory per customer: {per_key:,.0f} B (MEMORY USAGE of sampled "
+                    f"state keys); {used / max(stored, 1):,.0f} B (used_memory growth / "
+                    f"{stored:,} customers, timers and aggregates included)")
+            _drop(client, prefix)
+        result.rows.extend(_baselines(events, url, work, naive_limit_s, say))
+        result.rows.extend(_timer_rows(events, url, pending, say))
+        result.extra.extend(_latency_lines(url, rates, latency_s, say))
+        _drop(client, tag)
+    return result
+
+
+def _baselines(events: Path, url: str, work: Path, naive_limit_s: float,
+               say: Callable[[str], None]) -> list[Row]:
+    rows: list[Row] = []
+    prefix = f"naive{time.time_ns()}"
+    naive = run_naive(events, [str(EXAMPLES)], url, prefix, limit_s=naive_limit_s)
+    rows.append(Row("naive baseline: per-event Redis, one key per timer", naive.events,
+                    naive.seconds, _self_rss_mb(),
+                    f"{naive.commands:,} commands"
+                    + (f"; stopped after {naive_limit_s:.0f}s" if naive.seconds >= naive_limit_s
+                       else "")))
+    _drop(redis.Redis.from_url(url), prefix)
+    say(f"naive: {rows[-1].events_per_s:,.0f} events/s")
+    native = run_bytewax_native(events)
+    rows.append(Row("Bytewax-native: lost regular, notify_at per customer", native.events,
+                    native.seconds, _self_rss_mb(),
+                    f"{native.commands:,} commands; one journey, state in Bytewax, no Redis"))
+    say(f"bytewax-native: {rows[-1].events_per_s:,.0f} events/s")
+    return rows
+
+
+def _timer_rows(events: Path, url: str, pending: Sequence[int],
+                say: Callable[[str], None]) -> list[Row]:
+    if not pending:
+        return []
+    rows = []
+    for timer_row in timer_scaling(events, [str(EXAMPLES)], url, pending):
+        memory = (f"; {timer_row.bytes_per_timer:,.0f} B of Redis per pending timer"
+                  if timer_row.pending else "")
+        rows.append(Row(f"engine with {timer_row.pending:,} pending timers",
+                        timer_row.events, timer_row.run_s, None,
+                        f"preload {timer_row.preload_s:.1f}s{memory}; "
+                        f"{timer_row.ratio:.2f}x of no pending timers"))
+        say(f"{rows[-1].scenario}: {rows[-1].events_per_s:,.0f} events/s")
+    return rows
+
+
+def _latency_lines(url: str, rates: Sequence[int], seconds: float,
+                   say: Callable[[str], None]) -> list[str]:
+    if not rates:
+        return []
+    lines = []
+    with _workdir() as work:
+        for rate in rates:
+            row = live_latency(work, url, rate, seconds)
+            line = (f"live latency at {rate:,} events/s for {seconds:g}s (wall clock): "
+                    f"p50 {row.p50_ms:,.0f} ms, p99 {row.p99_ms:,.0f} ms, max "
+                    f"{row.max_ms:,.0f} ms; {row.commands:,} commands for {row.events:,} "
+                    f"events (achieved {row.achieved_rate:,.0f} events/s, backlog "
+                    f"{row.backlog:,} when the writer stopped)")
+            lines.append(line)
+            say(line)
+    return lines
+
+
+def format_table(result: SuiteResult) -> str:
+    """The table: events/s, ratio to the ceiling and to each baseline, peak RSS."""
+    by_name = {row.scenario.split(":")[0]: row for row in result.rows}
+    ceiling_rate = by_name.get("ceiling", Row("", 0, 1.0)).events_per_s
+    naive_rate = by_name.get("naive baseline", Row("", 0, 1.0)).events_per_s
+    native = next((r for r in result.rows if r.scenario.startswith("Bytewax-native")), None)
+    native_rate = native.events_per_s if native else 0.0
+    header = ("scenario", "events", "events/s", "vs ceiling", "vs naive", "vs Bytewax-native",
+              "peak RSS", "note")
+    rows = [header]
+    for row in result.rows:
+        rate = row.events_per_s
+        rows.append((
+            row.scenario, f"{row.events:,}", f"{rate:,.0f}",
+            f"{rate / ceiling_rate:.2f}x" if ceiling_rate else "-",
+            f"{rate / naive_rate:.2f}x" if naive_rate else "-",
+            f"{rate / native_rate:.2f}x" if native_rate else "-",
+            f"{row.peak_rss_mb:,.0f} MB" if row.peak_rss_mb else "-", row.note,
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = []
+    for index, row_cells in enumerate(rows):
+        lines.append("  ".join(c.ljust(widths[i]) if i in (0, 7) else c.rjust(widths[i])
+                               for i, c in enumerate(row_cells)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join([*lines, "", *result.extra])

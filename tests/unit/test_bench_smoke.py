@@ -1,0 +1,53 @@
+"""Smoke runs of the timer-scaling and live-latency benchmarks on tiny inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis
+
+from benchmarks.generator import ChainConfig, write_jsonl
+from benchmarks.latency_bench import live_latency
+from benchmarks.timers_bench import timer_scaling
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
+
+
+def _keys_matching(url: str, pattern: str) -> list[bytes]:
+    client = redis.Redis.from_url(url)
+    try:
+        return list(client.scan_iter(match=pattern, count=10_000))
+    finally:
+        client.close()
+
+
+@pytest.mark.integration
+def test_timer_scaling_smoke(redis_url: str, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    write_jsonl(ChainConfig(seed=7, customers=100, days=60), events)
+    before = set(_keys_matching(redis_url, "*tb-*"))
+
+    rows = timer_scaling(events, [str(EXAMPLES)], redis_url, (0, 2000), shards=4)
+
+    assert [row.pending for row in rows] == [0, 2000]
+    assert all(row.events_per_s > 0 for row in rows)
+    assert rows[0].ratio == pytest.approx(1.0)
+    assert rows[1].bytes_per_timer > 0
+    # The preloaded customers are never due: the real events give the same commands.
+    assert rows[0].commands == rows[1].commands
+    assert rows[0].events == rows[1].events
+    assert set(_keys_matching(redis_url, "*tb-*")) <= before
+
+
+@pytest.mark.integration
+def test_live_latency_smoke(redis_url: str, tmp_path: Path) -> None:
+    before = set(_keys_matching(redis_url, "*lb-*"))
+
+    row = live_latency(tmp_path / "latency", redis_url, rate=200, seconds=1.5)
+
+    assert row.events == 300
+    assert row.commands == row.events
+    assert 0 < row.p50_ms <= row.p99_ms <= row.max_ms
+    assert row.achieved_rate > 100
+    assert set(_keys_matching(redis_url, "*lb-*")) <= before

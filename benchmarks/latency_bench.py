@@ -27,7 +27,7 @@ from typing import IO
 import orjson
 import redis
 
-from benchmarks.timers_bench import delete_prefix
+from engine.store import delete_state
 
 REPO = Path(__file__).resolve().parents[1]
 PING_JOURNEY = """\
@@ -219,7 +219,7 @@ def live_latency(journeys_dir: Path, redis_url: str, rate: int, seconds: float, 
                 _stop(process, IDLE_EXIT_S + 5.0)
                 tail.stop()
     finally:
-        delete_prefix(client, prefix)
+        delete_state(client, prefix)
         client.close()
     latencies = sorted(tail.latencies_ms)
     return LatencyRow(

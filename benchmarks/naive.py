@@ -33,6 +33,7 @@ from engine.scope import ScopeContext
 from engine.scoring_batch import score_states
 from engine.scoring_kernels import warm_up
 from engine.state import CustomerState
+from engine.store import delete_matching
 from journeys_dsl.loader import load_journeys
 
 POLL_EVERY = 1000
@@ -170,19 +171,10 @@ def _poll(runtime: JourneyRuntime, store: _NaiveStore, ctx: ScopeContext, clock:
 def delete_keys(redis_url: str, prefix: str) -> int:
     """Delete every key under `prefix`; return how many."""
     client = redis.Redis.from_url(redis_url)
-    deleted = 0
     try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                deleted += client.unlink(*batch)
-                batch.clear()
-        if batch:
-            deleted += client.unlink(*batch)
+        return delete_matching(client, f"{prefix}:*")
     finally:
         client.close()
-    return deleted
 
 
 def main(argv: list[str] | None = None) -> None:

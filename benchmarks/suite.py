@@ -33,6 +33,7 @@ from benchmarks.timers_bench import timer_scaling
 from connectors.jsonl import JsonlSource
 from engine.routing import BatchRouter, RunCounters
 from engine.runner import redis_endpoint
+from engine.store import delete_matching
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SECONDS = re.compile(r" in ([0-9.]+)s \(")
@@ -154,17 +155,6 @@ def redis_memory_per_customer(client: redis.Redis, prefix: str, shards: int = 8,
     return (sum(sizes) / len(sizes) if sizes else 0.0), customers
 
 
-def _drop(client: redis.Redis, prefix: str) -> None:
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=f"*{prefix}*", count=5000):
-        batch.append(key)
-        if len(batch) >= 5000:
-            client.unlink(*batch)
-            batch.clear()
-    if batch:
-        client.unlink(*batch)
-
-
 @contextmanager
 def _workdir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="journeys-bench-") as folder:
@@ -203,11 +193,11 @@ def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequ
                     f"Redis memory per customer: {per_key:,.0f} B (MEMORY USAGE of sampled "
                     f"state keys); {used / max(stored, 1):,.0f} B (used_memory growth / "
                     f"{stored:,} customers, timers and aggregates included)")
-            _drop(client, prefix)
+            delete_matching(client, f"*{prefix}*")
         result.rows.extend(_baselines(events, url, work, naive_limit_s, say))
         result.rows.extend(_timer_rows(events, url, pending, say))
         result.extra.extend(_latency_lines(url, rates, latency_s, say))
-        _drop(client, tag)
+        delete_matching(client, f"*{tag}*")
     return result
 
 
@@ -221,7 +211,7 @@ def _baselines(events: Path, url: str, work: Path, naive_limit_s: float,
                     f"{naive.commands:,} commands"
                     + (f"; stopped after {naive_limit_s:.0f}s" if naive.seconds >= naive_limit_s
                        else "")))
-    _drop(redis.Redis.from_url(url), prefix)
+    delete_matching(redis.Redis.from_url(url), f"*{prefix}*")
     say(f"naive: {rows[-1].events_per_s:,.0f} events/s")
     native = run_bytewax_native(events)
     rows.append(Row("Bytewax-native: lost regular, notify_at per customer", native.events,

@@ -26,12 +26,11 @@ from engine.events import parse_timestamp
 from engine.routing import shard_of
 from engine.runner import RunOptions, run_on
 from engine.state import CustomerState
-from engine.store import shard_tag
+from engine.store import delete_state, shard_tag
 from engine.timeutil import DAY_MS
 from journeys_dsl.loader import load_journeys
 
 PRELOAD_CHUNK = 10_000
-DELETE_BATCH = 1_000
 TAIL_BYTES = 1 << 16
 PRELOAD_JOURNEY = "lost_regular"
 
@@ -95,22 +94,6 @@ def preload_timers(client: redis.Redis, prefix: str, shards: int, count: int,
         pipe.execute()
 
 
-def delete_prefix(client: redis.Redis, prefix: str) -> int:
-    """UNLINK every key of `prefix` (its shards' keys and PREFIX:*), in batches; return the
-    number of keys removed."""
-    removed = 0
-    for pattern in (f"{{{prefix}:s*", f"{prefix}:*"):
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=pattern, count=10_000):
-            batch.append(key)
-            if len(batch) >= DELETE_BATCH:
-                removed += int(client.unlink(*batch))
-                batch.clear()
-        if batch:
-            removed += int(client.unlink(*batch))
-    return removed
-
-
 def used_memory(client: redis.Redis) -> int:
     info: dict[str, int] = client.info("memory")
     return int(info["used_memory"])
@@ -145,7 +128,7 @@ def timer_scaling(events_path: Path, journeys: list[str], redis_url: str,
                     measured.append((count, preload_s, summary.events_per_s, after, per_timer,
                                      summary.events_read, summary.commands, summary.seconds))
                 finally:
-                    delete_prefix(client, prefix)
+                    delete_state(client, prefix)
     finally:
         client.close()
     if not measured:

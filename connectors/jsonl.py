@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -166,8 +167,58 @@ class JsonlSink(FixedPartitionedSink[bytes, None]):
         return _LinesPartition(self.path, self.on_write)
 
 
-def encode_command(command: dict[str, Any]) -> bytes:
-    return orjson.dumps(command) + b"\n"
+class _CommandsPartition(StatefulSinkPartition[tuple[str, bytes], None]):
+    def __init__(self, path: str, acknowledge: Callable[[dict[int, int]], None],
+                 on_write: Callable[[int], None] | None) -> None:
+        self._stdout = path == "-"
+        self._file: BinaryIO = sys.stdout.buffer if self._stdout else open(path, "ab")  # noqa: SIM115
+        self._acknowledge = acknowledge
+        self._on_write = on_write
+
+    def write_batch(self, values: list[tuple[str, bytes]]) -> None:
+        if not values:
+            return
+        self._file.write(b"".join(line for _, line in values))
+        self._file.flush()
+        if not self._stdout:
+            os.fsync(self._file.fileno())
+        written: dict[int, int] = {}
+        for shard, _ in values:
+            written[int(shard)] = written.get(int(shard), 0) + 1
+        self._acknowledge(written)
+        if self._on_write is not None:
+            self._on_write(len(values))
+
+    def snapshot(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if not self._stdout:
+            self._file.close()
+
+
+class CommandSink(FixedPartitionedSink[tuple[str, bytes], None]):
+    """Appends (shard, command line) items to a file or stdout, then acknowledges them.
+
+    The lines are flushed (and fsynced for a file) before `acknowledge` receives how many
+    of each shard's commands were written, so the engine can drop them from its outbox.
+    """
+
+    def __init__(self, path: str | Path, acknowledge: Callable[[dict[int, int]], None],
+                 on_write: Callable[[int], None] | None = None) -> None:
+        self.path = str(path)
+        self.acknowledge = acknowledge
+        self.on_write = on_write
+
+    def list_parts(self) -> list[str]:
+        return ["commands"]
+
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+    def build_part(self, step_id: str, for_part: str,
+                   resume_state: None) -> _CommandsPartition:
+        return _CommandsPartition(self.path, self.acknowledge, self.on_write)
 
 
 def encode_dead_letter(dead: DeadLetter) -> bytes:

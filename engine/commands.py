@@ -6,12 +6,19 @@ import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from engine.timeutil import iso_date_local, iso_utc
 
 if TYPE_CHECKING:
     from engine.profile import Profile
     from engine.state import CustomerState, Enrollment
     from journeys_dsl.plan import JourneyPlan, SendAction
+
+
+def encode_command(command: dict[str, Any]) -> bytes:
+    """A command as one JSON line."""
+    return orjson.dumps(command) + b"\n"
 
 
 def command_id(customer_id: str, journey_key: str, seq: int, step_id: str, action: int) -> str:

@@ -9,11 +9,12 @@ import bytewax.operators as op
 import redis
 from bytewax.dataflow import Dataflow
 
-from connectors.jsonl import JsonlSink, JsonlSource, encode_command, encode_dead_letter
+from connectors.jsonl import CommandSink, JsonlSink, JsonlSource, encode_dead_letter
 from engine.catalog import Catalog
 from engine.processor import BatchResult, DeadLetter, ShardBatch, ShardProcessor
 from engine.routing import DEAD_LETTER_KEY, BatchRouter, ClockMode, RunCounters
 from engine.scoring import DEFAULT_MODEL, ScoreModel
+from engine.store import acknowledge_outbox
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
@@ -54,8 +55,13 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
         assert isinstance(batch, ShardBatch), "dead letters are split off before processing"
         return None, processor.process(batch)
 
-    def commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, bytes]]:
-        return [(item[0], encode_command(c)) for c in item[1].commands]
+    def commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
+        return [(item[0], (item[0], line)) for line in item[1].lines]
+
+    acknowledging = redis.Redis.from_url(config.redis_url)
+
+    def acknowledge(written: dict[int, int]) -> None:
+        acknowledge_outbox(acknowledging, config.prefix, written)
 
     def dead_of(item: tuple[str, BatchResult]) -> list[tuple[str, bytes]]:
         return [(DEAD_LETTER_KEY, encode_dead_letter(d)) for d in item[1].dead_letters]
@@ -76,7 +82,7 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
     late_dead = op.flat_map("late_dead", results, dead_of)
     early_dead = op.map("encode_dead", split.trues, encode_dead)
     dead = op.merge("dead", early_dead, late_dead)
-    op.output("commands_out", commands, JsonlSink(
-        config.commands_path, on_write=lambda n: counters.add(commands=n)))
+    op.output("commands_out", commands, CommandSink(
+        config.commands_path, acknowledge, on_write=lambda n: counters.add(commands=n)))
     op.output("dead_out", dead, JsonlSink(config.dead_letter_path))
     return flow

@@ -14,6 +14,7 @@ import redis
 
 from engine.aggregates import Aggregates, merge
 from engine.catalog import Catalog
+from engine.commands import encode_command
 from engine.events import Event, encode_event
 from engine.runtime import DuplicateEvent, Effects, JourneyRuntime
 from engine.scoring import DEFAULT_MODEL, ScoreModel
@@ -50,6 +51,9 @@ class DeadLetter:
 @dataclass
 class BatchResult:
     commands: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    """What the sink writes: commands left in the outbox by an earlier run, then this
+    batch's commands, as JSON lines."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     applied_events: int = 0
     skipped_events: int = 0
@@ -71,12 +75,14 @@ class ShardProcessor:
         self._stores: dict[int, ShardStore] = {}
         self._aggregates: dict[int, Aggregates] = {}
         self._aggregates_hour: dict[int, int] = {}
+        self._recovered: dict[int, list[bytes]] = {}
 
     def _store(self, shard: int) -> ShardStore:
         store = self._stores.get(shard)
         if store is None:
             store = self._stores[shard] = ShardStore(self.client, self.prefix, shard)
             self._aggregates[shard] = Aggregates(store.load_aggregates())
+            self._recovered[shard] = store.pending_outbox()
         return store
 
     def _shard_aggregates(self, shard: int, clock: int) -> Aggregates:
@@ -100,6 +106,7 @@ class ShardProcessor:
         store = self._store(batch.shard)
         aggregates = self._shard_aggregates(batch.shard, batch.clock)
         result = BatchResult()
+        result.lines.extend(self._recovered.pop(batch.shard, ()))
         events = batch.events
         while True:
             due = self._apply(store, aggregates, batch, events, result)
@@ -137,14 +144,16 @@ class ShardProcessor:
         if (position == loaded.applied and not loaded.due and not effects.stats
                 and not effects.commands and not aggregates.changed):
             return 0
+        lines = [encode_command(command) for command in effects.commands]
         try:
             store.commit(states.values(), aggregates.own, sorted(aggregates.changed),
-                         effects.stats, self.source_id, position)
+                         effects.stats, self.source_id, position, lines)
         except Exception:
             aggregates.restore_own(snapshot)
             raise
         aggregates.changed.clear()
         result.commands.extend(effects.commands)
+        result.lines.extend(lines)
         return loaded.due
 
     def _dead(self, event: Event, reason: str) -> DeadLetter:

@@ -8,6 +8,7 @@ one MULTI/EXEC transaction and the layout works on Redis Cluster:
     {p:sN}:agg               hash: this shard's aggregates (engine.aggregates), orjson values
     {p:sN}:stats             hash: "<journey>@<version>|<counter>" -> count
     {p:sN}:applied           hash: source id -> last applied input position
+    {p:sN}:outbox            list: commands committed but not yet written by the sink
     PREFIX:journeys          hash: "<journey>@<version>" -> the journey's source (JSON)
     PREFIX:meta              hash: "shards" -> the shard count the state was written with
 """
@@ -15,7 +16,7 @@ one MULTI/EXEC transaction and the layout works on Redis Cluster:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,7 @@ class ShardStore:
         self.aggregates_key = f"{tag}:agg"
         self.stats_key = f"{tag}:stats"
         self.applied_key = f"{tag}:applied"
+        self.outbox_key = f"{tag}:outbox"
 
     def customer_key(self, customer_id: str) -> str:
         return self._customer_prefix + customer_id
@@ -89,10 +91,15 @@ class ShardStore:
         raw: dict[bytes, bytes] = self.client.hgetall(self.aggregates_key)  # type: ignore[assignment]
         return {k.decode(): orjson.loads(v) for k, v in raw.items()}
 
+    def pending_outbox(self) -> list[bytes]:
+        """Commands committed but not yet acknowledged by the sink, oldest first."""
+        return list(self.client.lrange(self.outbox_key, 0, -1))  # type: ignore[arg-type]
+
     def commit(self, states: Iterable[CustomerState], aggregates: dict[str, Any],
                changed: Iterable[str], stats: Counter[str], source_id: str,
-               position: int) -> None:
-        """Write states, timers, aggregates, counters and the position in one step."""
+               position: int, outbox: Sequence[bytes] = ()) -> None:
+        """Write states, timers, aggregates, counters, the position and the commands the
+        batch produced (the outbox) in one transaction."""
         pipe = self.client.pipeline(transaction=True)
         values: dict[str, bytes] = {}
         due_scores: dict[str, int] = {}
@@ -117,6 +124,8 @@ class ShardStore:
             if count:
                 pipe.hincrby(self.stats_key, name, count)
         pipe.hset(self.applied_key, source_id, position)
+        if outbox:
+            pipe.rpush(self.outbox_key, *outbox)
         try:
             pipe.execute()
         except redis.RedisError as exc:
@@ -167,3 +176,36 @@ def check_shard_count(client: redis.Redis, prefix: str, shards: int) -> None:
             f"the state under prefix {prefix!r} was written with {stored} shards, not {shards}; "
             f"run with --shards {stored}, or use a new --prefix"
         )
+
+
+def delete_matching(client: redis.Redis, pattern: str, batch: int = 1000) -> int:
+    """UNLINK every key matching a glob `pattern`, in batches; the number of keys removed."""
+    removed = 0
+    keys: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=10 * batch):
+        keys.append(key)
+        if len(keys) >= batch:
+            removed += int(client.unlink(*keys))
+            keys.clear()
+    if keys:
+        removed += int(client.unlink(*keys))
+    return removed
+
+
+def delete_state(client: redis.Redis, prefix: str) -> int:
+    """Delete everything the engine keeps under `prefix`: its shards' keys and PREFIX:*."""
+    return delete_matching(client, f"{{{prefix}:s*") + delete_matching(client, f"{prefix}:*")
+
+
+def acknowledge_outbox(client: redis.Redis, prefix: str, written: Mapping[int, int]) -> None:
+    """Drop from each shard's outbox the commands the sink has durably written, oldest first.
+
+    A sink writes each shard's commands in outbox order, so the oldest `count` are the ones
+    written. A crash before this call leaves them in the outbox: they are written again
+    after the restart (at least once; `command_id` lets connectors drop the repeat).
+    """
+    pipe = client.pipeline(transaction=False)
+    for shard, count in written.items():
+        if count:
+            pipe.lpop(f"{shard_tag(prefix, shard)}:outbox", count)
+    pipe.execute()

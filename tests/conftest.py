@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from engine.embedded_redis import EmbeddedRedis
+from engine.store import delete_matching
 
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_URL_ENV = "JOURNEYS_TEST_REDIS_URL"
@@ -62,13 +63,6 @@ def key_prefix(redis_url: str) -> Iterator[str]:
     yield prefix
     client = redis.Redis.from_url(redis_url)
     try:
-        batch: list[bytes] = []
-        for key in client.scan_iter(match=f"*{prefix}*", count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                client.unlink(*batch)
-                batch.clear()
-        if batch:
-            client.unlink(*batch)
+        delete_matching(client, f"*{prefix}*")
     finally:
         client.close()

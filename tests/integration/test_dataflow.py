@@ -7,10 +7,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+import redis
 from harness import Engine, at, event, read_jsonl, sends, visit
 
 from engine.catalog import CatalogError
 from engine.runner import RunOptions, run_on
+from engine.store import ShardStore
 from journeys_dsl.loader import load_journeys
 
 pytestmark = pytest.mark.integration
@@ -142,6 +144,9 @@ def test_same_input_twice_from_empty_state_gives_identical_bytes(
 def test_replaying_a_file_on_kept_state_emits_nothing(engine: Engine) -> None:
     events = many_customers(40)
     first = engine.run(events, name="events.jsonl")
+    client = redis.Redis.from_url(engine.redis_url)
+    assert all(not ShardStore(client, engine.prefix, shard).pending_outbox()
+               for shard in range(engine.shards))  # the sink acknowledged every command
     stats_before = engine.stats()
     again = engine.run(events, name="events.jsonl")
     assert first and again == []

@@ -8,7 +8,7 @@ import redis
 from engine.catalog import Catalog
 from engine.events import validate_event
 from engine.processor import ShardBatch, ShardProcessor
-from engine.store import LayoutError, ShardStore, check_shard_count
+from engine.store import LayoutError, ShardStore, acknowledge_outbox, check_shard_count
 from journeys_dsl.loader import load_journey_text
 
 pytestmark = pytest.mark.integration
@@ -76,3 +76,18 @@ def test_the_shard_count_cannot_change_under_kept_state(redis_client: redis.Redi
     check_shard_count(redis_client, key_prefix, 8)
     with pytest.raises(LayoutError, match="written with 8 shards, not 4"):
         check_shard_count(redis_client, key_prefix, 4)
+
+
+def test_commands_stay_in_the_outbox_until_acknowledged(redis_client: redis.Redis,
+                                                        key_prefix: str) -> None:
+    first = processor(redis_client, key_prefix)
+    first.process(ShardBatch(0, visits(3), T0 + 10, 2))
+    result = first.process(ShardBatch(0, [], T0 + 3 * DAY, 2))
+    assert len(result.lines) == 3 == len(result.commands)
+    store = ShardStore(redis_client, key_prefix, 0)
+    assert store.pending_outbox() == result.lines
+    # a restart before the sink wrote them: the next process emits them again, first
+    again = processor(redis_client, key_prefix).process(ShardBatch(0, [], T0 + 3 * DAY, 2))
+    assert again.lines == result.lines and again.commands == []
+    acknowledge_outbox(redis_client, key_prefix, {0: 2})
+    assert store.pending_outbox() == result.lines[2:]

@@ -21,6 +21,7 @@ from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.scoring_batch import score_states
 from engine.state import CustomerState
 from engine.store import ShardStore
+from engine.telemetry import BatchFigures, Telemetry, telemetry_from_environment
 from engine.timeutil import HOUR_MS
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
@@ -65,8 +66,10 @@ class ShardProcessor:
     def __init__(self, client: redis.Redis, catalog: Catalog, *, prefix: str, source_id: str,
                  shards: int, score_model: ScoreModel = DEFAULT_MODEL,
                  customer_model: CustomerModel = EMPTY_MODEL,
-                 policies: Policies = NO_POLICIES, due_chunk: int = 5000) -> None:
+                 policies: Policies = NO_POLICIES, due_chunk: int = 5000,
+                 telemetry: Telemetry | None = None) -> None:
         self.client = client
+        self.telemetry = telemetry if telemetry is not None else telemetry_from_environment()
         self.due_chunk = due_chunk
         self.prefix = prefix
         self.source_id = source_id
@@ -107,12 +110,19 @@ class ShardProcessor:
         aggregates = self._shard_aggregates(batch.shard, batch.clock)
         result = BatchResult()
         result.lines.extend(self._recovered.pop(batch.shard, ()))
-        events = batch.events
-        while True:
-            due = self._apply(store, aggregates, batch, events, result)
-            if due < self.due_chunk:
-                return result
-            events = []
+        figures = BatchFigures(batch.shard)
+        with self.telemetry.batch(figures, batch.position):
+            events = batch.events
+            while True:
+                due = self._apply(store, aggregates, batch, events, result)
+                figures.timers_due += due
+                if due < self.due_chunk:
+                    break
+                events = []
+            figures.events = result.applied_events
+            figures.commands = len(result.commands)
+            figures.dead_letters = len(result.dead_letters)
+        return result
 
     def _apply(self, store: ShardStore, aggregates: Aggregates, batch: ShardBatch,
                events: list[Event], result: BatchResult) -> int:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import IO
 
 import orjson
-import redis
 
+from engine.redis_client import connect
 from engine.store import delete_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,7 +192,7 @@ def live_latency(journeys_dir: Path, redis_url: str, rate: int, seconds: float, 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
     tail = CommandTail(commands)
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     try:
         with log.open("wb") as log_file, events.open("ab") as out:
             process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log_file,

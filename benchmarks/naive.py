@@ -28,6 +28,7 @@ import redis
 from engine.aggregates import Aggregates
 from engine.catalog import Catalog
 from engine.events import EventError, decode_line
+from engine.redis_client import connect
 from engine.runtime import DuplicateEvent, Effects, JourneyRuntime
 from engine.scope import ScopeContext
 from engine.scoring_batch import score_states
@@ -109,7 +110,7 @@ def run_naive(events_path: Path, journeys: list[str], redis_url: str, prefix: st
     runtime = JourneyRuntime(Catalog(load_journeys(journeys)))
     warm_up()
     ctx = runtime.context(Aggregates())
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     store = _NaiveStore(client, prefix)
     events = commands = 0
     clock = 0
@@ -170,7 +171,7 @@ def _poll(runtime: JourneyRuntime, store: _NaiveStore, ctx: ScopeContext, clock:
 
 def delete_keys(redis_url: str, prefix: str) -> int:
     """Delete every key under `prefix`; return how many."""
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     try:
         return delete_matching(client, f"{prefix}:*")
     finally:

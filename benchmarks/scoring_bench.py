@@ -17,12 +17,12 @@ from pathlib import Path
 import numba
 import numpy as np
 import orjson
-import redis
 from numpy.typing import NDArray
 
 from benchmarks.generator import ChainConfig, generate_events
 from engine.catalog import Catalog
 from engine.processor import ShardBatch, ShardProcessor
+from engine.redis_client import connect
 from engine.routing import BatchRouter, RawBatch
 from engine.runner import redis_endpoint
 from engine.scoring import DEFAULT_MODEL, ScoreModel
@@ -181,7 +181,7 @@ def processor_share(customers: int, seed: int, redis_url: str | None) -> str:
     lines = [orjson.dumps(event) for event in generate_events(chain)]
     catalog = Catalog(load_journeys([str(EXAMPLES)]))
     with redis_endpoint(redis_url) as url:
-        client = redis.Redis.from_url(url)
+        client = connect(url)
         prefix = f"bench-scoring-{seed}-{time.time_ns()}"
         shards = 4
         processor = ShardProcessor(client, catalog, prefix=prefix, source_id="bench",

@@ -31,6 +31,7 @@ from benchmarks.latency_bench import live_latency
 from benchmarks.naive import run_naive
 from benchmarks.timers_bench import timer_scaling
 from connectors.jsonl import JsonlSource
+from engine.redis_client import connect
 from engine.routing import BatchRouter, RunCounters
 from engine.runner import redis_endpoint
 from engine.store import delete_matching
@@ -172,7 +173,7 @@ def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequ
     """Every scenario on one generated chain; `say` reports progress."""
     result = SuiteResult()
     with _workdir() as work, redis_endpoint(redis_url) as url:
-        client = redis.Redis.from_url(url)
+        client = connect(url)
         events = work / "events.jsonl"
         began = time.perf_counter()
         count = write_jsonl(ChainConfig(seed=7, customers=customers, days=days), events)
@@ -211,7 +212,7 @@ def _baselines(events: Path, url: str, work: Path, naive_limit_s: float,
                     f"{naive.commands:,} commands"
                     + (f"; stopped after {naive_limit_s:.0f}s" if naive.seconds >= naive_limit_s
                        else "")))
-    delete_matching(redis.Redis.from_url(url), f"*{prefix}*")
+    delete_matching(connect(url), f"*{prefix}*")
     say(f"naive: {rows[-1].events_per_s:,.0f} events/s")
     native = run_bytewax_native(events)
     rows.append(Row("Bytewax-native: lost regular, notify_at per customer", native.events,

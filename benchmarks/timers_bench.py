@@ -23,6 +23,7 @@ import orjson
 import redis
 
 from engine.events import parse_timestamp
+from engine.redis_client import connect
 from engine.routing import shard_of
 from engine.runner import RunOptions, run_on
 from engine.state import CustomerState
@@ -104,7 +105,7 @@ def timer_scaling(events_path: Path, journeys: list[str], redis_url: str,
     """Events/s of a replay of `events_path` with each count of pending timers preloaded."""
     plans = load_journeys(journeys)
     due_ms = last_event_ms(events_path) + 365 * DAY_MS
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     measured: list[tuple[int, float, float, int, float, int, int, float]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="timers-bench-") as scratch:

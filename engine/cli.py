@@ -6,21 +6,24 @@ import argparse
 import logging
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import redis
 
 from connectors.delivery import deliver_command
+from connectors.kafka_config import KafkaConnectorError
 from engine.catalog import CatalogError
 from engine.events import EventError, parse_timestamp
 from engine.fit_command import fit_command
 from engine.forget import forget_customer
+from engine.redis_client import connect
 from engine.reporting.errors import ReportError
 from engine.reporting.model import RunFacts
 from engine.reporting.stats import build_report
 from engine.reporting.terminal import format_summary
-from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
+from engine.runner import KafkaOptions, RunOptions, RunSummary, redis_endpoint, run_on
 from engine.scoring import ScoreModelError
 from engine.store import StateStoreError
 from journeys_dsl.commands import schema_command, validate_command
@@ -45,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return 1
     except (CatalogError, EventError, ScoreModelError, StateStoreError, ReportError,
-            redis.RedisError, OSError) as exc:
+            KafkaConnectorError, redis.RedisError, OSError) as exc:
         print(f"journeys: {exc}", file=sys.stderr)
         return 2
 
@@ -67,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run journeys over an events file")
     run.add_argument("--journeys", nargs="+", required=True, help="journey files or folders")
-    run.add_argument("--events", required=True, help="events, one JSON object per line")
+    run.add_argument("--events", help="events, one JSON object per line (or use --kafka)")
     run.add_argument("--commands", default="-", help="where message commands go (- = stdout)")
     run.add_argument("--segments", help="segments and loyalty tiers (default: the shipped "
                                         "journeys_dsl/defaults/segments.yaml)")
@@ -97,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-a", "--addresses",
                      help="host:port of every process of the cluster, comma-separated, in "
                           "process order; start one `journeys run` per address")
-    run.set_defaults(handler=_run)
+    _add_kafka_options(run)
+    run.set_defaults(handler=_run, parser_error=run.error)
 
     fit = commands.add_parser("fit", help="fit BG/NBD and Gamma-Gamma to a transaction log")
     fit.add_argument("path", help="CSV with customer_id,date,amount, or events JSONL")
@@ -155,6 +159,40 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_kafka_options(parser: argparse.ArgumentParser) -> None:
+    kafka = parser.add_argument_group("Kafka (instead of --events; see docs/kafka.md)")
+    kafka.add_argument("--kafka", metavar="BOOTSTRAP",
+                       help="Kafka bootstrap servers: read events from and write commands and "
+                            "dead letters to topics; shards = the events topic's partitions")
+    kafka.add_argument("--events-topic", help="topic of events, keyed by customer_id")
+    kafka.add_argument("--commands-topic", help="topic for message commands")
+    kafka.add_argument("--dead-letter-topic", help="topic for events that cannot be applied")
+    kafka.add_argument("--kafka-until-end", action="store_true",
+                       help="stop when every partition reaches the end it had at start")
+    kafka.add_argument("--kafka-config", metavar="FILE",
+                       help="librdkafka settings as key=value lines (SASL, TLS...); "
+                            "JOURNEYS_KAFKA_* variables override them")
+
+
+def _kafka_options(parser_error: Callable[[str], NoReturn],
+                   args: argparse.Namespace) -> KafkaOptions | None:
+    if not args.kafka:
+        if not args.events:
+            parser_error("one of --events or --kafka is required")
+        return None
+    if args.events:
+        parser_error("--events and --kafka cannot be combined")
+    missing = [name for name, value in (("--events-topic", args.events_topic),
+                                        ("--commands-topic", args.commands_topic),
+                                        ("--dead-letter-topic", args.dead_letter_topic))
+               if not value]
+    if missing:
+        parser_error(f"--kafka needs {', '.join(missing)}")
+    return KafkaOptions(args.kafka, args.events_topic, args.commands_topic,
+                        args.dead_letter_topic, until_end=args.kafka_until_end,
+                        config_file=args.kafka_config)
+
+
 def _add_state_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis", help="Redis URL (default: an embedded server the engine "
                                         "starts and stops itself)")
@@ -166,8 +204,9 @@ def _add_state_options(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     until = parse_timestamp(args.until)[0] if args.until else None
+    kafka = _kafka_options(args.parser_error, args)
     options = RunOptions(
-        journeys=args.journeys, events=args.events, segments=args.segments,
+        journeys=args.journeys, events=args.events or "", kafka=kafka, segments=args.segments,
         scores=args.scores, policies=args.policies,
         commands=args.commands,
         dead_letter=args.dead_letter, redis_url=args.redis, state_dir=args.state_dir,
@@ -227,7 +266,7 @@ def _forget(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     with redis_endpoint(args.redis, args.state_dir) as url:
-        client = redis.Redis.from_url(url)
+        client = connect(url)
         for customer_id in args.customers:
             erased = forget_customer(client, args.prefix, customer_id, args.shards)
             what = "erased" if erased.had_state else "no state for"

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import bytewax.operators as op
-import redis
 from bytewax.dataflow import Dataflow
 
 from connectors.jsonl import CommandSink, JsonlSink, JsonlSource, encode_dead_letter
+from connectors.kafka import KafkaBatch, KafkaSource, source_id_of
+from connectors.kafka_sinks import KafkaCommandSink, KafkaDeadLetterSink
 from engine.catalog import Catalog
 from engine.processor import BatchResult, DeadLetter, ShardBatch, ShardProcessor
+from engine.redis_client import connect
 from engine.routing import DEAD_LETTER_KEY, BatchRouter, ClockMode, RunCounters
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.store import acknowledge_outbox
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
+
+
+@dataclass
+class KafkaFlow:
+    """The Kafka side of a run: client settings, topics, and where each partition starts."""
+
+    settings: dict[str, str]
+    events_topic: str
+    commands_topic: str
+    dead_letter_topic: str
+    starts: dict[int, int] = field(default_factory=dict)
+    """Partition -> first offset to read (-1: the beginning)."""
+    until_end: bool = False
 
 
 @dataclass
@@ -37,6 +52,8 @@ class FlowConfig:
     tick_s: float = 1.0
     until_ms: int | None = None
     idle_exit_s: float | None = None
+    kafka: KafkaFlow | None = None
+    """Read and write Kafka topics instead of files; shards = the events topic's partitions."""
 
 
 def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
@@ -44,8 +61,11 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
                customer_model: CustomerModel = EMPTY_MODEL,
                policies: Policies = NO_POLICIES) -> Dataflow:
     """A dataflow that runs `catalog`'s journeys over the configured events."""
+    if config.kafka is not None:
+        return build_kafka_flow(config, config.kafka, catalog, counters, score_model,
+                                customer_model, policies)
     router = BatchRouter(config.shards, config.source_id, config.clock, counters=counters)
-    client = redis.Redis.from_url(config.redis_url)
+    client = connect(config.redis_url)
     processor = ShardProcessor(client, catalog, prefix=config.prefix,
                                source_id=config.source_id, shards=config.shards,
                                score_model=score_model, customer_model=customer_model,
@@ -58,7 +78,7 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
     def commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
         return [(item[0], (item[0], line)) for line in item[1].lines]
 
-    acknowledging = redis.Redis.from_url(config.redis_url)
+    acknowledging = connect(config.redis_url)
 
     def acknowledge(written: dict[int, int]) -> None:
         acknowledge_outbox(acknowledging, config.prefix, written)
@@ -85,4 +105,72 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
     op.output("commands_out", commands, CommandSink(
         config.commands_path, acknowledge, on_write=lambda n: counters.add(commands=n)))
     op.output("dead_out", dead, JsonlSink(config.dead_letter_path))
+    return flow
+
+
+def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
+                     counters: RunCounters, score_model: ScoreModel = DEFAULT_MODEL,
+                     customer_model: CustomerModel = EMPTY_MODEL,
+                     policies: Policies = NO_POLICIES) -> Dataflow:
+    """Kafka events topic -> shard processors -> commands and dead-letter topics.
+
+    Each Kafka partition has its own router (its own event clock); its offsets are stored
+    under its own source id in every shard. Each shard has one processor (its outbox is
+    recovered once), told the source id of each batch; a shard is owned by one worker.
+    On the event clock a shard's clock is the slowest of the partitions that sent it
+    events, so a partition running ahead never fires the timers of customers it does
+    not carry.
+    """
+    source_ids = {partition: source_id_of(kafka.events_topic, partition)
+                  for partition in kafka.starts}
+    routers = {sid: BatchRouter(config.shards, sid, config.clock, counters=counters)
+               for sid in source_ids.values()}
+    processor = ShardProcessor(
+        connect(config.redis_url), catalog, prefix=config.prefix,
+        source_id=source_id_of(kafka.events_topic, 0), shards=config.shards,
+        score_model=score_model, customer_model=customer_model, policies=policies)
+
+    event_clock = config.clock == "event"
+
+    def route(raw: KafkaBatch) -> list[tuple[str, Any]]:
+        routed = routers[raw.source_id].route(raw)
+        return [(key, item if key == DEAD_LETTER_KEY else (raw.source_id, item))
+                for key, item in routed]
+
+    def process(clocks: dict[str, int] | None,
+                item: tuple[str, ShardBatch]) -> tuple[dict[str, int], BatchResult]:
+        clocks = clocks if clocks is not None else {}
+        source_id, batch = item
+        if event_clock:
+            if batch.events or source_id in clocks:
+                clocks[source_id] = batch.clock
+            batch.clock = min(clocks.values()) if clocks else 0
+        batch.source_id = source_id
+        return clocks, processor.process(batch)
+
+    def commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
+        return [(item[0], (item[0], line)) for line in item[1].lines]
+
+    acknowledging = connect(config.redis_url)
+
+    def acknowledge(written: dict[int, int]) -> None:
+        acknowledge_outbox(acknowledging, config.prefix, written)
+
+    def dead_of(item: tuple[str, BatchResult]) -> list[tuple[str, DeadLetter]]:
+        return [(DEAD_LETTER_KEY, d) for d in item[1].dead_letters]
+
+    flow = Dataflow("journeys")
+    raw = op.input("events", flow, KafkaSource(
+        kafka.settings, kafka.events_topic, kafka.starts, batch_size=config.batch_lines,
+        until_end=kafka.until_end, tick_s=config.tick_s, until_ms=config.until_ms))
+    routed = op.flat_map("route", raw, route)
+    split = op.branch("split_dead", routed, lambda item: item[0] == DEAD_LETTER_KEY)
+    results = op.stateful_map("process", split.falses, process)
+    commands = op.flat_map("commands", results, commands_of)
+    late_dead = op.flat_map("late_dead", results, dead_of)
+    dead = op.merge("dead", split.trues, late_dead)
+    op.output("commands_out", commands, KafkaCommandSink(
+        kafka.settings, kafka.commands_topic, acknowledge,
+        on_write=lambda n: counters.add(commands=n)))
+    op.output("dead_out", dead, KafkaDeadLetterSink(kafka.settings, kafka.dead_letter_topic))
     return flow

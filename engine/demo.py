@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-import redis
 
 from benchmarks.generator import ChainConfig, write_jsonl
 from benchmarks.responses import voucher_responses
 from engine.embedded_redis import EmbeddedRedis
+from engine.redis_client import connect
 from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
 from engine.store import read_stats
 from journeys_dsl.loader import load_journeys
@@ -54,7 +54,7 @@ def run_demo(chain: ChainConfig, journeys: Path, out: Path, *, redemption_share:
     options = _options(journeys, events, commands_path, out, shards, prefix, policies)
     with redis_endpoint(redis_url, state_dir) as url:
         summary = run_on(url, options, plans)
-        stats = read_stats(redis.Redis.from_url(url), prefix, shards)
+        stats = read_stats(connect(url), prefix, shards)
     return DemoResult(summary, stats, plans, count)
 
 

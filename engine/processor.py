@@ -37,6 +37,8 @@ class ShardBatch:
     events: list[Event]
     clock: int
     position: int
+    source_id: str | None = None
+    """The input the positions belong to (a Kafka partition); None: the processor's own."""
 
 
 @dataclass
@@ -127,8 +129,9 @@ class ShardProcessor:
     def _apply(self, store: ShardStore, aggregates: Aggregates, batch: ShardBatch,
                events: list[Event], result: BatchResult) -> int:
         """One transaction: the events, then every loaded customer's due timers."""
+        source_id = batch.source_id or self.source_id
         customer_ids = sorted({event.customer_id for event in events})
-        loaded = store.load(self.source_id, customer_ids, batch.clock, self.due_chunk)
+        loaded = store.load(source_id, customer_ids, batch.clock, self.due_chunk)
         states = {cid: CustomerState.from_bytes(cid, raw)
                   for cid, raw in loaded.raw_states.items()}
         snapshot = aggregates.snapshot_own()
@@ -143,11 +146,11 @@ class ShardProcessor:
                 self.runtime.apply_event(states[event.customer_id], event, ctx, effects)
                 result.applied_events += 1
             except DuplicateEvent as exc:
-                result.dead_letters.append(self._dead(event, str(exc)))
+                result.dead_letters.append(self._dead(event, str(exc), source_id))
             except Exception as exc:  # a defect must not stop the stream: park the event
                 log.exception("event %s at position %d failed", event.event_id, event.position)
-                result.dead_letters.append(
-                    self._dead(event, f"internal error: {type(exc).__name__}: {exc}"))
+                result.dead_letters.append(self._dead(
+                    event, f"internal error: {type(exc).__name__}: {exc}", source_id))
         for customer_id in sorted(states):
             self.runtime.fire_due(states[customer_id], batch.clock, ctx, effects)
         position = max(loaded.applied, batch.position)
@@ -157,7 +160,7 @@ class ShardProcessor:
         lines = [encode_command(command) for command in effects.commands]
         try:
             store.commit(states.values(), aggregates.own, sorted(aggregates.changed),
-                         effects.stats, self.source_id, position, lines)
+                         effects.stats, source_id, position, lines)
         except Exception:
             aggregates.restore_own(snapshot)
             raise
@@ -166,8 +169,9 @@ class ShardProcessor:
         result.lines.extend(lines)
         return loaded.due
 
-    def _dead(self, event: Event, reason: str) -> DeadLetter:
-        return DeadLetter(reason, encode_event(event), event.position, self.source_id)
+    @staticmethod
+    def _dead(event: Event, reason: str, source_id: str) -> DeadLetter:
+        return DeadLetter(reason, encode_event(event), event.position, source_id)
 
     @property
     def shards(self) -> Sequence[int]:

@@ -12,13 +12,16 @@ from pathlib import Path
 import redis
 from bytewax.run import cli_main
 
+from connectors.kafka import source_id_of
+from connectors.kafka_config import load_settings, topic_partitions
 from engine.catalog import Catalog
-from engine.dataflow import FlowConfig, build_flow
+from engine.dataflow import FlowConfig, KafkaFlow, build_flow
 from engine.embedded_redis import EmbeddedRedis
+from engine.redis_client import connect
 from engine.routing import ClockMode, RunCounters
 from engine.scoring import DEFAULT_MODEL, ScoreModel, load_model
 from engine.scoring_kernels import warm_up
-from engine.store import check_shard_count, min_applied_position
+from engine.store import LayoutError, check_shard_count, min_applied_position
 from engine.versions import sync_versions
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
@@ -26,6 +29,20 @@ from journeys_dsl.policies import load_policies
 from journeys_dsl.segments import load_segments
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KafkaOptions:
+    """Kafka topics to read events from and write commands and dead letters to."""
+
+    bootstrap: str
+    events_topic: str
+    commands_topic: str
+    dead_letter_topic: str
+    until_end: bool = False
+    """Stop when every partition reaches the end it had at start (a replay)."""
+    config_file: str | None = None
+    """librdkafka settings (key=value lines); `JOURNEYS_KAFKA_*` variables override them."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,8 @@ class RunOptions:
     tail: bool = False
     tick_s: float = 1.0
     idle_exit_s: float | None = None
+    kafka: KafkaOptions | None = None
+    """Read and write Kafka instead of files; shards = the events topic's partitions."""
 
 
 @dataclass(frozen=True)
@@ -95,20 +114,23 @@ def run(options: RunOptions, plans: Sequence[JourneyPlan] | None = None,
 def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
            score_model: ScoreModel | None = None) -> RunSummary:
     """Run against the Redis server at `url`."""
-    client = redis.Redis.from_url(url)
+    client = connect(url)
     catalog = Catalog(plans)
-    check_shard_count(client, options.prefix, options.shards)
+    if options.kafka is not None:
+        config = _kafka_config(client, url, options, options.kafka)
+    else:
+        check_shard_count(client, options.prefix, options.shards)
+        source_id = options.source_id or str(Path(options.events).resolve())
+        start = max(min_applied_position(client, options.prefix, options.shards, source_id), 0)
+        config = FlowConfig(
+            events_path=options.events, commands_path=options.commands,
+            dead_letter_path=options.dead_letter, redis_url=url, source_id=source_id,
+            prefix=options.prefix, shards=options.shards, clock=options.clock,
+            start_position=start, batch_lines=options.batch_lines, tail=options.tail,
+            tick_s=options.tick_s, until_ms=options.until_ms, idle_exit_s=options.idle_exit_s,
+        )
     sync_versions(client, options.prefix, catalog)
-    source_id = options.source_id or str(Path(options.events).resolve())
-    start = max(min_applied_position(client, options.prefix, options.shards, source_id), 0)
     counters = RunCounters()
-    config = FlowConfig(
-        events_path=options.events, commands_path=options.commands,
-        dead_letter_path=options.dead_letter, redis_url=url, source_id=source_id,
-        prefix=options.prefix, shards=options.shards, clock=options.clock,
-        start_position=start, batch_lines=options.batch_lines, tail=options.tail,
-        tick_s=options.tick_s, until_ms=options.until_ms, idle_exit_s=options.idle_exit_s,
-    )
     if score_model is None:
         score_model = load_model(options.scores) if options.scores else DEFAULT_MODEL
     warm_up()
@@ -124,3 +146,41 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
     client.close()
     return RunSummary(counters.events_read, counters.dead_letters, counters.commands, seconds,
                       len(catalog.current))
+
+
+def check_partition_count(client: redis.Redis, prefix: str, topic: str, partitions: int) -> None:
+    """Record the events topic's partition count on first use; refuse another one later."""
+    key = f"{prefix}:meta"
+    client.hsetnx(key, "partitions", partitions)
+    stored = int(client.hget(key, "partitions") or partitions)
+    if stored != partitions:
+        raise LayoutError(
+            f"the state under prefix {prefix!r} was written from {stored} Kafka partitions, "
+            f"but topic {topic!r} has {partitions}; customers would move between shards. "
+            "Use a topic with the same partition count, or a new --prefix")
+    check_shard_count(client, prefix, partitions)
+
+
+def _kafka_config(client: redis.Redis, url: str, options: RunOptions,
+                  kafka: KafkaOptions) -> FlowConfig:
+    """Check the topics and the stored layout; start each partition after its applied offset."""
+    settings = load_settings(kafka.bootstrap, kafka.config_file)
+    counts = topic_partitions(settings, [kafka.events_topic, kafka.commands_topic,
+                                         kafka.dead_letter_topic])
+    partitions = counts[kafka.events_topic]
+    check_partition_count(client, options.prefix, kafka.events_topic, partitions)
+    starts = {}
+    for partition in range(partitions):
+        applied = min_applied_position(client, options.prefix, partitions,
+                                       source_id_of(kafka.events_topic, partition))
+        starts[partition] = applied + 1 if applied >= 0 else -1
+    log.info("reading %s from offsets %s", kafka.events_topic, starts)
+    return FlowConfig(
+        events_path=kafka.events_topic, commands_path=kafka.commands_topic,
+        dead_letter_path=kafka.dead_letter_topic, redis_url=url,
+        source_id=f"kafka:{kafka.events_topic}", prefix=options.prefix, shards=partitions,
+        clock=options.clock, batch_lines=options.batch_lines, tail=not kafka.until_end,
+        tick_s=options.tick_s, until_ms=options.until_ms,
+        kafka=KafkaFlow(settings, kafka.events_topic, kafka.commands_topic,
+                        kafka.dead_letter_topic, starts, kafka.until_end),
+    )

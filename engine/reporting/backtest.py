@@ -11,6 +11,7 @@ from typing import TextIO
 import redis
 
 from engine.events import EventError, parse_timestamp
+from engine.redis_client import connect
 from engine.reporting.errors import ReportError
 from engine.reporting.history import scan_history
 from engine.reporting.html import render_html
@@ -83,7 +84,7 @@ def backtest(journeys: list[str], events: str, out_html: Path, *, segments: str 
                 summary = run_on(url, options, plans)
         else:
             summary = run_on(url, options, plans)
-        client = redis.Redis.from_url(url)
+        client = connect(url)
         try:
             stats = read_stats(client, BACKTEST_PREFIX, shards)
         finally:
@@ -104,7 +105,7 @@ def backtest(journeys: list[str], events: str, out_html: Path, *, segments: str 
 def live_report(redis_url: str, prefix: str, shards: int,
                 plans: list[JourneyPlan]) -> Report:
     """The report of the counters a running engine keeps in Redis."""
-    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=30)
+    client = connect(redis_url, socket_connect_timeout=5, socket_timeout=30)
     try:
         stats = read_stats(client, prefix, shards)
     except redis.RedisError as exc:

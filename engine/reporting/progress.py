@@ -12,6 +12,7 @@ from typing import TextIO
 
 import redis
 
+from engine.redis_client import connect
 from engine.store import min_applied_position
 
 BAR_WIDTH = 30
@@ -56,7 +57,7 @@ class ReplayProgress:
                 f"{rate:,.0f} events/s ")
 
     def _loop(self) -> None:
-        client = redis.Redis.from_url(self.url, socket_timeout=2)
+        client = connect(self.url, socket_timeout=2)
         fraction = 0.0
         try:
             while not self._stop.wait(self.interval_s):

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis
 
+from engine.redis_client import connect
 from engine.runner import RunOptions, RunSummary, run_on
 from engine.store import read_stats
 from journeys_dsl.loader import load_journeys
@@ -88,7 +88,7 @@ class Engine:
         return read_jsonl(self.workdir / f"dead-{run or self.runs}.jsonl")
 
     def stats(self) -> Counter[str]:
-        return read_stats(redis.Redis.from_url(self.redis_url), self.prefix, self.shards)
+        return read_stats(connect(self.redis_url), self.prefix, self.shards)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

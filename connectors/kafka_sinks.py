@@ -1,0 +1,148 @@
+"""Kafka sinks: message commands keyed by customer, dead letters with their reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import orjson
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from connectors.kafka_config import KafkaConnectorError
+from engine.processor import DeadLetter
+
+FLUSH_TIMEOUT_S = 60.0
+
+
+def producer_settings(settings: Mapping[str, str]) -> dict[str, object]:
+    """An idempotent producer that waits for every in-sync replica."""
+    config: dict[str, object] = {"linger.ms": 5, **settings}
+    config.update({"enable.idempotence": True, "acks": "all"})
+    return config
+
+
+class _Producing:
+    """A producer that raises if any message of a flushed batch was not delivered."""
+
+    def __init__(self, settings: Mapping[str, str], topic: str) -> None:
+        self.topic = topic
+        self._failures: list[KafkaError] = []
+        try:
+            self._producer = Producer(producer_settings(settings))
+        except KafkaException as exc:
+            raise KafkaConnectorError(f"cannot create a producer for {topic!r}: {exc}") from None
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failures.append(error)
+
+    def produce(self, value: bytes, key: bytes | None,
+                headers: list[tuple[str, str | bytes | None]]) -> None:
+        while True:
+            try:
+                self._producer.produce(self.topic, value=value, key=key, headers=headers,
+                                       on_delivery=self._delivered)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def flush(self) -> None:
+        """Wait until every produced message is acknowledged by the brokers, or raise."""
+        left = self._producer.flush(FLUSH_TIMEOUT_S)
+        if left:
+            raise KafkaConnectorError(
+                f"{left} messages to {self.topic!r} not acknowledged after {FLUSH_TIMEOUT_S:.0f}s")
+        if self._failures:
+            first, count = self._failures[0], len(self._failures)
+            self._failures.clear()
+            raise KafkaConnectorError(
+                f"{count} messages to {self.topic!r} were not delivered: {first.str()}")
+
+
+class _CommandsPartition(StatefulSinkPartition[tuple[str, bytes], None]):
+    def __init__(self, settings: Mapping[str, str], topic: str,
+                 acknowledge: Callable[[dict[int, int]], None],
+                 on_write: Callable[[int], None] | None) -> None:
+        self._out = _Producing(settings, topic)
+        self._acknowledge = acknowledge
+        self._on_write = on_write
+
+    def write_batch(self, values: list[tuple[str, bytes]]) -> None:
+        if not values:
+            return
+        written: dict[int, int] = {}
+        for shard, line in values:
+            command = orjson.loads(line)
+            self._out.produce(line.rstrip(b"\n"), str(command["customer_id"]).encode(),
+                              [("command_id", str(command["command_id"]).encode())])
+            written[int(shard)] = written.get(int(shard), 0) + 1
+        self._out.flush()
+        self._acknowledge(written)
+        if self._on_write is not None:
+            self._on_write(len(values))
+
+    def snapshot(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._out.flush()
+
+
+class KafkaCommandSink(FixedPartitionedSink[tuple[str, bytes], None]):
+    """Produces (shard, command line) items keyed by customer_id with a `command_id`
+    header; acknowledges each shard's outbox only after the brokers acknowledged them."""
+
+    def __init__(self, settings: Mapping[str, str], topic: str,
+                 acknowledge: Callable[[dict[int, int]], None],
+                 on_write: Callable[[int], None] | None = None) -> None:
+        self.settings = dict(settings)
+        self.topic = topic
+        self.acknowledge = acknowledge
+        self.on_write = on_write
+
+    def list_parts(self) -> list[str]:
+        return ["commands"]
+
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+    def build_part(self, step_id: str, for_part: str,
+                   resume_state: None) -> _CommandsPartition:
+        return _CommandsPartition(self.settings, self.topic, self.acknowledge, self.on_write)
+
+
+class _DeadPartition(StatefulSinkPartition[DeadLetter, None]):
+    def __init__(self, settings: Mapping[str, str], topic: str) -> None:
+        self._out = _Producing(settings, topic)
+
+    def write_batch(self, values: list[DeadLetter]) -> None:
+        for dead in values:
+            self._out.produce(dead.raw, None, [
+                ("reason", dead.reason.encode()), ("source", dead.source.encode()),
+                ("position", str(dead.position).encode())])
+        if values:
+            self._out.flush()
+
+    def snapshot(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._out.flush()
+
+
+class KafkaDeadLetterSink(FixedPartitionedSink[DeadLetter, None]):
+    """Produces each dead letter's raw input intact, with `reason`, `source` and
+    `position` headers."""
+
+    def __init__(self, settings: Mapping[str, str], topic: str) -> None:
+        self.settings = dict(settings)
+        self.topic = topic
+
+    def list_parts(self) -> list[str]:
+        return ["dead"]
+
+    def part_fn(self, item_key: str) -> int:
+        return 0
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _DeadPartition:
+        return _DeadPartition(self.settings, self.topic)

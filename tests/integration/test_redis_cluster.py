@@ -1,0 +1,61 @@
+"""The shard layout on a real three-node Redis Cluster: one shard, one slot, one transaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from redis_cluster import redis_cluster
+
+from engine.catalog import Catalog
+from engine.events import validate_event
+from engine.processor import ShardBatch, ShardProcessor
+from engine.redis_client import connect
+from engine.store import ShardStore, acknowledge_outbox, delete_state, read_stats
+from journeys_dsl.loader import load_journey_text
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_741_000_000_000
+DAY = 86_400_000
+JOURNEY = ("journey: later\nversion: 1\nentry:\n  event: visit\nsteps:\n  - id: ping\n"
+           "    at: day 2\n    actions: [{send: push, template: ping}]\n")
+
+
+@pytest.fixture(scope="module")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    with redis_cluster(tmp_path_factory.mktemp("cluster")) as url:
+        yield url  # type: ignore[misc]
+
+
+def test_shards_work_on_a_cluster(cluster_url: str) -> None:
+    client = connect(cluster_url)
+    catalog = Catalog([load_journey_text(JOURNEY, "later.yaml")])
+    shards = 4
+    processors = ShardProcessor(client, catalog, prefix="c1", source_id="s", shards=shards)
+    for shard in range(shards):
+        events = [validate_event({"event_id": f"e{shard}-{i}", "customer_id": f"c{shard}-{i}",
+                                  "type": "visit", "ts": T0 + i, "venue_id": "v",
+                                  "amount": 10}, position=i) for i in range(5)]
+        processors.process(ShardBatch(shard, events, T0 + 10, 4))
+    commands = []
+    for shard in range(shards):
+        result = processors.process(ShardBatch(shard, [], T0 + 3 * DAY, 4))
+        commands.extend(result.commands)
+        acknowledge_outbox(client, "c1", {shard: len(result.lines)})
+    assert len(commands) == 20
+    assert read_stats(client, "c1", shards)["later@1|sent:ping:push"] == 20
+    slots = {client.keyslot(ShardStore(client, "c1", s).timers_key) for s in range(shards)}
+    assert len(slots) == shards  # the shards spread over the cluster's slots
+    assert all(not ShardStore(client, "c1", s).pending_outbox() for s in range(shards))
+    assert delete_state(client, "c1") > 0
+
+
+def test_the_engine_runs_on_a_cluster(cluster_url: str, tmp_path: Path) -> None:
+    from harness import Engine, at, visit
+
+    engine = Engine(tmp_path, cluster_url, "c2", [str(tmp_path / "later.yaml")])
+    (tmp_path / "later.yaml").write_text(JOURNEY)
+    commands = engine.run([visit(f"g{i}", at(0)) for i in range(30)] + [visit("z", at(5))])
+    assert len({c["customer_id"] for c in commands}) == 30
+    assert engine.stats()["later@1|sent:ping:push"] == 30

@@ -23,7 +23,13 @@ from engine.reporting.errors import ReportError
 from engine.reporting.model import RunFacts
 from engine.reporting.stats import build_report
 from engine.reporting.terminal import format_summary
-from engine.runner import KafkaOptions, RunOptions, RunSummary, redis_endpoint, run_on
+from engine.runner import (
+    KafkaOptions,
+    RunOptions,
+    RunSummary,
+    redis_endpoint,
+    run_through_outages,
+)
 from engine.scoring import ScoreModelError
 from engine.store import StateStoreError
 from journeys_dsl.commands import schema_command, validate_command
@@ -95,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--source-id", help="name of the input for resuming (default: its path)")
     run.add_argument("--workers", type=int, default=1,
                      help="worker threads per process (default 1; prefer processes)")
+    run.add_argument("--outage-limit", type=float, default=300.0,
+                     help="how long to wait for Redis after losing it before giving up "
+                          "(seconds, default 300)")
     run.add_argument("-i", "--process-id", type=int,
                      help="this process's index in a cluster started with --addresses")
     run.add_argument("-a", "--addresses",
@@ -217,7 +226,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     plans = load_journeys(options.journeys)
     with redis_endpoint(options.redis_url, options.state_dir) as url:
-        summary = run_on(url, options, plans)
+        summary = run_through_outages(
+            url, options, plans, outage_limit_s=args.outage_limit,
+            say=lambda line: print(f"journeys: {line}", file=sys.stderr, flush=True))
     _print_summary(summary)
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from engine.redis_client import connect
 from engine.routing import ClockMode, RunCounters
 from engine.scoring import DEFAULT_MODEL, ScoreModel, load_model
 from engine.scoring_kernels import warm_up
-from engine.store import LayoutError, check_shard_count, min_applied_position
+from engine.store import LayoutError, StateStoreError, check_shard_count, min_applied_position
 from engine.versions import sync_versions
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
@@ -146,6 +146,74 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
     client.close()
     return RunSummary(counters.events_read, counters.dead_letters, counters.commands, seconds,
                       len(catalog.current))
+
+
+def run_through_outages(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
+                        score_model: ScoreModel | None = None, *, outage_limit_s: float = 300.0,
+                        say: Callable[[str], None] = log.warning) -> RunSummary:
+    """`run_on`, started again whenever the connection to Redis is lost, once it answers.
+
+    A run that loses Redis stops; nothing it had not committed counts. The next run resumes
+    from the positions committed in Redis and writes the outbox's commands first, so the
+    result equals an uninterrupted run (commands may repeat, never go missing).
+    """
+    restarts = 0
+    while True:
+        try:
+            summary = run_on(url, options, plans, score_model)
+        except Exception as exc:
+            if not redis_outage(exc):
+                raise
+            restarts += 1
+            say(f"lost the connection to Redis ({_first_line(exc)}); waiting for it "
+                f"(up to {outage_limit_s:.0f}s), then resuming (restart {restarts})")
+            wait_for_redis(url, outage_limit_s)
+            continue
+        return summary
+
+
+def redis_outage(exc: BaseException) -> bool:
+    """Whether `exc`, or an exception it was raised from, is a lost Redis connection."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, redis.ConnectionError | redis.TimeoutError):
+            return True
+        if "redis.exceptions.ConnectionError" in str(current):
+            return True  # the dataflow runtime reports Python errors as text
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def wait_for_redis(url: str, limit_s: float) -> None:
+    """Return when Redis answers PING; raise StateStoreError after `limit_s` seconds."""
+    deadline = time.monotonic() + limit_s
+    delay = 0.1
+    while True:
+        try:
+            client = connect(url, socket_connect_timeout=1, socket_timeout=2)
+            try:
+                if client.ping():
+                    return
+            finally:
+                client.close()
+        except (redis.RedisError, OSError):
+            pass
+        if time.monotonic() >= deadline:
+            raise StateStoreError(f"Redis at {_safe(url)} did not answer for {limit_s:.0f}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
+
+
+def _safe(url: str) -> str:
+    """The URL without credentials, for messages."""
+    scheme, separator, rest = url.partition("://")
+    return f"{scheme}{separator}{rest.rpartition('@')[2]}" if separator else url
 
 
 def check_partition_count(client: redis.Redis, prefix: str, topic: str, partitions: int) -> None:

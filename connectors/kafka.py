@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -48,8 +48,10 @@ class KafkaPartition(StatefulSourcePartition[KafkaBatch, int]):
 
     def __init__(self, settings: Mapping[str, str], topic: str, partition: int, start: int,
                  *, batch_size: int, until_end: bool, tick_s: float,
-                 until_ms: int | None, timeout_s: float = 10.0) -> None:
+                 until_ms: int | None, timeout_s: float = 10.0,
+                 on_lag: Callable[[int, int], None] | None = None) -> None:
         self._tp = TopicPartition(topic, partition)
+        self._on_lag = on_lag
         self._source_id = source_id_of(topic, partition)
         self._batch_size = batch_size
         self._tick_s = tick_s
@@ -89,6 +91,10 @@ class KafkaPartition(StatefulSourcePartition[KafkaBatch, int]):
             lines.append((offset, message.value() or b""))
             self._next = offset + 1
         self._idle = not lines
+        if self._on_lag is not None and messages:
+            high = self._consumer.get_watermark_offsets(self._tp, cached=True)[1]
+            if high >= 0:  # the last fetch's end of partition, known without a request
+                self._on_lag(self._tp.partition, max(high - self._next, 0))
         if lines:
             self._last = lines[-1][0]
             self._last_emit = time.monotonic()
@@ -142,8 +148,10 @@ class KafkaSource(FixedPartitionedSource[KafkaBatch, int]):
 
     def __init__(self, settings: Mapping[str, str], topic: str, starts: Mapping[int, int], *,
                  batch_size: int = 2000, until_end: bool = False, tick_s: float = 1.0,
-                 until_ms: int | None = None) -> None:
+                 until_ms: int | None = None,
+                 on_lag: Callable[[int, int], None] | None = None) -> None:
         self.settings = dict(settings)
+        self.on_lag = on_lag
         self.topic = topic
         self.starts = dict(starts)
         self.batch_size = batch_size
@@ -160,4 +168,4 @@ class KafkaSource(FixedPartitionedSource[KafkaBatch, int]):
         start = resume_state if resume_state is not None else self.starts[partition]
         return KafkaPartition(self.settings, self.topic, partition, start,
                               batch_size=self.batch_size, until_end=self.until_end,
-                              tick_s=self.tick_s, until_ms=self.until_ms)
+                              tick_s=self.tick_s, until_ms=self.until_ms, on_lag=self.on_lag)

@@ -162,7 +162,8 @@ def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
     flow = Dataflow("journeys")
     raw = op.input("events", flow, KafkaSource(
         kafka.settings, kafka.events_topic, kafka.starts, batch_size=config.batch_lines,
-        until_end=kafka.until_end, tick_s=config.tick_s, until_ms=config.until_ms))
+        until_end=kafka.until_end, tick_s=config.tick_s, until_ms=config.until_ms,
+        on_lag=processor.telemetry.record_lag))
     routed = op.flat_map("route", raw, route)
     split = op.branch("split_dead", routed, lambda item: item[0] == DEAD_LETTER_KEY)
     results = op.stateful_map("process", split.falses, process)

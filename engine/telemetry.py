@@ -76,6 +76,14 @@ class Telemetry:
                                                 description="customers with timers due")
             self._latency = meter.create_histogram("journeys.batch.duration", unit="ms",
                                                    description="time to apply a shard batch")
+            self._lag = meter.create_gauge("journeys.consumer.lag", unit="{message}",
+                                           description="messages behind the end of a "
+                                                       "Kafka partition")
+
+    def record_lag(self, partition: int, lag: int) -> None:
+        """How far the reader of a Kafka partition is behind its end."""
+        if self.enabled:
+            self._lag.set(lag, {"partition": partition})
 
     @contextmanager
     def batch(self, figures: BatchFigures, position: int) -> Iterator[Span | None]:

@@ -83,3 +83,17 @@ def test_unknown_telemetry_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("JOURNEYS_TELEMETRY", "carrier-pigeon")
     with pytest.raises(TelemetryError, match="use console, otlp or none"):
         telemetry_from_environment()
+
+
+def test_consumer_lag_is_a_gauge_per_partition() -> None:
+    reader, spans = InMemoryMetricReader(), InMemorySpanExporter()
+    telemetry = telemetry_with(reader, spans)
+    telemetry.record_lag(2, 40)
+    telemetry.record_lag(2, 17)
+    telemetry.record_lag(3, 0)
+    (lag,) = [metric for resource in reader.get_metrics_data().resource_metrics
+              for scope in resource.scope_metrics for metric in scope.metrics
+              if metric.name == "journeys.consumer.lag"]
+    values = {point.attributes["partition"]: point.value for point in lag.data.data_points}
+    assert values == {2: 17, 3: 0}
+    telemetry.shutdown()

@@ -84,6 +84,7 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
         acknowledge_outbox(acknowledging, config.prefix, written)
 
     def dead_of(item: tuple[str, BatchResult]) -> list[tuple[str, bytes]]:
+        counters.add(dead=len(item[1].dead_letters))
         return [(DEAD_LETTER_KEY, encode_dead_letter(d)) for d in item[1].dead_letters]
 
     def encode_dead(item: tuple[str, Any]) -> tuple[str, bytes]:
@@ -157,6 +158,7 @@ def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
         acknowledge_outbox(acknowledging, config.prefix, written)
 
     def dead_of(item: tuple[str, BatchResult]) -> list[tuple[str, DeadLetter]]:
+        counters.add(dead=len(item[1].dead_letters))
         return [(DEAD_LETTER_KEY, d) for d in item[1].dead_letters]
 
     flow = Dataflow("journeys")

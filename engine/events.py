@@ -25,6 +25,7 @@ MESSAGE_STATUSES = ("delivered", "opened", "clicked", "bounced", "unsubscribed",
 POINTS_KINDS = ("earned", "spent", "expired")
 DERIVED_FIELDS = frozenset({"item_names", "categories", "daypart"})
 """Event fields the engine computes; the same names in the input are ignored."""
+_ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+){0,2}$")
 _BIRTHDAY = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 
 
@@ -47,6 +48,8 @@ class Event:
     data: dict[str, Any]
     position: int = 0
     utc_offset_s: int | None = None
+    raw: bytes | None = None
+    """The input line, kept so a dead letter carries it intact."""
 
     def field(self, name: str) -> Any:
         """A field of the event, common fields included, for expressions."""
@@ -69,7 +72,9 @@ def decode_line(line: bytes, position: int = 0) -> Event:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise EventError(f"not valid JSON: {exc}") from None
-    return validate_event(raw, position)
+    event = validate_event(raw, position)
+    event.raw = line
+    return event
 
 
 def validate_event(raw: Any, position: int = 0) -> Event:
@@ -236,9 +241,11 @@ def _profile(data: dict[str, Any]) -> None:
         data["birthday"] = f"{match[2]}-{match[3]}"
     timezone = data.get("timezone")
     if timezone is not None:
+        if not isinstance(timezone, str) or not _ZONE_NAME.match(timezone):
+            raise EventError(f"'timezone' is not a known IANA zone: {timezone!r:.60}")
         try:
-            ZoneInfo(str(timezone))
-        except (ZoneInfoNotFoundError, ValueError):
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a zone folder
             raise EventError(f"'timezone' is not a known IANA zone: {timezone!r:.60}") from None
     consents = data.get("consents")
     if consents is not None and (

@@ -171,7 +171,8 @@ class ShardProcessor:
 
     @staticmethod
     def _dead(event: Event, reason: str, source_id: str) -> DeadLetter:
-        return DeadLetter(reason, encode_event(event), event.position, source_id)
+        raw = event.raw if event.raw is not None else encode_event(event)
+        return DeadLetter(reason, raw, event.position, source_id)
 
     @property
     def shards(self) -> Sequence[int]:

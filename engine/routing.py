@@ -84,8 +84,9 @@ class BatchRouter:
                 dead.append((DEAD_LETTER_KEY,
                              DeadLetter(exc.reason, line, position, self.source_id)))
                 continue
-            reference = now if wall else self.clock
-            if reference and event.ts > reference + self.max_clock_jump_ms:
+            # before the first event, the wall clock stands in: history is in the past
+            reference = now if wall else (self.clock or int(time.time() * 1000))
+            if event.ts > reference + self.max_clock_jump_ms:
                 days = (event.ts - reference) / DAY_MS
                 dead.append((DEAD_LETTER_KEY, DeadLetter(
                     f"'ts' is {days:.1f} days ahead of the stream's clock "

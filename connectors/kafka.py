@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from engine.routing import RawBatch
 IDLE_WAKE_S = 0.05
 """How long a partition with nothing to read waits before asking its consumer again."""
 
+
+log = logging.getLogger(__name__)
 
 def source_id_of(topic: str, partition: int) -> str:
     """The name under which a partition's applied offset is stored in each shard."""
@@ -32,8 +35,11 @@ class KafkaBatch(RawBatch):
 def consumer_settings(settings: Mapping[str, str]) -> dict[str, object]:
     """Consumer settings: explicit assignment, no group commits, no auto offset store."""
     config: dict[str, object] = {"group.id": "journeys-engine", **settings}
+    # an offset from Redis that the topic no longer has (retention, a recreated topic)
+    # restarts at the earliest one kept: events already applied are skipped by position,
+    # none is skipped silently
     config.update({"enable.auto.commit": False, "enable.auto.offset.store": False,
-                   "enable.partition.eof": False})
+                   "enable.partition.eof": False, "auto.offset.reset": "earliest"})
     return config
 
 
@@ -84,6 +90,10 @@ class KafkaPartition(StatefulSourcePartition[KafkaBatch, int]):
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if not error.fatal():  # a broker away: librdkafka reconnects by itself
+                    log.warning("reading %s[%d]: %s; retrying", self._tp.topic,
+                                self._tp.partition, error.str())
                     continue
                 raise KafkaConnectorError(
                     f"reading {self._tp.topic}[{self._tp.partition}]: {error.str()}")

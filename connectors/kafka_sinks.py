@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 from collections.abc import Callable, Mapping
+from typing import NoReturn
 
 import orjson
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
@@ -12,6 +16,17 @@ from connectors.kafka_config import KafkaConnectorError
 from engine.processor import DeadLetter
 
 FLUSH_TIMEOUT_S = 60.0
+log = logging.getLogger(__name__)
+
+
+def stop_process(reason: str) -> NoReturn:
+    """End the process at once with exit code 3, saying why on stderr.
+
+    Used where an exception would not reach the caller (inside the dataflow runtime's
+    sinks); everything committed is safe in Redis, so the next run resumes.
+    """
+    print(f"journeys: {reason}", file=sys.stderr, flush=True)
+    os._exit(3)
 
 
 def producer_settings(settings: Mapping[str, str]) -> dict[str, object]:
@@ -47,16 +62,23 @@ class _Producing:
                 self._producer.poll(0.05)
 
     def flush(self) -> None:
-        """Wait until every produced message is acknowledged by the brokers, or raise."""
-        left = self._producer.flush(FLUSH_TIMEOUT_S)
-        if left:
-            raise KafkaConnectorError(
-                f"{left} messages to {self.topic!r} not acknowledged after {FLUSH_TIMEOUT_S:.0f}s")
+        """Wait until every produced message is acknowledged by the brokers.
+
+        Through a broker outage librdkafka keeps retrying until `message.timeout.ms`; the
+        wait goes on meanwhile. A message that still fails stops the process (exit code 3)
+        with the outbox intact: raising here would leave the dataflow runtime hanging, and
+        a restart writes the unacknowledged commands again.
+        """
+        while True:
+            left = self._producer.flush(FLUSH_TIMEOUT_S)
+            if not left or self._failures:
+                break
+            log.warning("%d messages to %r not acknowledged after %.0fs; still waiting",
+                        left, self.topic, FLUSH_TIMEOUT_S)
         if self._failures:
             first, count = self._failures[0], len(self._failures)
-            self._failures.clear()
-            raise KafkaConnectorError(
-                f"{count} messages to {self.topic!r} were not delivered: {first.str()}")
+            stop_process(f"{count} messages to {self.topic!r} were not delivered: "
+                         f"{first.str()}; the commands stay in the outbox for the next run")
 
 
 class _CommandsPartition(StatefulSinkPartition[tuple[str, bytes], None]):

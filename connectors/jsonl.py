@@ -13,8 +13,9 @@ from typing import Any, BinaryIO
 
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from bytewax.outputs import StatefulSinkPartition
 
+from connectors.single_writer import SingleWriterSink
 from engine.processor import DeadLetter
 from engine.routing import RawBatch
 
@@ -149,18 +150,14 @@ class _LinesPartition(StatefulSinkPartition[bytes, None]):
             self._file.close()
 
 
-class JsonlSink(FixedPartitionedSink[bytes, None]):
+class JsonlSink(SingleWriterSink[bytes]):
     """Appends encoded lines to a file (or stdout for "-"); one writer keeps the order."""
+
+    part_name = "lines"
 
     def __init__(self, path: str | Path, on_write: Callable[[int], None] | None = None) -> None:
         self.path = str(path)
         self.on_write = on_write
-
-    def list_parts(self) -> list[str]:
-        return ["lines"]
-
-    def part_fn(self, item_key: str) -> int:
-        return 0
 
     def build_part(self, step_id: str, for_part: str,
                    resume_state: None) -> _LinesPartition:
@@ -197,24 +194,20 @@ class _CommandsPartition(StatefulSinkPartition[tuple[str, bytes], None]):
             self._file.close()
 
 
-class CommandSink(FixedPartitionedSink[tuple[str, bytes], None]):
+class CommandSink(SingleWriterSink[tuple[str, bytes]]):
     """Appends (shard, command line) items to a file or stdout, then acknowledges them.
 
     The lines are flushed (and fsynced for a file) before `acknowledge` receives how many
     of each shard's commands were written, so the engine can drop them from its outbox.
     """
 
+    part_name = "commands"
+
     def __init__(self, path: str | Path, acknowledge: Callable[[dict[int, int]], None],
                  on_write: Callable[[int], None] | None = None) -> None:
         self.path = str(path)
         self.acknowledge = acknowledge
         self.on_write = on_write
-
-    def list_parts(self) -> list[str]:
-        return ["commands"]
-
-    def part_fn(self, item_key: str) -> int:
-        return 0
 
     def build_part(self, step_id: str, for_part: str,
                    resume_state: None) -> _CommandsPartition:

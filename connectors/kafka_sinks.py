@@ -9,10 +9,11 @@ from collections.abc import Callable, Mapping
 from typing import NoReturn
 
 import orjson
-from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from bytewax.outputs import StatefulSinkPartition
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connectors.kafka_config import KafkaConnectorError
+from connectors.single_writer import SingleWriterSink
 from engine.processor import DeadLetter
 
 FLUSH_TIMEOUT_S = 60.0
@@ -110,9 +111,11 @@ class _CommandsPartition(StatefulSinkPartition[tuple[str, bytes], None]):
         self._out.flush()
 
 
-class KafkaCommandSink(FixedPartitionedSink[tuple[str, bytes], None]):
+class KafkaCommandSink(SingleWriterSink[tuple[str, bytes]]):
     """Produces (shard, command line) items keyed by customer_id with a `command_id`
     header; acknowledges each shard's outbox only after the brokers acknowledged them."""
+
+    part_name = "commands"
 
     def __init__(self, settings: Mapping[str, str], topic: str,
                  acknowledge: Callable[[dict[int, int]], None],
@@ -121,12 +124,6 @@ class KafkaCommandSink(FixedPartitionedSink[tuple[str, bytes], None]):
         self.topic = topic
         self.acknowledge = acknowledge
         self.on_write = on_write
-
-    def list_parts(self) -> list[str]:
-        return ["commands"]
-
-    def part_fn(self, item_key: str) -> int:
-        return 0
 
     def build_part(self, step_id: str, for_part: str,
                    resume_state: None) -> _CommandsPartition:
@@ -152,19 +149,15 @@ class _DeadPartition(StatefulSinkPartition[DeadLetter, None]):
         self._out.flush()
 
 
-class KafkaDeadLetterSink(FixedPartitionedSink[DeadLetter, None]):
+class KafkaDeadLetterSink(SingleWriterSink[DeadLetter]):
     """Produces each dead letter's raw input intact, with `reason`, `source` and
     `position` headers."""
+
+    part_name = "dead"
 
     def __init__(self, settings: Mapping[str, str], topic: str) -> None:
         self.settings = dict(settings)
         self.topic = topic
-
-    def list_parts(self) -> list[str]:
-        return ["dead"]
-
-    def part_fn(self, item_key: str) -> int:
-        return 0
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _DeadPartition:
         return _DeadPartition(self.settings, self.topic)

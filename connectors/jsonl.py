@@ -129,25 +129,41 @@ class JsonlSource(FixedPartitionedSource[RawBatch, int]):
                               self.until_ms, self.idle_exit_s)
 
 
-class _LinesPartition(StatefulSinkPartition[bytes, None]):
+class _AppendedFile:
+    """A file opened for appending (or stdout for "-") that both sinks write lines to."""
+
     def __init__(self, path: str, on_write: Callable[[int], None] | None) -> None:
         self._stdout = path == "-"
         self._file: BinaryIO = sys.stdout.buffer if self._stdout else open(path, "ab")  # noqa: SIM115
         self._on_write = on_write
 
+    def append(self, lines: list[bytes], *, durable: bool = False) -> None:
+        """Write and flush `lines`; with `durable`, fsync a file before returning."""
+        self._file.write(b"".join(lines))
+        self._file.flush()
+        if durable and not self._stdout:
+            os.fsync(self._file.fileno())
+        if self._on_write is not None:
+            self._on_write(len(lines))
+
+    def close(self) -> None:
+        if not self._stdout:
+            self._file.close()
+
+
+class _LinesPartition(StatefulSinkPartition[bytes, None]):
+    def __init__(self, path: str, on_write: Callable[[int], None] | None) -> None:
+        self._out = _AppendedFile(path, on_write)
+
     def write_batch(self, values: list[bytes]) -> None:
         if values:
-            self._file.write(b"".join(values))
-            self._file.flush()
-            if self._on_write is not None:
-                self._on_write(len(values))
+            self._out.append(values)
 
     def snapshot(self) -> None:
         return None
 
     def close(self) -> None:
-        if not self._stdout:
-            self._file.close()
+        self._out.close()
 
 
 class JsonlSink(SingleWriterSink[bytes]):
@@ -167,31 +183,23 @@ class JsonlSink(SingleWriterSink[bytes]):
 class _CommandsPartition(StatefulSinkPartition[tuple[str, bytes], None]):
     def __init__(self, path: str, acknowledge: Callable[[dict[int, int]], None],
                  on_write: Callable[[int], None] | None) -> None:
-        self._stdout = path == "-"
-        self._file: BinaryIO = sys.stdout.buffer if self._stdout else open(path, "ab")  # noqa: SIM115
+        self._out = _AppendedFile(path, on_write)
         self._acknowledge = acknowledge
-        self._on_write = on_write
 
     def write_batch(self, values: list[tuple[str, bytes]]) -> None:
         if not values:
             return
-        self._file.write(b"".join(line for _, line in values))
-        self._file.flush()
-        if not self._stdout:
-            os.fsync(self._file.fileno())
+        self._out.append([line for _, line in values], durable=True)
         written: dict[int, int] = {}
         for shard, _ in values:
             written[int(shard)] = written.get(int(shard), 0) + 1
         self._acknowledge(written)
-        if self._on_write is not None:
-            self._on_write(len(values))
 
     def snapshot(self) -> None:
         return None
 
     def close(self) -> None:
-        if not self._stdout:
-            self._file.close()
+        self._out.close()
 
 
 class CommandSink(SingleWriterSink[tuple[str, bytes]]):

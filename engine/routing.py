@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -61,8 +62,11 @@ class BatchRouter:
 
     def __init__(self, shards: int, source_id: str, clock: ClockMode = "event",
                  max_clock_jump_ms: int | None = None,
-                 counters: RunCounters | None = None) -> None:
+                 counters: RunCounters | None = None,
+                 keys: Sequence[str] | None = None) -> None:
         self.shards = shards
+        self.keys = tuple(keys) if keys is not None else tuple(str(s) for s in range(shards))
+        """Each shard's routing key (see engine.shard_keys)."""
         self.source_id = source_id
         self.clock_mode = clock
         if max_clock_jump_ms is None:
@@ -72,7 +76,8 @@ class BatchRouter:
         self.clock = 0
 
     def route(self, raw: RawBatch) -> list[tuple[str, ShardBatch | DeadLetter]]:
-        """One (shard key, ShardBatch) per shard, and one (DEAD_LETTER_KEY, DeadLetter) each."""
+        """One (shard's routing key, ShardBatch) per shard, and one (DEAD_LETTER_KEY,
+        DeadLetter) per dead letter."""
         per_shard: list[list] = [[] for _ in range(self.shards)]
         dead: list[tuple[str, ShardBatch | DeadLetter]] = []
         wall = self.clock_mode == "wall"
@@ -101,7 +106,7 @@ class BatchRouter:
         clock = int(time.time() * 1000) if wall else self.clock
         self.counters.add(events=len(raw.lines), dead=len(dead))
         out: list[tuple[str, ShardBatch | DeadLetter]] = [
-            (str(shard), ShardBatch(shard, events, clock, raw.position))
+            (self.keys[shard], ShardBatch(shard, events, clock, raw.position))
             for shard, events in enumerate(per_shard)
         ]
         out.extend(dead)

@@ -129,6 +129,7 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
             start_position=start, batch_lines=options.batch_lines, tail=options.tail,
             tick_s=options.tick_s, until_ms=options.until_ms, idle_exit_s=options.idle_exit_s,
         )
+    config.workers = options.workers * max(len(options.addresses), 1)
     sync_versions(client, options.prefix, catalog)
     counters = RunCounters()
     if score_model is None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from confluent_kafka import Consumer, Producer, TopicPartition
-from kafka_broker import create_topics, free_port, tansu_broker
+from confluent_kafka import Consumer, TopicPartition
+from kafka_broker import free_port, new_topics, produce, tansu_broker
 
 from benchmarks.generator import ChainConfig, generate_events
 from engine.cli import main
@@ -43,24 +43,7 @@ def chain_lines() -> list[tuple[str, bytes]]:
 
 
 def topics(bootstrap: str, partitions: int = PARTITIONS) -> dict[str, str]:
-    tag = uuid.uuid4().hex[:8]
-    names = {"events": f"events-{tag}", "commands": f"commands-{tag}", "dead": f"dead-{tag}"}
-    create_topics(bootstrap, {names["events"]: partitions, names["commands"]: 1,
-                              names["dead"]: 1})
-    return names
-
-
-def produce(bootstrap: str, topic: str, lines: list[tuple[str, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
-                         "partitioner": "consistent_random"})
-    for key, value in lines:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key.encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
-    assert producer.flush(30) == 0
+    return new_topics(bootstrap, partitions)
 
 
 def consume_all(bootstrap: str, topic: str, partitions: int = 1,

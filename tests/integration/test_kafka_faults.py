@@ -26,8 +26,8 @@ from typing import IO, Any
 import orjson
 import pytest
 import redis
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
-from kafka_broker import create_topics, free_port, tansu_broker
+from confluent_kafka import Consumer, Message, TopicPartition
+from kafka_broker import free_port, new_topics, produce, tansu_broker
 from tcp_proxy import TcpProxy, Watch
 
 from benchmarks.generator import ChainConfig, generate_events
@@ -96,28 +96,6 @@ def expected(chain_lines: list[tuple[str, bytes]], redis_url: str,
         client = redis.Redis.from_url(redis_url)
         delete_matching(client, f"*{prefix}*")
         client.close()
-
-
-def new_topics(bootstrap: str) -> dict[str, str]:
-    tag = uuid.uuid4().hex[:8]
-    names = {"events": f"events-{tag}", "commands": f"commands-{tag}", "dead": f"dead-{tag}"}
-    create_topics(bootstrap, {names["events"]: PARTITIONS, names["commands"]: 1,
-                              names["dead"]: 1})
-    return names
-
-
-def produce(bootstrap: str, topic: str, lines: list[tuple[str, bytes]]) -> None:
-    """Write the events keyed by customer, in small record batches (small fetches)."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
-                         "batch.size": 16384, "partitioner": "consistent_random"})
-    for key, value in lines:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key.encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
-    assert producer.flush(30) == 0
 
 
 def start_engine(bootstrap: str, names: dict[str, str], redis_url: str, prefix: str,
@@ -222,14 +200,23 @@ class ProduceCut:
 
 
 @contextmanager
-def proxied_broker() -> Iterator[tuple[TcpProxy, ProduceCut]]:
-    """A Tansu broker that clients reach only through a proxy (it advertises the proxy)."""
+def proxied_broker(lines: list[tuple[str, bytes]]
+                   ) -> Iterator[tuple[TcpProxy, ProduceCut, dict[str, str], Watcher]]:
+    """A Tansu broker that clients reach only through a proxy (it advertises the proxy),
+    with fresh topics, `lines` produced to the events topic in small record batches (small
+    fetches), and a watcher on the commands topic."""
     proxy_port = free_port()
     cut = ProduceCut()
     with tansu_broker(advertised_port=proxy_port) as direct, \
             TcpProxy(int(direct.rpartition(":")[2]), proxy_port, watch=cut.watch) as proxy:
         cut.proxy = proxy
-        yield proxy, cut
+        names = new_topics(proxy.address, PARTITIONS)
+        produce(proxy.address, names["events"], lines, batch_bytes=16384)
+        watcher = Watcher(proxy.address, names["commands"])
+        try:
+            yield proxy, cut, names, watcher
+        finally:
+            watcher.close()
 
 
 def headers_of(message: Message) -> dict[str, bytes]:
@@ -316,10 +303,7 @@ def log_tail(path: Path) -> str:
 def test_broker_outages_mid_run_lose_nothing(
         chain_lines: list[tuple[str, bytes]], expected: dict[str, dict[str, Any]],
         redis_url: str, key_prefix: str, tmp_path: Path) -> None:
-    with proxied_broker() as (proxy, cut):
-        names = new_topics(proxy.address)
-        produce(proxy.address, names["events"], chain_lines)
-        watcher = Watcher(proxy.address, names["commands"])
+    with proxied_broker(chain_lines) as (proxy, cut, names, watcher):
         log_path = tmp_path / "engine.log"
         outages: list[float] = []
 
@@ -346,7 +330,6 @@ def test_broker_outages_mid_run_lose_nothing(
                 outage()
             code = finish(child, 60, log_path)
         finally:
-            watcher.close()
             stop_process(child)
         seconds = time.monotonic() - began
         assert code == 0, log_tail(log_path)
@@ -362,37 +345,31 @@ def test_broker_outages_mid_run_lose_nothing(
 def test_kill_and_restart_over_kafka_loses_nothing(
         chain_lines: list[tuple[str, bytes]], expected: dict[str, dict[str, Any]],
         redis_url: str, key_prefix: str, tmp_path: Path) -> None:
-    with proxied_broker() as (proxy, cut):
-        names = new_topics(proxy.address)
-        produce(proxy.address, names["events"], chain_lines)
-        watcher = Watcher(proxy.address, names["commands"])
+    with proxied_broker(chain_lines) as (proxy, cut, names, watcher):
         log_path = tmp_path / "engine.log"
         killed = unanswered = 0
         began = time.monotonic()
-        try:
-            with log_path.open("wb") as log:
-                for index, share in enumerate((*KILL_AT, None)):
-                    child = start_engine(proxy.address, names, redis_url, key_prefix, log)
-                    try:
-                        reached = share is not None and watcher.wait_for(
-                            int(share * len(expected)), child, 60)
-                        muted = reached and index % 2 == 1 and cut.cut(child)
-                        if reached and not muted:
-                            time.sleep(0.02 * (index // 2 % 3))
-                        if reached and child.poll() is None:
-                            child.send_signal(signal.SIGKILL)
-                            child.wait(10)
-                            killed += 1
-                            unanswered += int(muted)
-                        else:  # the last run, or one that got to the end first
-                            assert finish(child, 60, log_path) == 0, log_tail(log_path)
-                    finally:
-                        stop_process(child)
-                    if muted:  # the muted connections lost bytes mid-stream: cut them
-                        proxy.stop()
-                        proxy.start()
-        finally:
-            watcher.close()
+        with log_path.open("wb") as log:
+            for index, share in enumerate((*KILL_AT, None)):
+                child = start_engine(proxy.address, names, redis_url, key_prefix, log)
+                try:
+                    reached = share is not None and watcher.wait_for(
+                        int(share * len(expected)), child, 60)
+                    muted = reached and index % 2 == 1 and cut.cut(child)
+                    if reached and not muted:
+                        time.sleep(0.02 * (index // 2 % 3))
+                    if reached and child.poll() is None:
+                        child.send_signal(signal.SIGKILL)
+                        child.wait(10)
+                        killed += 1
+                        unanswered += int(muted)
+                    else:  # the last run, or one that got to the end first
+                        assert finish(child, 60, log_path) == 0, log_tail(log_path)
+                finally:
+                    stop_process(child)
+                if muted:  # the muted connections lost bytes mid-stream: cut them
+                    proxy.stop()
+                    proxy.start()
         seconds = time.monotonic() - began
         produced = read_topic(proxy.address, names["commands"])
     assert killed >= 6, f"only {killed} of {len(KILL_AT)} runs were killed before finishing"

@@ -17,7 +17,7 @@ from bytewax.outputs import StatefulSinkPartition
 
 from connectors.single_writer import SingleWriterSink
 from engine.processor import DeadLetter
-from engine.routing import RawBatch
+from engine.routing import DEFAULT_BATCH_LINES, RawBatch
 
 CHUNK_BYTES = 1 << 20
 
@@ -113,7 +113,7 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
 class JsonlSource(FixedPartitionedSource[RawBatch, int]):
     """A JSONL file as one source partition, starting at a byte offset."""
 
-    def __init__(self, path: str | Path, *, start: int = 0, batch_lines: int = 2000,
+    def __init__(self, path: str | Path, *, start: int = 0, batch_lines: int = DEFAULT_BATCH_LINES,
                  tail: bool = False, tick_s: float = 1.0, until_ms: int | None = None,
                  idle_exit_s: float | None = None) -> None:
         self.path = Path(path)

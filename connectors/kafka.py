@@ -12,7 +12,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from connectors.kafka_config import KafkaConnectorError
-from engine.routing import RawBatch
+from engine.routing import DEFAULT_BATCH_LINES, RawBatch
 
 IDLE_WAKE_S = 0.005
 """How long a partition with nothing to read waits before asking its consumer again."""
@@ -157,8 +157,8 @@ class KafkaSource(FixedPartitionedSource[KafkaBatch, int]):
     """
 
     def __init__(self, settings: Mapping[str, str], topic: str, starts: Mapping[int, int], *,
-                 batch_size: int = 2000, until_end: bool = False, tick_s: float = 1.0,
-                 until_ms: int | None = None,
+                 batch_size: int = DEFAULT_BATCH_LINES, until_end: bool = False,
+                 tick_s: float = 1.0, until_ms: int | None = None,
                  on_lag: Callable[[int, int], None] | None = None) -> None:
         self.settings = dict(settings)
         self.on_lag = on_lag

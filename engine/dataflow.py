@@ -14,7 +14,13 @@ from connectors.kafka_sinks import KafkaCommandSink, KafkaDeadLetterSink
 from engine.catalog import Catalog
 from engine.processor import BatchResult, DeadLetter, ShardBatch, ShardProcessor
 from engine.redis_client import connect
-from engine.routing import DEAD_LETTER_KEY, BatchRouter, ClockMode, RunCounters
+from engine.routing import (
+    DEAD_LETTER_KEY,
+    DEFAULT_BATCH_LINES,
+    BatchRouter,
+    ClockMode,
+    RunCounters,
+)
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.shard_keys import shard_keys, shard_of_key
 from engine.store import acknowledge_outbox
@@ -48,7 +54,7 @@ class FlowConfig:
     shards: int = 8
     clock: ClockMode = "event"
     start_position: int = 0
-    batch_lines: int = 2000
+    batch_lines: int = DEFAULT_BATCH_LINES
     tail: bool = False
     tick_s: float = 1.0
     until_ms: int | None = None

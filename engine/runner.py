@@ -18,7 +18,7 @@ from engine.catalog import Catalog
 from engine.dataflow import FlowConfig, KafkaFlow, build_flow
 from engine.embedded_redis import EmbeddedRedis
 from engine.redis_client import connect
-from engine.routing import ClockMode, RunCounters
+from engine.routing import DEFAULT_BATCH_LINES, ClockMode, RunCounters
 from engine.scoring import DEFAULT_MODEL, ScoreModel, load_model
 from engine.scoring_kernels import warm_up
 from engine.store import LayoutError, StateStoreError, check_shard_count, min_applied_position
@@ -71,7 +71,7 @@ class RunOptions:
     source_id: str | None = None
     until_ms: int | None = None
     workers: int = 1
-    batch_lines: int = 2000
+    batch_lines: int = DEFAULT_BATCH_LINES
     tail: bool = False
     tick_s: float = 1.0
     idle_exit_s: float | None = None

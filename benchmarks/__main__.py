@@ -22,8 +22,10 @@ class Size:
     naive_limit_s: float
 
 
-QUICK = Size(1_500, 365, (0, 100_000), (1_000,), 5.0, 20.0)
-FULL = Size(20_000, 365, (0, 1_000_000, 5_000_000), (1_000, 10_000), 10.0, 60.0)
+# the naive baseline's limit lets it read the whole stream, so that its rate and the
+# engine's cover the same events (its timer sweep slows down as timers pile up)
+QUICK = Size(1_500, 365, (0, 100_000), (1_000,), 5.0, 60.0)
+FULL = Size(20_000, 365, (0, 1_000_000, 5_000_000), (1_000, 10_000), 10.0, 1200.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

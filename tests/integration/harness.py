@@ -15,6 +15,14 @@ from engine.runner import RunOptions, RunSummary, run_on
 from engine.store import read_stats
 from journeys_dsl.loader import load_journeys
 
+OWN_PROFILE_JOURNEYS = [
+    str(Path(__file__).resolve().parents[2] / "examples" / "journeys" / name)
+    for name in ("02_lost_regular.yaml", "03_birthday.yaml", "08_points_expiry.yaml",
+                 "09_review_request.yaml")]
+"""Reference journeys whose conditions read only the customer's own profile: their
+commands do not depend on how far other shards or partitions had got (runs interrupted,
+or split over processes, give the same commands)."""
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
 CET = timezone(timedelta(hours=1))
 START = datetime(2025, 3, 3, 0, 0, tzinfo=CET)  # a Monday

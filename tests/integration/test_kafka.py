@@ -13,6 +13,7 @@ import orjson
 import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
+from harness import OWN_PROFILE_JOURNEYS
 from kafka_broker import free_port, new_topics, produce, tansu_broker
 
 from benchmarks.generator import ChainConfig, generate_events
@@ -22,10 +23,7 @@ from journeys_dsl.loader import load_journeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
-JOURNEYS = [str(EXAMPLES / name) for name in (
-    "02_lost_regular.yaml", "03_birthday.yaml", "08_points_expiry.yaml",
-    "09_review_request.yaml")]
+JOURNEYS = OWN_PROFILE_JOURNEYS
 CHAIN = ChainConfig(seed=11, customers=300, days=120, start="2025-01-01")
 UNTIL = "2025-05-02T00:00:00+00:00"
 PARTITIONS = 4

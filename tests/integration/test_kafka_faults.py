@@ -27,6 +27,7 @@ import orjson
 import pytest
 import redis
 from confluent_kafka import Consumer, Message, TopicPartition
+from harness import OWN_PROFILE_JOURNEYS
 from kafka_broker import free_port, new_topics, produce, tansu_broker
 from tcp_proxy import TcpProxy, Watch
 
@@ -41,12 +42,7 @@ from journeys_dsl.loader import load_journeys
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples" / "journeys"
-# journeys whose conditions read only the customer's own profile: their commands do not
-# depend on how far other partitions had got when the engine was interrupted
-JOURNEYS = [str(EXAMPLES / name) for name in (
-    "02_lost_regular.yaml", "03_birthday.yaml", "08_points_expiry.yaml",
-    "09_review_request.yaml")]
+JOURNEYS = OWN_PROFILE_JOURNEYS
 CHAIN = ChainConfig(seed=23, customers=2000, days=120, start="2025-01-01")
 UNTIL = "2025-05-02T00:00:00+00:00"
 PARTITIONS = 4

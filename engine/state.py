@@ -92,7 +92,7 @@ class CustomerState:
 
     def to_bytes(self) -> bytes:
         """The stored form (see engine.state_codec): enrollments as rows, visit times as
-        differences, deflated."""
+        differences, compressed."""
         profile = self.profile.to_dict()
         if "recent_visits" in profile:
             profile["recent_visits"] = differences(profile["recent_visits"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,22 @@ class FlowConfig:
     """Workers of the whole run (all processes): the shards are spread evenly over them."""
 
 
+def _commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
+    """A shard batch's command lines as (shard, line) items for the commands sink."""
+    shard = str(shard_of_key(item[0]))
+    return [(item[0], (shard, line)) for line in item[1].lines]
+
+
+def _acknowledger(config: FlowConfig) -> Callable[[dict[int, int]], None]:
+    """Drops from each shard's outbox the commands the sink has written (shard -> count)."""
+    client = connect(config.redis_url)
+
+    def acknowledge(written: dict[int, int]) -> None:
+        acknowledge_outbox(client, config.prefix, written)
+
+    return acknowledge
+
+
 def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
                score_model: ScoreModel = DEFAULT_MODEL,
                customer_model: CustomerModel = EMPTY_MODEL,
@@ -86,15 +103,6 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
         assert isinstance(batch, ShardBatch), "dead letters are split off before processing"
         return None, processor.process(batch)
 
-    def commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
-        shard = str(shard_of_key(item[0]))
-        return [(item[0], (shard, line)) for line in item[1].lines]
-
-    acknowledging = connect(config.redis_url)
-
-    def acknowledge(written: dict[int, int]) -> None:
-        acknowledge_outbox(acknowledging, config.prefix, written)
-
     def dead_of(item: tuple[str, BatchResult]) -> list[tuple[str, bytes]]:
         counters.add(dead=len(item[1].dead_letters))
         return [(DEAD_LETTER_KEY, encode_dead_letter(d)) for d in item[1].dead_letters]
@@ -111,12 +119,13 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
     routed = op.flat_map("route", raw, router.route)
     split = op.branch("split_dead", routed, lambda item: item[0] == DEAD_LETTER_KEY)
     results = op.stateful_map("process", split.falses, process)
-    commands = op.flat_map("commands", results, commands_of)
+    commands = op.flat_map("commands", results, _commands_of)
     late_dead = op.flat_map("late_dead", results, dead_of)
     early_dead = op.map("encode_dead", split.trues, encode_dead)
     dead = op.merge("dead", early_dead, late_dead)
     op.output("commands_out", commands, CommandSink(
-        config.commands_path, acknowledge, on_write=lambda n: counters.add(commands=n)))
+        config.commands_path, _acknowledger(config),
+        on_write=lambda n: counters.add(commands=n)))
     op.output("dead_out", dead, JsonlSink(config.dead_letter_path))
     return flow
 
@@ -163,15 +172,6 @@ def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
         batch.source_id = source_id
         return clocks, processor.process(batch)
 
-    def commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
-        shard = str(shard_of_key(item[0]))
-        return [(item[0], (shard, line)) for line in item[1].lines]
-
-    acknowledging = connect(config.redis_url)
-
-    def acknowledge(written: dict[int, int]) -> None:
-        acknowledge_outbox(acknowledging, config.prefix, written)
-
     def dead_of(item: tuple[str, BatchResult]) -> list[tuple[str, DeadLetter]]:
         counters.add(dead=len(item[1].dead_letters))
         return [(DEAD_LETTER_KEY, d) for d in item[1].dead_letters]
@@ -184,11 +184,11 @@ def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
     routed = op.flat_map("route", raw, route)
     split = op.branch("split_dead", routed, lambda item: item[0] == DEAD_LETTER_KEY)
     results = op.stateful_map("process", split.falses, process)
-    commands = op.flat_map("commands", results, commands_of)
+    commands = op.flat_map("commands", results, _commands_of)
     late_dead = op.flat_map("late_dead", results, dead_of)
     dead = op.merge("dead", split.trues, late_dead)
     op.output("commands_out", commands, KafkaCommandSink(
-        kafka.settings, kafka.commands_topic, acknowledge,
+        kafka.settings, kafka.commands_topic, _acknowledger(config),
         on_write=lambda n: counters.add(commands=n)))
     op.output("dead_out", dead, KafkaDeadLetterSink(kafka.settings, kafka.dead_letter_topic))
     return flow

@@ -28,6 +28,7 @@ from engine.state import CustomerState
 ADD_COUNTS = "for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end"
 """Adds each (field, increment) pair of ARGV to the hash KEYS[1]."""
 
+
 class StateStoreError(RuntimeError):
     """Redis refused or lost a state operation; the batch was not applied."""
 

@@ -14,9 +14,8 @@ import bytewax.operators as op
 import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.run import cli_main
-from confluent_kafka import Producer
 
-from benchmarks.tansu import NoBrokerError, create_topics, tansu_broker
+from benchmarks.tansu import NoBrokerError, create_topics, produce, tansu_broker
 from connectors.kafka import KafkaBatch, KafkaSource
 from engine.routing import BatchRouter, RunCounters
 
@@ -49,24 +48,11 @@ def produce_events(bootstrap: str, events: Path, tag: str,
     `events` to it, keyed by customer_id."""
     topic = f"events-{tag}"
     create_topics(bootstrap, {topic: partitions})
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
-                         "batch.size": 1_000_000, "enable.idempotence": True})
     began = time.perf_counter()
-    count = 0
     with events.open("rb") as lines:
-        for line in lines:
-            value = line.rstrip(b"\n")
-            key = str(orjson.loads(value)["customer_id"]).encode()
-            while True:
-                try:
-                    producer.produce(topic, value=value, key=key)
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            count += 1
-    left = producer.flush(120)
-    if left:
-        raise RuntimeError(f"{left} events were not acknowledged by the broker")
+        count = produce(bootstrap, topic, (
+            (str(orjson.loads(line)["customer_id"]), line.rstrip(b"\n")) for line in lines),
+            **{"batch.size": 1_000_000, "enable.idempotence": True})
     return Produced(topic, count, time.perf_counter() - began)
 
 

@@ -11,10 +11,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -88,3 +89,25 @@ def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
                                    for name, partitions in topics.items()])
     for future in futures.values():
         future.result(10)
+
+
+def produce(bootstrap: str, topic: str, lines: Iterable[tuple[str, bytes]],
+            **settings: object) -> int:
+    """Write (key, value) lines to `topic` with librdkafka's default partitioner (the
+    CRC-32 of the key, as the engine's shards), waiting out a full queue; `settings` add
+    to or override the producer's. Returns the count; raises if any was not acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                         "partitioner": "consistent_random", **settings})
+    count = 0
+    for key, value in lines:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key.encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+        count += 1
+    left = producer.flush(120)
+    if left:
+        raise RuntimeError(f"{left} of {count} messages to {topic!r} were not acknowledged")
+    return count

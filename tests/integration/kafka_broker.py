@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from confluent_kafka import Producer
 
 from benchmarks import tansu
-from benchmarks.tansu import create_topics, free_port
+from benchmarks.tansu import create_topics, free_port, produce
 
 __all__ = ["create_topics", "free_port", "new_topics", "produce", "tansu_broker"]
 
@@ -33,21 +32,3 @@ def new_topics(bootstrap: str, partitions: int) -> dict[str, str]:
     create_topics(bootstrap, {names["events"]: partitions, names["commands"]: 1,
                               names["dead"]: 1})
     return names
-
-
-def produce(bootstrap: str, topic: str, lines: list[tuple[str, bytes]],
-            batch_bytes: int | None = None) -> None:
-    """Write (key, value) lines to `topic`; `batch_bytes` caps a record batch's size."""
-    settings: dict[str, object] = {"bootstrap.servers": bootstrap, "linger.ms": 20,
-                                   "partitioner": "consistent_random"}
-    if batch_bytes is not None:
-        settings["batch.size"] = batch_bytes
-    producer = Producer(settings)
-    for key, value in lines:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key.encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
-    assert producer.flush(30) == 0

@@ -40,10 +40,6 @@ def chain_lines() -> list[tuple[str, bytes]]:
     return [(str(e["customer_id"]), orjson.dumps(e)) for e in generate_events(CHAIN)]
 
 
-def topics(bootstrap: str, partitions: int = PARTITIONS) -> dict[str, str]:
-    return new_topics(bootstrap, partitions)
-
-
 def consume_all(bootstrap: str, topic: str, partitions: int = 1,
                 quiet_s: float = 2.0) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
     """Every message of `topic`: (key, value, headers), read until nothing new for quiet_s."""
@@ -75,7 +71,7 @@ def run_kafka(bootstrap: str, names: dict[str, str], redis_url: str, prefix: str
 def test_kafka_run_matches_jsonl_run_and_resumes(
         bootstrap: str, chain_lines: list[tuple[str, bytes]], redis_url: str,
         key_prefix: str, tmp_path: Path) -> None:
-    names = topics(bootstrap)
+    names = new_topics(bootstrap, PARTITIONS)
     produce(bootstrap, names["events"], chain_lines)
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"".join(line + b"\n" for _, line in chain_lines))
@@ -110,7 +106,7 @@ def test_kafka_run_matches_jsonl_run_and_resumes(
 
 def test_missing_topic_is_a_clear_error(bootstrap: str, redis_url: str, key_prefix: str,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    names = topics(bootstrap)
+    names = new_topics(bootstrap, PARTITIONS)
     names["events"] = f"absent-{uuid.uuid4().hex[:8]}"
     assert run_kafka(bootstrap, names, redis_url, key_prefix) == 2
     assert f"topic {names['events']!r} does not exist" in capsys.readouterr().err
@@ -118,9 +114,9 @@ def test_missing_topic_is_a_clear_error(bootstrap: str, redis_url: str, key_pref
 
 def test_partition_count_change_is_refused(bootstrap: str, redis_url: str, key_prefix: str,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    first = topics(bootstrap, partitions=2)
+    first = new_topics(bootstrap, 2)
     assert run_kafka(bootstrap, first, redis_url, key_prefix) == 0
-    second = topics(bootstrap, partitions=3)
+    second = new_topics(bootstrap, 3)
     assert run_kafka(bootstrap, second, redis_url, key_prefix) == 2
     assert "written from 2 Kafka partitions" in capsys.readouterr().err
 
@@ -128,7 +124,7 @@ def test_partition_count_change_is_refused(bootstrap: str, redis_url: str, key_p
 def test_bad_events_go_to_the_dead_letter_topic(
         bootstrap: str, chain_lines: list[tuple[str, bytes]], redis_url: str,
         key_prefix: str) -> None:
-    names = topics(bootstrap)
+    names = new_topics(bootstrap, PARTITIONS)
     bad = [("x", b"{not json"), ("y", orjson.dumps({"event_id": "e1", "type": "visit"}))]
     produce(bootstrap, names["events"], chain_lines[:200] + bad)
     assert run_kafka(bootstrap, names, redis_url, key_prefix) == 0
@@ -142,7 +138,7 @@ def test_bad_events_go_to_the_dead_letter_topic(
 def test_two_processes_give_the_same_commands_as_one(
         bootstrap: str, chain_lines: list[tuple[str, bytes]], redis_url: str,
         key_prefix: str) -> None:
-    single, pair = topics(bootstrap), topics(bootstrap)
+    single, pair = new_topics(bootstrap, PARTITIONS), new_topics(bootstrap, PARTITIONS)
     produce(bootstrap, single["events"], chain_lines)
     produce(bootstrap, pair["events"], chain_lines)
     assert run_kafka(bootstrap, single, redis_url, f"{key_prefix}-one") == 0

@@ -207,7 +207,7 @@ def proxied_broker(lines: list[tuple[str, bytes]]
             TcpProxy(int(direct.rpartition(":")[2]), proxy_port, watch=cut.watch) as proxy:
         cut.proxy = proxy
         names = new_topics(proxy.address, PARTITIONS)
-        produce(proxy.address, names["events"], lines, batch_bytes=16384)
+        produce(proxy.address, names["events"], lines, **{"batch.size": 16384})
         watcher = Watcher(proxy.address, names["commands"])
         try:
             yield proxy, cut, names, watcher

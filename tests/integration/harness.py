@@ -10,6 +10,9 @@ from typing import Any
 
 import orjson
 
+from connectors.channels.base import DeliveryResult
+from connectors.delivery import DeliveryLedger, deliver
+from connectors.templates import RenderedMessage
 from engine.redis_client import connect
 from engine.runner import RunOptions, RunSummary, run_on
 from engine.store import read_stats
@@ -110,3 +113,23 @@ def sends(commands: list[dict[str, Any]], customer: str | None = None) -> list[t
     chosen = [c for c in commands if customer is None or c["customer_id"] == customer]
     chosen.sort(key=lambda c: (c["send_at"], c["step"]))
     return [(c["step"], int(day_of(c["send_at"]))) for c in chosen]
+
+
+def sends_per_command(commands: list[dict[str, Any]], ledger_path: Path) -> Counter[str]:
+    """How often `deliver`, through a ledger at `ledger_path`, hands each command_id to a
+    channel (every channel answers "delivered")."""
+    sent: Counter[str] = Counter()
+
+    class Counting:
+        def send(self, command: dict[str, Any], message: object) -> DeliveryResult:
+            sent[command["command_id"]] += 1
+            return DeliveryResult("delivered", "ok")
+
+    class Plain:
+        def render(self, command: dict[str, Any]) -> RenderedMessage:
+            return RenderedMessage(None, command["template"], None)
+
+    channels = {name: Counting() for name in ("email", "sms", "push", "whatsapp")}
+    with DeliveryLedger(ledger_path) as ledger:
+        deliver(commands, Plain(), channels, ledger, sleep=lambda _: None)
+    return sent

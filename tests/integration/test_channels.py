@@ -38,24 +38,18 @@ from connectors.delivery import (
     deliver_command,
     deliver_file,
 )
+from connectors.templates import RenderedMessage
 
 SECRET = "s3cret-for-tests"
 TOKEN = "123456:TEST-TOKEN"
 
 
-@dataclass(frozen=True)
-class Rendered:
-    subject: str | None
-    text: str
-    html: str | None
-
-
 class FakeRenderer:
     """Renders `Hello <first_name>` without template files."""
 
-    def render(self, command: dict[str, Any]) -> Rendered:
+    def render(self, command: dict[str, Any]) -> RenderedMessage:
         name = command.get("vars", {}).get("first_name", "there")
-        return Rendered(f"Thanks, {name}", f"Hello {name}", f"<p>Hello <b>{name}</b></p>")
+        return RenderedMessage(f"Thanks, {name}", f"Hello {name}", f"<p>Hello <b>{name}</b></p>")
 
 
 def command(command_id: str, channel: str, to: Any = None, **extra: Any) -> dict[str, Any]:
@@ -248,7 +242,7 @@ def test_email_connection_refused_is_retryable() -> None:
     settings = SmtpSettings(host="127.0.0.1", port=free_port(), sender="a@chain.example",
                             timeout_s=2)
     result = SmtpChannel(settings).send(command("cmd-x", "email", "leon@example.com"),
-                                        Rendered("s", "t", None))
+                                        RenderedMessage("s", "t", None))
     assert result.status == "failed" and result.retryable
 
 
@@ -312,7 +306,7 @@ def test_permanently_failing_endpoint_dead_letters_after_max_attempts(
 def test_webhook_timeout_is_retryable(api: FakeApi) -> None:
     api.delay_s = 0.5
     channel = WebhookChannel(WebhookSettings(url=api.url, secret=SECRET, timeout_s=0.1))
-    result = channel.send(command("cmd-slow", "webhook"), Rendered(None, "t", None))
+    result = channel.send(command("cmd-slow", "webhook"), RenderedMessage(None, "t", None))
     assert result.status == "failed" and result.retryable
 
 
@@ -332,7 +326,7 @@ def test_push_posts_to_its_own_gateway_with_its_own_secret(api: FakeApi,
     assert result.summary.delivered == 2
     assert [r.json()["customer_id"] for r in api.requests] == ["c000182", "c9"]
     api.respond = lambda _r: (410, {})
-    gone = channel.send(command("cmd-410", "push"), Rendered(None, "t", None))
+    gone = channel.send(command("cmd-410", "push"), RenderedMessage(None, "t", None))
     assert gone.status == "bounced"
 
 
@@ -400,7 +394,7 @@ def test_telegram_token_never_appears_in_errors() -> None:
     settings = TelegramSettings(token=TOKEN, base_url=f"http://127.0.0.1:{free_port()}",
                                 timeout_s=2)
     result = TelegramChannel(settings).send(command("c", "telegram", "1"),
-                                            Rendered(None, "t", None))
+                                            RenderedMessage(None, "t", None))
     assert result.retryable and TOKEN not in result.detail
 
 

@@ -6,16 +6,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import orjson
 import pytest
+from harness import sends_per_command
 
 from benchmarks.generator import ChainConfig, write_jsonl
-from connectors.channels.base import DeliveryResult
-from connectors.delivery import DeliveryLedger, deliver
-from connectors.templates import RenderedMessage
 
 pytestmark = pytest.mark.integration
 
@@ -77,18 +74,5 @@ def test_kill_and_restart_loses_nothing(tmp_path: Path, redis_url: str,
         f"missing {len(set(clean) - set(by_id))}, extra {len(set(by_id) - set(clean))}")
     assert all(by_id[key] == clean[key] for key in clean)
     # the connector side: the repeated lines reach a channel once each
-    sent: Counter[str] = Counter()
-
-    class Counting:
-        def send(self, command: dict, message: object) -> DeliveryResult:
-            sent[command["command_id"]] += 1
-            return DeliveryResult("delivered", "ok")
-
-    class Plain:
-        def render(self, command: dict) -> RenderedMessage:
-            return RenderedMessage(None, command["template"], None)
-
-    channels = {name: Counting() for name in ("email", "sms", "push", "whatsapp")}
-    with DeliveryLedger(tmp_path / "ledger.sqlite") as ledger:
-        deliver(delivered, Plain(), channels, ledger, sleep=lambda _: None)
+    sent = sends_per_command(delivered, tmp_path / "ledger.sqlite")
     assert set(sent) == set(clean) and max(sent.values()) == 1

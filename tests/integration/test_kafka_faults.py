@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -27,14 +26,11 @@ import orjson
 import pytest
 import redis
 from confluent_kafka import Consumer, Message, TopicPartition
-from harness import OWN_PROFILE_JOURNEYS
+from harness import OWN_PROFILE_JOURNEYS, sends_per_command
 from kafka_broker import free_port, new_topics, produce, tansu_broker
 from tcp_proxy import TcpProxy, Watch
 
 from benchmarks.generator import ChainConfig, generate_events
-from connectors.channels.base import DeliveryResult
-from connectors.delivery import DeliveryLedger, deliver
-from connectors.templates import RenderedMessage
 from engine.runner import RunOptions, run_on
 from engine.store import delete_matching
 from journeys_dsl.loader import load_journeys
@@ -257,21 +253,7 @@ def check_commands(produced: list[tuple[bytes | None, bytes, dict[str, bytes]]],
         f"missing {len(set(expected) - set(by_id))}, extra {len(set(by_id) - set(expected))}")
     assert all(orjson.loads(by_id[key]) == expected[key] for key in expected)
 
-    sent: Counter[str] = Counter()
-
-    class Counting:
-        def send(self, command: dict[str, Any], message: object) -> DeliveryResult:
-            sent[command["command_id"]] += 1
-            return DeliveryResult("delivered", "ok")
-
-    class Plain:
-        def render(self, command: dict[str, Any]) -> RenderedMessage:
-            return RenderedMessage(None, command["template"], None)
-
-    channels = {name: Counting() for name in ("email", "sms", "push", "whatsapp")}
-    with DeliveryLedger(ledger_path) as ledger:
-        deliver([orjson.loads(value) for _, value, _ in produced], Plain(), channels, ledger,
-                sleep=lambda _: None)
+    sent = sends_per_command([orjson.loads(value) for _, value, _ in produced], ledger_path)
     assert set(sent) == set(expected) and max(sent.values()) == 1
     return len(produced) - len(by_id)
 

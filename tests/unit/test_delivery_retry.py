@@ -18,23 +18,17 @@ from connectors.delivery import (
     deliver,
     message_event,
 )
+from connectors.templates import RenderedMessage
 from engine.events import validate_event
 
 NOW = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Rendered:
-    subject: str | None
-    text: str
-    html: str | None
-
-
 class FakeRenderer:
-    def render(self, command: dict[str, Any]) -> Rendered:
+    def render(self, command: dict[str, Any]) -> RenderedMessage:
         if command.get("template") == "broken":
             raise ValueError("template 'broken' (en.txt, line 1): 'dish' is undefined")
-        return Rendered(None, "Hello", None)
+        return RenderedMessage(None, "Hello", None)
 
 
 class ScriptedChannel:

@@ -21,7 +21,13 @@ from engine.redis_client import connect
 from engine.routing import DEFAULT_BATCH_LINES, ClockMode, RunCounters
 from engine.scoring import DEFAULT_MODEL, ScoreModel, load_model
 from engine.scoring_kernels import warm_up
-from engine.store import LayoutError, StateStoreError, check_shard_count, min_applied_position
+from engine.store import (
+    LayoutError,
+    StateStoreError,
+    check_shard_count,
+    min_applied_position,
+    record_layout,
+)
 from engine.versions import sync_versions
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
@@ -219,9 +225,7 @@ def _safe(url: str) -> str:
 
 def check_partition_count(client: redis.Redis, prefix: str, topic: str, partitions: int) -> None:
     """Record the events topic's partition count on first use; refuse another one later."""
-    key = f"{prefix}:meta"
-    client.hsetnx(key, "partitions", partitions)
-    stored = int(client.hget(key, "partitions") or partitions)
+    stored = record_layout(client, prefix, "partitions", partitions)
     if stored != partitions:
         raise LayoutError(
             f"the state under prefix {prefix!r} was written from {stored} Kafka partitions, "

@@ -167,15 +167,21 @@ def stored_shard_count(client: redis.Redis, prefix: str) -> int | None:
     return int(value) if value is not None else None
 
 
+def record_layout(client: redis.Redis, prefix: str, name: str, value: int) -> int:
+    """Record a layout figure (shards, partitions) under `prefix` on first use; return the
+    recorded one."""
+    key = f"{prefix}:meta"
+    client.hsetnx(key, name, value)
+    return int(client.hget(key, name) or value)
+
+
 def check_shard_count(client: redis.Redis, prefix: str, shards: int) -> None:
     """Record the shard count on first use; refuse another one later.
 
     A customer's shard is a function of the count, so a different count would split the
     customers' state and send messages twice.
     """
-    key = f"{prefix}:meta"
-    client.hsetnx(key, "shards", shards)
-    stored = int(client.hget(key, "shards") or shards)
+    stored = record_layout(client, prefix, "shards", shards)
     if stored != shards:
         raise LayoutError(
             f"the state under prefix {prefix!r} was written with {stored} shards, not {shards}; "

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
+from connectors.delivery import DeliveryLedger
 from engine.embedded_redis import EmbeddedRedis
 from engine.store import delete_matching
 
@@ -66,3 +68,10 @@ def key_prefix(redis_url: str) -> Iterator[str]:
         delete_matching(client, f"*{prefix}*")
     finally:
         client.close()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[DeliveryLedger]:
+    """An empty delivery ledger in the test's folder."""
+    with DeliveryLedger(tmp_path / "ledger.sqlite") as opened:
+        yield opened

@@ -79,12 +79,6 @@ def run(commands: list[dict[str, Any]], connectors: dict[str, Any], ledger: Deli
     return Run(summary, events, dead, sleeps)
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[DeliveryLedger]:
-    with DeliveryLedger(tmp_path / "ledger.sqlite") as opened:
-        yield opened
-
-
 # -- an HTTP server answering from a script ----------------------------------------------
 
 @dataclass

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,12 +53,6 @@ DOWN = DeliveryResult.failed("HTTP 503", retryable=True)
 def cmd(command_id: str, channel: str = "webhook", **extra: Any) -> dict[str, Any]:
     return {"command_id": command_id, "customer_id": "c1", "journey": "j", "channel": channel,
             "template": "t", "to": None, "send_at": "2025-03-03T10:00:00.000Z", **extra}
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[DeliveryLedger]:
-    with DeliveryLedger(tmp_path / "ledger.sqlite") as opened:
-        yield opened
 
 
 @dataclass

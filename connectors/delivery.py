@@ -29,6 +29,7 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from connectors.appending import open_for_append
 from connectors.channels import STATUSES, Channel, DeliveryResult, Message, Status
 from connectors.delivery_config import (
     DeliveryConfigError,
@@ -369,7 +370,7 @@ def deliver_file(commands_path: Path | str, events_out_path: Path | str,
 
         renderer = TemplateStore(Path(templates_dir))
     invalid = 0
-    with open(events_out_path, "ab") as events, open(dead_letter_path, "ab") as dead, \
+    with open_for_append(events_out_path) as events, open_for_append(dead_letter_path) as dead, \
             DeliveryLedger(ledger_path) as ledger:
         write_dead = _appender(dead)
 

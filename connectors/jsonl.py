@@ -15,6 +15,7 @@ import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import StatefulSinkPartition
 
+from connectors.appending import open_for_append
 from connectors.single_writer import SingleWriterSink
 from engine.processor import DeadLetter
 from engine.routing import DEFAULT_BATCH_LINES, RawBatch
@@ -50,8 +51,14 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
         self._last_data = time.monotonic()
         self._idle_exit_s = idle_exit_s
         self._last_line = self._position - 1
+        self._opened = False
 
     def next_batch(self) -> list[RawBatch]:
+        if not self._opened:
+            # an opening batch, even with nothing to read: every shard then writes the
+            # commands its outbox kept from an earlier run
+            self._opened = True
+            return [RawBatch([], self._last_line)]
         while len(self._lines) < self._batch_lines and not self._eof:
             if not self._read_chunk():
                 break
@@ -138,7 +145,7 @@ class _AppendedFile:
 
     def __init__(self, path: str, on_write: Callable[[int], None] | None) -> None:
         self._stdout = path == "-"
-        self._file: BinaryIO = sys.stdout.buffer if self._stdout else open(path, "ab")  # noqa: SIM115
+        self._file: BinaryIO = sys.stdout.buffer if self._stdout else open_for_append(path)
         self._on_write = on_write
 
     def append(self, lines: list[bytes], *, durable: bool = False) -> None:

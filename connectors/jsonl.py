@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import sys
 import time
@@ -21,6 +22,9 @@ from engine.processor import DeadLetter
 from engine.routing import DEFAULT_BATCH_LINES, RawBatch
 
 CHUNK_BYTES = 1 << 20
+DEAD_LETTER_RAW_BYTES = 64 << 10
+"""A dead letter keeps at most this much of its input line, with the length and a hash of
+the whole: a 20 MB line must not make a 20 MB dead letter."""
 
 
 TAIL_POLL_S = 0.005
@@ -32,11 +36,12 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
 
     In tail mode it waits for more lines and emits empty batches every `tick_s` seconds,
     so wall-clock timers fire with no traffic; with `idle_exit_s` it stops after that long
-    without a new line.
+    without a new line. Blank lines are skipped; `on_blank` is told how many.
     """
 
     def __init__(self, path: Path, start: int, batch_lines: int, tail: bool, tick_s: float,
-                 until_ms: int | None, idle_exit_s: float | None) -> None:
+                 until_ms: int | None, idle_exit_s: float | None,
+                 on_blank: Callable[[int], None] | None = None) -> None:
         self._file: BinaryIO = path.open("rb")
         self._file.seek(max(start, 0))
         self._position = max(start, 0)
@@ -52,6 +57,7 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
         self._idle_exit_s = idle_exit_s
         self._last_line = self._position - 1
         self._opened = False
+        self._on_blank = on_blank
 
     def next_batch(self) -> list[RawBatch]:
         if not self._opened:
@@ -69,10 +75,11 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
             self._last_line = taken[-1][0]
             return [RawBatch(taken, self._last_line)]
         if not self._tail:
-            if self._pending.strip():
-                line, self._pending = self._pending, b""
+            line, self._pending = self._pending, b""
+            if line.strip():
                 self._last_line = self._position - len(line)
                 return [RawBatch([(self._last_line, line)], self._last_line)]
+            self._skipped(1 if line else 0)
             if self._until_ms is not None:
                 until, self._until_ms = self._until_ms, None
                 return [RawBatch([], self._last_line, clock_hint=until)]
@@ -99,11 +106,19 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
             return True
         self._pending = data[end + 1:]
         offset = start_position
+        blank = 0
         for line in data[:end].split(b"\n"):
             if line.strip():
                 self._lines.append((offset, line.rstrip(b"\r")))
+            else:
+                blank += 1
             offset += len(line) + 1
+        self._skipped(blank)
         return True
+
+    def _skipped(self, blank: int) -> None:
+        if blank and self._on_blank is not None:
+            self._on_blank(blank)
 
     def next_awake(self) -> datetime | None:
         if self._tail and not self._lines:
@@ -118,11 +133,15 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
 
 
 class JsonlSource(FixedPartitionedSource[RawBatch, int]):
-    """A JSONL file as one source partition, starting at a byte offset."""
+    """A JSONL file as one source partition, starting at a byte offset.
+
+    `on_blank` is told how many blank lines were skipped, as they are read.
+    """
 
     def __init__(self, path: str | Path, *, start: int = 0, batch_lines: int = DEFAULT_BATCH_LINES,
                  tail: bool = False, tick_s: float = 1.0, until_ms: int | None = None,
-                 idle_exit_s: float | None = None) -> None:
+                 idle_exit_s: float | None = None,
+                 on_blank: Callable[[int], None] | None = None) -> None:
         self.path = Path(path)
         self.idle_exit_s = idle_exit_s
         self.start = start
@@ -130,6 +149,7 @@ class JsonlSource(FixedPartitionedSource[RawBatch, int]):
         self.tail = tail
         self.tick_s = tick_s
         self.until_ms = until_ms
+        self.on_blank = on_blank
 
     def list_parts(self) -> list[str]:
         return [self.path.name]
@@ -137,7 +157,7 @@ class JsonlSource(FixedPartitionedSource[RawBatch, int]):
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> JsonlPartition:
         start = resume_state if resume_state is not None else self.start
         return JsonlPartition(self.path, start, self.batch_lines, self.tail, self.tick_s,
-                              self.until_ms, self.idle_exit_s)
+                              self.until_ms, self.idle_exit_s, self.on_blank)
 
 
 class _AppendedFile:
@@ -234,14 +254,33 @@ class CommandSink(SingleWriterSink[tuple[str, bytes]]):
 
 
 def encode_dead_letter(dead: DeadLetter) -> bytes:
-    """A dead letter as JSON: the reason, where it came from, and the raw input intact."""
+    """A dead letter as JSON: the reason, where it came from, and the raw input: intact up
+    to `DEAD_LETTER_RAW_BYTES`; beyond, its start with `raw_truncated`, `raw_length` (bytes)
+    and `raw_sha256` of the whole."""
     record: dict[str, Any] = {
         "reason": dead.reason,
         "source": dead.source,
         "position": dead.position,
     }
-    try:
-        record["raw"] = dead.raw.decode("utf-8")
-    except UnicodeDecodeError:
-        record["raw_base64"] = base64.b64encode(dead.raw).decode("ascii")
+    truncated = len(dead.raw) > DEAD_LETTER_RAW_BYTES
+    kept = dead.raw[:DEAD_LETTER_RAW_BYTES]
+    text = _utf8(kept, truncated)
+    if text is None:
+        record["raw_base64"] = base64.b64encode(kept).decode("ascii")
+    else:
+        record["raw"] = text
+    if truncated:
+        record["raw_truncated"] = True
+        record["raw_length"] = len(dead.raw)
+        record["raw_sha256"] = hashlib.sha256(dead.raw).hexdigest()
     return orjson.dumps(record) + b"\n"
+
+
+def _utf8(data: bytes, truncated: bool) -> str | None:
+    """`data` as text, or None if it is not UTF-8; a cut-off last character is dropped."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if truncated and exc.reason == "unexpected end of data":
+            return data[:exc.start].decode("utf-8")
+        return None

@@ -117,19 +117,18 @@ class KafkaPartition(StatefulSourcePartition[KafkaBatch, int]):
             return [self._batch(lines)]
         if self._until_end:
             if self._at_end():
+                # the last batch says the partition is done, so its clock holds nothing back
                 self._done = True
-                if self._until_ms is not None:
-                    return [self._batch([], clock_hint=self._until_ms)]
-                raise StopIteration
+                return [self._batch([], clock_hint=self._until_ms, idle=True)]
             return []
         if time.monotonic() - self._last_emit >= self._tick_s:
             self._last_emit = time.monotonic()
-            return [self._batch([])]
+            return [self._batch([], idle=True)]
         return []
 
-    def _batch(self, lines: list[tuple[int, bytes]],
-               clock_hint: int | None = None) -> KafkaBatch:
-        return KafkaBatch(lines, self._last, clock_hint, self._source_id)
+    def _batch(self, lines: list[tuple[int, bytes]], clock_hint: int | None = None,
+               idle: bool = False) -> KafkaBatch:
+        return KafkaBatch(lines, self._last, clock_hint, idle, self._source_id)
 
     def _at_end(self) -> bool:
         """Whether the partition's end as first seen has been read (idle calls only)."""

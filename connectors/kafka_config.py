@@ -9,11 +9,13 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from engine.errors import JourneysError
+
 ENV_PREFIX = "JOURNEYS_KAFKA_"
 SECRET_WORDS = ("password", "secret", "key", "token", "jaas", "credential")
 
 
-class KafkaConnectorError(RuntimeError):
+class KafkaConnectorError(JourneysError, RuntimeError):
     """A Kafka topic, setting or client operation the engine cannot work with."""
 
 

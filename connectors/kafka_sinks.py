@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -12,6 +13,7 @@ import orjson
 from bytewax.outputs import StatefulSinkPartition
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from connectors.jsonl import DEAD_LETTER_RAW_BYTES
 from connectors.kafka_config import KafkaConnectorError
 from connectors.single_writer import SingleWriterSink
 from engine.processor import DeadLetter
@@ -136,9 +138,13 @@ class _DeadPartition(StatefulSinkPartition[DeadLetter, None]):
 
     def write_batch(self, values: list[DeadLetter]) -> None:
         for dead in values:
-            self._out.produce(dead.raw, None, [
+            headers: list[tuple[str, str | bytes | None]] = [
                 ("reason", dead.reason.encode()), ("source", dead.source.encode()),
-                ("position", str(dead.position).encode())])
+                ("position", str(dead.position).encode())]
+            if len(dead.raw) > DEAD_LETTER_RAW_BYTES:
+                headers += [("raw_length", str(len(dead.raw)).encode()),
+                            ("raw_sha256", hashlib.sha256(dead.raw).hexdigest().encode())]
+            self._out.produce(dead.raw[:DEAD_LETTER_RAW_BYTES], None, headers)
         if values:
             self._out.flush()
 
@@ -150,8 +156,9 @@ class _DeadPartition(StatefulSinkPartition[DeadLetter, None]):
 
 
 class KafkaDeadLetterSink(SingleWriterSink[DeadLetter]):
-    """Produces each dead letter's raw input intact, with `reason`, `source` and
-    `position` headers."""
+    """Produces each dead letter's raw input with `reason`, `source` and `position`
+    headers: intact up to DEAD_LETTER_RAW_BYTES; beyond, its start with `raw_length` and
+    `raw_sha256` headers."""
 
     part_name = "dead"
 

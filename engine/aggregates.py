@@ -1,9 +1,11 @@
 """Population aggregates: venue averages and streaming quantiles, per shard and chain-wide.
 
 Each shard keeps its own counts, written with its state in the same transaction, so a replay
-never counts a visit twice. Conditions read the chain-wide figure: this shard's live counts
-plus a snapshot of the other shards' counts, refreshed when the shard's clock enters a new
-hour (so a single-process replay still reads the same figures every time).
+never counts a visit twice. Conditions read the chain-wide figure as of the start of the
+day (UTC) of the event or timer being applied: the sum of every shard's snapshot at that day
+boundary. A shard applies a day only once every shard has passed its start (see
+engine.processor), so what a condition reads depends on event time alone, never on batch
+sizes, shard or process counts, or the source.
 
 Quantiles come from fixed-bin histograms on a logarithmic scale (5% wide bins from 0.5 to
 about 2 million): bounded memory, exact merging across shards, about 2.5% relative error.
@@ -30,6 +32,9 @@ VISITS_HISTOGRAM = "h:visits"
 BIN_RATIO = 1.05
 BIN_FLOOR = 0.5
 BIN_COUNT = 320
+OUTLIER_FACTOR = 10.0
+"""A visit adds at most this many times the venue's median amount to its total. On the demo
+chain the largest visit is 4.6 times its venue's median, so real checks are never capped."""
 _LOG_RATIO = math.log(BIN_RATIO)
 
 
@@ -62,6 +67,7 @@ class Aggregates:
         self.changed: set[str] = set()
         self._own_dense: dict[str, list[int]] = {}
         self._others_cumulative: dict[str, list[int]] = {}
+        self._quantiles: dict[tuple[str, float], float | None] = {}
 
     @property
     def others(self) -> dict[str, Any]:
@@ -72,13 +78,16 @@ class Aggregates:
     def others(self, value: dict[str, Any]) -> None:
         self._others = value
         self._others_cumulative.clear()
+        self._quantiles.clear()
 
     # ---------------------------------------------------------------- writing
-    def record_visit(self, venue_id: str, amount: float) -> None:
+    def record_visit(self, venue_id: str, amount: float, cap: float | None = None) -> None:
+        """Count a visit: its amount, at most `cap`, in the venue's total (for the average),
+        and its whole amount in the venue's histogram (for quantiles)."""
         key = f"v:{venue_id}"
         counts = self.own.setdefault(key, [0, 0.0])
         counts[0] += 1
-        counts[1] = round(counts[1] + amount, 2)
+        counts[1] = round(counts[1] + (amount if cap is None else min(amount, cap)), 2)
         self.changed.add(key)
         self.move(venue_histogram(venue_id), None, amount)
 
@@ -88,6 +97,8 @@ class Aggregates:
         new_bin = None if new is None else str(bin_of(new))
         if old_bin == new_bin:
             return
+        if self._quantiles:
+            self._quantiles.clear()
         dense = self._own_dense.get(name)
         if dense is not None:
             if old_bin is not None:
@@ -106,6 +117,16 @@ class Aggregates:
         self.changed.add(name)
 
     # ---------------------------------------------------------------- reading
+    def amount_cap(self, venue_id: str) -> float | None:
+        """The most one visit adds to the venue's total: OUTLIER_FACTOR times the venue's
+        median amount, or the chain's median check for a venue not seen yet (None before
+        the chain's first visit). One mistyped amount then moves the venue's average by a
+        bounded step rather than by its own size."""
+        median = self.quantile(venue_histogram(venue_id), 0.5)
+        if median is None:
+            median = self.quantile(CHECK_HISTOGRAM, 0.5)
+        return None if median is None else OUTLIER_FACTOR * max(median, BIN_FLOOR)
+
     def venue_counts(self, venue_id: str | None) -> list[float] | None:
         """[visits, total amount] of the venue across the chain, or None if never seen."""
         if venue_id is None:
@@ -149,6 +170,14 @@ class Aggregates:
 
     def quantile(self, name: str, share: float) -> float | None:
         """The amount below which `share` (0 to 1) of the population lies."""
+        if not self.own:  # a day's view never changes: compute each quantile once
+            key = (name, share)
+            if key not in self._quantiles:
+                self._quantiles[key] = self._quantile(name, share)
+            return self._quantiles[key]
+        return self._quantile(name, share)
+
+    def _quantile(self, name: str, share: float) -> float | None:
         own, others = self._dense_own(name), self._cumulative_others(name)
         cumulative = [running + others[index] for index, running in
                       enumerate(itertools.accumulate(own))]

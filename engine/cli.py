@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -13,9 +14,16 @@ from typing import NoReturn
 import redis
 
 from connectors.delivery import deliver_command
-from connectors.kafka_config import KafkaConnectorError
 from engine.catalog import CatalogError
-from engine.events import EventError, parse_timestamp
+from engine.embedded_redis import EmbeddedRedisError
+from engine.errors import (
+    JourneysError,
+    cause_of,
+    interrupts_kept,
+    one_line,
+    rust_panics_hidden,
+)
+from engine.events import parse_timestamp
 from engine.fit_command import fit_command
 from engine.forget import forget_customer
 from engine.redis_client import connect
@@ -23,21 +31,29 @@ from engine.reporting.errors import ReportError
 from engine.reporting.model import RunFacts
 from engine.reporting.stats import build_report
 from engine.reporting.terminal import format_summary
-from engine.routing import DEFAULT_BATCH_LINES
+from engine.routing import DEFAULT_BATCH_LINES, DEFAULT_MAX_AMOUNT
 from engine.runner import (
     KafkaOptions,
     RunOptions,
     RunSummary,
+    check_redis,
     redis_endpoint,
     run_through_outages,
 )
+from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring import ScoreModelError
 from engine.store import StateStoreError
 from journeys_dsl.commands import schema_command, validate_command
+from journeys_dsl.durations import DurationError, parse_duration
 from journeys_dsl.errors import JourneyValidationError
 from journeys_dsl.loader import load_journeys
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "journeys"
+USER_ERRORS = (JourneysError, CatalogError, ScoreModelError, StateStoreError, ReportError,
+               EmbeddedRedisError, redis.RedisError, OSError)
+"""Errors that are the user's to fix: one line on stderr, exit status 2."""
+USER_MISTAKE = 2
+INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,15 +65,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args.handler(args))
+        with rust_panics_hidden(), interrupts_kept():
+            return int(args.handler(args))
     except JourneyValidationError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 1
-    except (CatalogError, EventError, ScoreModelError, StateStoreError, ReportError,
-            KafkaConnectorError, redis.RedisError, OSError) as exc:
-        print(f"journeys: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        return _interrupted(args)
+    except Exception as exc:
+        if cause_of(exc, (KeyboardInterrupt,)) is not None:  # raised in a dataflow step
+            return _interrupted(args)
+        mistake = cause_of(exc, USER_ERRORS)
+        if mistake is None:
+            raise
+        print(f"journeys: {_describe(mistake)}", file=sys.stderr)
+        return USER_MISTAKE
+
+
+def _describe(mistake: Exception) -> str:
+    """A user error as one line; a file error names the file first."""
+    if isinstance(mistake, OSError) and mistake.filename is not None and mistake.strerror:
+        return f"{mistake.filename}: {mistake.strerror}"
+    return one_line(mistake)
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    """Say on one line what Ctrl-C left behind."""
+    if args.command != "run":
+        said = "interrupted"
+    elif args.redis or args.state_dir:
+        said = "interrupted; the run stopped: run the same command again to resume it"
+    else:
+        said = ("interrupted; the run stopped, and its state went with the embedded Redis: "
+                "give --state-dir (or --redis) so that the same command resumes a run")
+    print(f"journeys: {said}", file=sys.stderr)
+    return INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,6 +142,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="events a source hands on at most per batch (default "
                           f"{DEFAULT_BATCH_LINES}); larger batches: more throughput, "
                           "more latency under load")
+    run.add_argument("--max-skew", type=_duration_ms, metavar="DURATION",
+                     help="refuse events further ahead of the stream's clock (default 7d on "
+                          "the event clock, 1d on the wall clock)")
+    run.add_argument("--max-amount", type=float, default=DEFAULT_MAX_AMOUNT,
+                     help=f"refuse visits above this amount (default {DEFAULT_MAX_AMOUNT:,.0f})")
+    run.add_argument("--dedup-window", type=_duration_ms, default=DEFAULT_DEDUP_WINDOW_MS,
+                     metavar="DURATION",
+                     help="refuse an event id already applied within this much of the "
+                          "customer's event time, from any file or topic (default 30d)")
     run.add_argument("--tick", type=float, default=1.0,
                      help="with --tail: seconds between clock ticks (default 1)")
     run.add_argument("--idle-exit", type=float,
@@ -219,6 +271,7 @@ def _add_state_options(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     until = parse_timestamp(args.until)[0] if args.until else None
     kafka = _kafka_options(args.parser_error, args)
+    _check_run_paths(args)
     options = RunOptions(
         journeys=args.journeys, events=args.events or "", kafka=kafka, segments=args.segments,
         scores=args.scores, policies=args.policies,
@@ -226,7 +279,8 @@ def _run(args: argparse.Namespace) -> int:
         dead_letter=args.dead_letter, redis_url=args.redis, state_dir=args.state_dir,
         clock=args.clock, shards=args.shards, prefix=args.prefix, source_id=args.source_id,
         until_ms=until, workers=args.workers, tail=args.tail, tick_s=args.tick,
-        batch_lines=args.batch_lines,
+        batch_lines=args.batch_lines, max_skew_ms=args.max_skew,
+        max_amount=args.max_amount, dedup_window_ms=args.dedup_window,
         idle_exit_s=args.idle_exit, process_id=args.process_id,
         addresses=tuple(a for a in (args.addresses or "").split(",") if a),
     )
@@ -239,9 +293,64 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration_ms(text: str) -> int:
+    """A duration flag (e.g. 7d, 12h) in milliseconds."""
+    try:
+        seconds = parse_duration(text)
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"give a duration above zero, not {text!r}")
+    return seconds * 1000
+
+
+def _check_run_paths(args: argparse.Namespace) -> None:
+    """Refuse a missing input, an output that cannot be written or a state folder that is a
+    file, before anything starts."""
+    inputs = [("--segments", args.segments), ("--scores", args.scores),
+              ("--policies", args.policies)]
+    outputs = []
+    if not args.kafka:
+        inputs.insert(0, ("--events", args.events))
+        outputs = [("--commands", args.commands), ("--dead-letter", args.dead_letter)]
+    for flag, path in inputs:
+        if path:
+            _check_input(flag, path)
+    for flag, path in outputs:
+        if path != "-":
+            _check_output(flag, path)
+    if args.state_dir and os.path.exists(args.state_dir) and not os.path.isdir(args.state_dir):
+        raise JourneysError("is a file (--state-dir): give a folder, which is created if "
+                            "missing", file=args.state_dir)
+
+
+def _check_input(flag: str, path: str) -> None:
+    """Refuse an input file that does not exist, is a folder or cannot be read."""
+    if not os.path.exists(path):
+        raise JourneysError(f"no such file ({flag}): check the path", file=path)
+    if os.path.isdir(path):
+        raise JourneysError(f"is a folder ({flag}): give a file", file=path)
+    if not os.access(path, os.R_OK):
+        raise JourneysError(f"cannot be read ({flag}): check its permissions", file=path)
+
+
+def _check_output(flag: str, path: str) -> None:
+    """Refuse an output file that is a folder, is in no existing folder or cannot be written."""
+    target = Path(path)
+    if target.is_dir():
+        raise JourneysError(f"is a folder ({flag}): give a file to write", file=path)
+    if not target.parent.is_dir():
+        raise JourneysError(f"{target.parent} is not an existing folder ({flag}): create it "
+                            "first", file=path)
+    if not os.access(target if target.exists() else target.parent, os.W_OK):
+        raise JourneysError(f"cannot be written ({flag}): check its permissions", file=path)
+
+
 def _backtest(args: argparse.Namespace) -> int:
     from engine.reporting.backtest import backtest
 
+    _check_input("--events", args.events)
+    _check_output("--out", args.out)
     result = backtest(args.journeys, args.events, Path(args.out), segments=args.segments,
                       scores=args.scores, policies=args.policies, until=args.until,
                       shards=args.shards, progress=sys.stderr)
@@ -258,6 +367,7 @@ def _report(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     with redis_endpoint(args.redis, args.state_dir) as url:
+        check_redis(url)
         return report_command(url, args.prefix, args.shards, args.journeys, args.json,
                               sys.stdout)
 
@@ -283,6 +393,7 @@ def _forget(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     with redis_endpoint(args.redis, args.state_dir) as url:
+        check_redis(url)
         client = connect(url)
         for customer_id in args.customers:
             erased = forget_customer(client, args.prefix, customer_id, args.shards)
@@ -293,8 +404,9 @@ def _forget(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: RunSummary) -> None:
+    blank = f"{summary.blank_lines} blank lines skipped, " if summary.blank_lines else ""
     print(
-        f"{summary.events_read} events, {summary.dead_letters} dead letters, "
+        f"{summary.events_read} events, {blank}{summary.dead_letters} dead letters, "
         f"{summary.commands} commands, {summary.journeys} journeys in "
         f"{summary.seconds:.2f}s ({summary.events_per_s:,.0f} events/s)",
         file=sys.stderr,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
+from bytewax.operators import StatefulBatchLogic
 
 from connectors.jsonl import CommandSink, JsonlSink, JsonlSource, encode_dead_letter
 from connectors.kafka import KafkaBatch, KafkaSource, source_id_of
@@ -18,12 +19,14 @@ from engine.redis_client import connect
 from engine.routing import (
     DEAD_LETTER_KEY,
     DEFAULT_BATCH_LINES,
+    DEFAULT_MAX_AMOUNT,
     BatchRouter,
     ClockMode,
     RunCounters,
 )
+from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring import DEFAULT_MODEL, ScoreModel
-from engine.shard_keys import shard_keys, shard_of_key
+from engine.shard_keys import shard_keys
 from engine.store import acknowledge_outbox
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
@@ -64,12 +67,45 @@ class FlowConfig:
     """Read and write Kafka topics instead of files; shards = the events topic's partitions."""
     workers: int = 1
     """Workers of the whole run (all processes): the shards are spread evenly over them."""
+    max_skew_ms: int | None = None
+    """How far ahead of its source's clock an event may be (None: the clock's default)."""
+    max_amount: float = DEFAULT_MAX_AMOUNT
+    """The largest visit amount accepted."""
+    dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS
+    """How long, in a customer's event time, an applied event id is refused again."""
 
 
 def _commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
-    """A shard batch's command lines as (shard, line) items for the commands sink."""
-    shard = str(shard_of_key(item[0]))
-    return [(item[0], (shard, line)) for line in item[1].lines]
+    """A result's command lines as (shard, line) items for the commands sink."""
+    return [(item[0], (str(shard), line)) for shard, line in item[1].outbox]
+
+
+class _ShardLogic(StatefulBatchLogic[ShardBatch, BatchResult, None]):
+    """Hands a shard's batches to the worker's processor; at the end of the input, lets it
+    apply what its shards still hold."""
+
+    def __init__(self, processor: ShardProcessor) -> None:
+        self._processor = processor
+
+    def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[BatchResult], bool]:
+        return [self._processor.process(batch) for batch in values], self.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[BatchResult], bool]:
+        return [self._processor.finish()], self.DISCARD
+
+    def snapshot(self) -> None:
+        return None
+
+
+def _process_step(stream: Any, processor: ShardProcessor) -> Any:
+    """The shard processor as a keyed step of the dataflow."""
+    return op.stateful_batch("process", stream, lambda resume: _ShardLogic(processor))
+
+
+def _router(config: FlowConfig, source_id: str, counters: RunCounters,
+            keys: Sequence[str]) -> BatchRouter:
+    return BatchRouter(config.shards, source_id, config.clock, config.max_skew_ms,
+                       counters=counters, keys=keys, max_amount=config.max_amount)
 
 
 def _acknowledger(config: FlowConfig) -> Callable[[dict[int, int]], None]:
@@ -91,17 +127,12 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
         return build_kafka_flow(config, config.kafka, catalog, counters, score_model,
                                 customer_model, policies)
     keys = shard_keys(config.shards, config.workers)
-    router = BatchRouter(config.shards, config.source_id, config.clock, counters=counters,
-                         keys=keys)
+    router = _router(config, config.source_id, counters, keys)
     client = connect(config.redis_url)
     processor = ShardProcessor(client, catalog, prefix=config.prefix,
                                source_id=config.source_id, shards=config.shards,
                                score_model=score_model, customer_model=customer_model,
-                               policies=policies)
-
-    def process(state: None, batch: ShardBatch | DeadLetter) -> tuple[None, BatchResult]:
-        assert isinstance(batch, ShardBatch), "dead letters are split off before processing"
-        return None, processor.process(batch)
+                               policies=policies, dedup_window_ms=config.dedup_window_ms)
 
     def dead_of(item: tuple[str, BatchResult]) -> list[tuple[str, bytes]]:
         counters.add(dead=len(item[1].dead_letters))
@@ -115,10 +146,10 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
     raw = op.input("events", flow, JsonlSource(
         config.events_path, start=config.start_position, batch_lines=config.batch_lines,
         tail=config.tail, tick_s=config.tick_s, until_ms=config.until_ms,
-        idle_exit_s=config.idle_exit_s))
+        idle_exit_s=config.idle_exit_s, on_blank=lambda n: counters.add(blank=n)))
     routed = op.flat_map("route", raw, router.route)
     split = op.branch("split_dead", routed, lambda item: item[0] == DEAD_LETTER_KEY)
-    results = op.stateful_map("process", split.falses, process)
+    results = _process_step(split.falses, processor)
     commands = op.flat_map("commands", results, _commands_of)
     late_dead = op.flat_map("late_dead", results, dead_of)
     early_dead = op.map("encode_dead", split.trues, encode_dead)
@@ -139,38 +170,26 @@ def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
     Each Kafka partition has its own router (its own event clock); its offsets are stored
     under its own source id in every shard. Each shard has one processor (its outbox is
     recovered once), told the source id of each batch; a shard is owned by one worker.
-    On the event clock a shard's clock is the slowest of the partitions that sent it
-    events, so a partition running ahead never fires the timers of customers it does
-    not carry.
+    On the event clock a shard's clock is the slowest of the partitions with events (see
+    engine.processor), so a partition running ahead never fires the timers of customers it
+    does not carry.
     """
     source_ids = {partition: source_id_of(kafka.events_topic, partition)
                   for partition in kafka.starts}
     keys = shard_keys(config.shards, config.workers)
-    routers = {sid: BatchRouter(config.shards, sid, config.clock, counters=counters,
-                                keys=keys)
-               for sid in source_ids.values()}
+    routers = {sid: _router(config, sid, counters, keys) for sid in source_ids.values()}
     processor = ShardProcessor(
         connect(config.redis_url), catalog, prefix=config.prefix,
         source_id=source_id_of(kafka.events_topic, 0), shards=config.shards,
-        score_model=score_model, customer_model=customer_model, policies=policies)
-
-    event_clock = config.clock == "event"
+        score_model=score_model, customer_model=customer_model, policies=policies,
+        dedup_window_ms=config.dedup_window_ms)
 
     def route(raw: KafkaBatch) -> list[tuple[str, Any]]:
         routed = routers[raw.source_id].route(raw)
-        return [(key, item if key == DEAD_LETTER_KEY else (raw.source_id, item))
-                for key, item in routed]
-
-    def process(clocks: dict[str, int] | None,
-                item: tuple[str, ShardBatch]) -> tuple[dict[str, int], BatchResult]:
-        clocks = clocks if clocks is not None else {}
-        source_id, batch = item
-        if event_clock:
-            if batch.events or source_id in clocks:
-                clocks[source_id] = batch.clock
-            batch.clock = min(clocks.values()) if clocks else 0
-        batch.source_id = source_id
-        return clocks, processor.process(batch)
+        for _, item in routed:
+            if isinstance(item, ShardBatch):
+                item.source_id = raw.source_id
+        return routed
 
     def dead_of(item: tuple[str, BatchResult]) -> list[tuple[str, DeadLetter]]:
         counters.add(dead=len(item[1].dead_letters))
@@ -183,7 +202,7 @@ def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
         on_lag=processor.telemetry.record_lag))
     routed = op.flat_map("route", raw, route)
     split = op.branch("split_dead", routed, lambda item: item[0] == DEAD_LETTER_KEY)
-    results = op.stateful_map("process", split.falses, process)
+    results = _process_step(split.falses, processor)
     commands = op.flat_map("commands", results, _commands_of)
     late_dead = op.flat_map("late_dead", results, dead_of)
     dead = op.merge("dead", split.trues, late_dead)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from engine.errors import JourneysError
 from journeys_dsl.fields import EVENT_FIELDS
 
 MAX_ID_LENGTH = 200
@@ -29,7 +30,7 @@ _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+){0,2}$")
 _BIRTHDAY = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 
 
-class EventError(ValueError):
+class EventError(JourneysError, ValueError):
     """An event that cannot be applied, with the reason."""
 
     def __init__(self, reason: str) -> None:
@@ -50,6 +51,9 @@ class Event:
     utc_offset_s: int | None = None
     raw: bytes | None = None
     """The input line, kept so a dead letter carries it intact."""
+    at: int = 0
+    """When the engine applies it (epoch ms): `ts`, or for an event that arrived behind its
+    source's clock, that clock (set by the router; 0 until then)."""
 
     def field(self, name: str) -> Any:
         """A field of the event, common fields included, for expressions."""
@@ -124,13 +128,17 @@ def parse_timestamp(value: Any) -> tuple[int, int | None]:
 
 
 def _identifier(raw: dict[str, Any], name: str) -> str:
+    """An id as given: a number is refused, or 42 and "42" would be one customer."""
     value = raw.get(name)
+    if value is None or value == "":
+        raise EventError(f"missing or empty '{name}'")
     if isinstance(value, bool):
         raise EventError(f"'{name}' must be a string, got a boolean")
-    if isinstance(value, int):
-        value = str(value)
-    if not isinstance(value, str) or not value:
-        raise EventError(f"missing or empty '{name}'")
+    if isinstance(value, int | float):
+        raise EventError(f"'{name}' must be a string, got a number: quote it")
+    if not isinstance(value, str):
+        kind = "an array" if isinstance(value, list) else "an object"
+        raise EventError(f"'{name}' must be a string, got {kind}")
     if len(value) > MAX_ID_LENGTH:
         raise EventError(f"'{name}' is longer than {MAX_ID_LENGTH} characters")
     return value

@@ -1,11 +1,30 @@
-"""The shard processor: applies one shard's batch of events and due timers to Redis state.
+"""The shard processor: applies each shard's events and due timers to Redis state, a day at
+a time, so that results depend on event time alone.
 
-Plain Python with no dataflow-runtime import: the dataflow only feeds it batches.
+Plain Python with no dataflow-runtime import: the dataflow only hands it batches.
+
+How a shard moves through time. Conditions read chain-wide aggregates (venue averages,
+spend percentiles) as of the start of the current day (UTC): the sum of every shard's
+snapshot at that boundary. A shard applies the events and timers of day D only once every
+shard has passed the start of D, and it passes the end of D (writing its snapshot there)
+once its watermark, the slowest clock of the sources feeding it, has reached it. Shards
+therefore never run more than a day apart, and what any condition reads is fixed by the
+events before that day boundary, whatever the batch sizes, shard count, process count or
+source. A shard that must wait keeps its events pending; they are applied when the slower
+shards catch up (the next batch, or `finish` at the end of the input).
+
+Positions. Events are applied in event-time order, so a shard may apply a later position
+before an earlier one that waits for the next day. What is committed is every position up to
+the first pending one, plus the positions after it already applied; a restart re-reads from
+there and skips exactly those.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,17 +35,31 @@ from engine.aggregates import Aggregates, merge
 from engine.catalog import Catalog
 from engine.commands import encode_command
 from engine.events import Event, encode_event
-from engine.runtime import DuplicateEvent, Effects, JourneyRuntime
+from engine.runtime import DEFAULT_DEDUP_WINDOW_MS, DuplicateEvent, Effects, JourneyRuntime
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.scoring_batch import score_states
 from engine.state import CustomerState
-from engine.store import ShardStore
+from engine.store import (
+    SNAPSHOTS_KEPT,
+    Boundary,
+    ShardStore,
+    SourceProgress,
+    StateStoreError,
+    decode_snapshot,
+    encode_snapshot,
+    load_snapshots,
+    passed_boundaries,
+)
 from engine.telemetry import BatchFigures, Telemetry, telemetry_from_environment
-from engine.timeutil import HOUR_MS
+from engine.timeutil import DAY_MS, iso_utc
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
 log = logging.getLogger(__name__)
+
+FINISH_WAIT_S = 300.0
+"""How long `finish` waits for shards of other processes to pass a day it needs."""
+POLL_S = 0.005
 
 
 @dataclass
@@ -39,6 +72,8 @@ class ShardBatch:
     position: int
     source_id: str | None = None
     """The input the positions belong to (a Kafka partition); None: the processor's own."""
+    idle: bool = False
+    """The source has nothing more to read for now: its clock holds nothing back."""
 
 
 @dataclass
@@ -54,21 +89,92 @@ class DeadLetter:
 @dataclass
 class BatchResult:
     commands: list[dict[str, Any]] = field(default_factory=list)
-    lines: list[bytes] = field(default_factory=list)
-    """What the sink writes: commands left in the outbox by an earlier run, then this
-    batch's commands, as JSON lines."""
+    outbox: list[tuple[int, bytes]] = field(default_factory=list)
+    """What the sink writes, as (shard, JSON line): commands left in a shard's outbox by an
+    earlier run, then the commands applied now, in each shard's outbox order."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     applied_events: int = 0
     skipped_events: int = 0
 
+    @property
+    def lines(self) -> list[bytes]:
+        return [line for _, line in self.outbox]
+
+
+@dataclass(order=True)
+class _Pending:
+    at: int
+    position: int
+    source_id: str = field(compare=False)
+    event: Event = field(compare=False)
+
+
+@dataclass
+class _Work:
+    """What a shard has applied since its last commit: states kept decoded across the days
+    of one drain, and everything the commit writes."""
+
+    figures: BatchFigures
+    states: dict[str, CustomerState] = field(default_factory=dict)
+    effects: Effects = field(default_factory=Effects)
+    applied: dict[str, list[int]] = field(default_factory=dict)
+    boundaries: list[int] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    due_at: dict[str, int | None] = field(default_factory=dict)
+    """The next due time of each state in `states`."""
+    stored_due: list[tuple[int, str]] | None = None
+    """(due time, customer) of stored timers up to `stored_due_until`, earliest first."""
+    stored_due_until: int = 0
+    stored_due_complete: int = 0
+    """Every stored timer due up to this time is in `stored_due`."""
+
+    def empty(self) -> bool:
+        return not (self.states or self.applied or self.boundaries or self.effects.stats
+                    or self.dead_letters)
+
+
+@dataclass
+class _Shard:
+    """One shard as its owning worker keeps it between batches."""
+
+    shard: int
+    store: ShardStore
+    own: Aggregates
+    owner: int
+    passed: int | None
+    snapshots: dict[int, bytes]
+    pending: list[_Pending] = field(default_factory=list)
+    clocks: dict[str, int] = field(default_factory=dict)
+    idle: set[str] = field(default_factory=set)
+    progress: dict[str, SourceProgress] = field(default_factory=dict)
+    received: dict[str, int] = field(default_factory=dict)
+    pending_positions: dict[str, list[int]] = field(default_factory=dict)
+    """Each source's pending positions, sorted."""
+    fired_until: int | None = None
+    work: _Work = field(default_factory=lambda: _Work(BatchFigures(0)))
+
+    def watermark(self, finishing: bool) -> int | None:
+        """The time up to which no event can still arrive: the slowest clock of the sources
+        still reading (one that has not delivered yet holds everything back), the slowest
+        of all when every source is idle, the fastest once the input has ended. None
+        before any source has a clock."""
+        if finishing:
+            return max(self.clocks.values(), default=0) or None
+        reading = [clock for source, clock in self.clocks.items() if source not in self.idle]
+        if reading:
+            return min(reading) or None
+        return min((clock for clock in self.clocks.values() if clock > 0), default=None)
+
 
 class ShardProcessor:
-    """Owns the shards routed to it; one instance per worker."""
+    """Owns the shards routed to it; one instance per process, each shard driven by the
+    worker thread that received it."""
 
     def __init__(self, client: redis.Redis, catalog: Catalog, *, prefix: str, source_id: str,
                  shards: int, score_model: ScoreModel = DEFAULT_MODEL,
                  customer_model: CustomerModel = EMPTY_MODEL,
                  policies: Policies = NO_POLICIES, due_chunk: int = 5000,
+                 dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS,
                  telemetry: Telemetry | None = None) -> None:
         self.client = client
         self.telemetry = telemetry if telemetry is not None else telemetry_from_environment()
@@ -76,108 +182,314 @@ class ShardProcessor:
         self.prefix = prefix
         self.source_id = source_id
         self.shard_count = shards
-        self.runtime = JourneyRuntime(catalog, score_model, customer_model, policies)
-        self._stores: dict[int, ShardStore] = {}
-        self._aggregates: dict[int, Aggregates] = {}
-        self._aggregates_hour: dict[int, int] = {}
-        self._recovered: dict[int, list[bytes]] = {}
+        self.runtime = JourneyRuntime(catalog, score_model, customer_model, policies,
+                                      dedup_window_ms=dedup_window_ms)
+        self._shards: dict[int, _Shard] = {}
+        self._views: dict[int, Aggregates] = {}
+        self._lock = threading.Lock()
 
-    def _store(self, shard: int) -> ShardStore:
-        store = self._stores.get(shard)
-        if store is None:
-            store = self._stores[shard] = ShardStore(self.client, self.prefix, shard)
-            self._aggregates[shard] = Aggregates(store.load_aggregates())
-            self._recovered[shard] = store.pending_outbox()
-        return store
-
-    def _shard_aggregates(self, shard: int, clock: int) -> Aggregates:
-        """The shard's aggregates, with the other shards' refreshed once an hour of clock."""
-        aggregates = self._aggregates[shard]
-        hour = clock // HOUR_MS
-        if self._aggregates_hour.get(shard) != hour:
-            others = [ShardStore(self.client, self.prefix, other).load_aggregates()
-                      for other in range(self.shard_count) if other != shard]
-            aggregates.others = merge(others)
-            self._aggregates_hour[shard] = hour
-        return aggregates
-
+    # ------------------------------------------------------------------ input
     def process(self, batch: ShardBatch) -> BatchResult:
-        """Apply a batch: events at positions already applied are skipped, due timers fire,
-        and state, timers, counters and the position are written in one transaction.
-
-        Due customers are loaded `due_chunk` at a time, so a backlog of timers (after
-        downtime) fires in bounded steps, each committed on its own.
-        """
-        store = self._store(batch.shard)
-        aggregates = self._shard_aggregates(batch.shard, batch.clock)
+        """Take a batch and apply whatever the shards of this worker can apply now."""
         result = BatchResult()
-        result.lines.extend(self._recovered.pop(batch.shard, ()))
-        figures = BatchFigures(batch.shard)
-        with self.telemetry.batch(figures, batch.position):
-            events = batch.events
-            while True:
-                due = self._apply(store, aggregates, batch, events, result)
-                figures.timers_due += due
-                if due < self.due_chunk:
-                    break
-                events = []
-            figures.events = result.applied_events
-            figures.commands = len(result.commands)
-            figures.dead_letters = len(result.dead_letters)
+        self._take(batch, result)
+        self._drain(result, finishing=False)
         return result
 
-    def _apply(self, store: ShardStore, aggregates: Aggregates, batch: ShardBatch,
-               events: list[Event], result: BatchResult) -> int:
-        """One transaction: the events, then every loaded customer's due timers."""
+    def finish(self) -> BatchResult:
+        """The input has ended: apply everything this worker's shards still hold, waiting
+        (up to FINISH_WAIT_S) for shards of other processes where a day needs them."""
+        result = BatchResult()
+        deadline = time.monotonic() + FINISH_WAIT_S
+        while True:
+            self._drain(result, finishing=True)
+            waiting = [s for s in self._mine() if self._has_work(s, finishing=True)]
+            if not waiting:
+                return result
+            if time.monotonic() > deadline:
+                blocked = waiting[0]
+                raise StateStoreError(
+                    f"shard {blocked.shard} waited {FINISH_WAIT_S:.0f}s for every shard to "
+                    f"pass {_day(blocked.passed)}; is a process of the run stopped?")
+            time.sleep(POLL_S)
+
+    def _take(self, batch: ShardBatch, result: BatchResult) -> None:
+        shard = self._shard(batch.shard, result)
         source_id = batch.source_id or self.source_id
-        customer_ids = sorted({event.customer_id for event in events})
-        loaded = store.load(source_id, customer_ids, batch.clock, self.due_chunk)
-        states = {cid: CustomerState.from_bytes(cid, raw)
-                  for cid, raw in loaded.raw_states.items()}
-        snapshot = aggregates.snapshot_own()
-        score_states(list(states.values()), batch.clock, self.runtime.score_model)
-        ctx = self.runtime.context(aggregates)
-        effects = Effects()
-        for event in sorted(events, key=_event_order):
-            if event.position <= loaded.applied:
+        progress = shard.progress.get(source_id)
+        if progress is None:
+            progress = shard.progress[source_id] = shard.store.progress(source_id)
+        shard.received[source_id] = max(shard.received.get(source_id, -1), batch.position)
+        shard.clocks[source_id] = max(shard.clocks.get(source_id, 0), batch.clock)
+        if batch.idle:
+            shard.idle.add(source_id)
+        else:
+            shard.idle.discard(source_id)
+        for event in batch.events:
+            if progress.done(event.position):
                 result.skipped_events += 1
                 continue
+            bisect.insort(shard.pending, _Pending(event.at or event.ts, event.position,
+                                                  source_id, event))
+            bisect.insort(shard.pending_positions.setdefault(source_id, []), event.position)
+
+    def _shard(self, number: int, result: BatchResult) -> _Shard:
+        shard = self._shards.get(number)
+        if shard is None:
+            store = ShardStore(self.client, self.prefix, number)
+            passed, snapshots = store.boundaries()
+            shard = _Shard(number, store, Aggregates(store.load_aggregates()),
+                           threading.get_ident(), passed, snapshots,
+                           work=_Work(BatchFigures(number)))
+            result.outbox.extend((number, line) for line in store.pending_outbox())
+            with self._lock:
+                self._shards[number] = shard
+        return shard
+
+    def _mine(self) -> list[_Shard]:
+        me = threading.get_ident()
+        return [s for _, s in sorted(self._shards.items()) if s.owner == me]
+
+    # ------------------------------------------------------------------ days
+    def _drain(self, result: BatchResult, *, finishing: bool) -> None:
+        """Apply the days this worker's shards can apply, round robin, until none can;
+        then commit each shard's work in one transaction."""
+        remote: dict[int, int | None] = {}
+        for shard in self._mine():
+            self._prefetch(shard)
+        progressed = True
+        while progressed:
+            progressed = False
+            for shard in self._mine():
+                while self._round(shard, result, finishing, remote):
+                    progressed = True
+                    if len(shard.work.states) > self.due_chunk:
+                        self._commit(shard, result)
+        for shard in self._mine():
+            self._commit(shard, result)
+
+    def _prefetch(self, shard: _Shard) -> None:
+        """Load the states of every pending event's customer in one round trip."""
+        work = shard.work
+        missing = sorted({p.event.customer_id for p in shard.pending} - work.states.keys())
+        if missing:
+            for cid, raw in shard.store.load_states(missing).items():
+                state = work.states[cid] = CustomerState.from_bytes(cid, raw)
+                work.due_at[cid] = state.next_due()
+
+    def _has_work(self, shard: _Shard, *, finishing: bool) -> bool:
+        watermark = shard.watermark(finishing)
+        if watermark is None:
+            return False
+        if shard.passed is None:
+            return True
+        return bool(shard.pending) or watermark >= shard.passed + DAY_MS or (
+            shard.fired_until is None or shard.fired_until < watermark)
+
+    def _round(self, shard: _Shard, result: BatchResult, finishing: bool,
+               remote: dict[int, int | None]) -> bool:
+        """Apply what the shard can of its current day; whether anything was done."""
+        watermark = shard.watermark(finishing)
+        if watermark is None:
+            return False
+        if shard.passed is None:
+            first = shard.pending[0].at if shard.pending else watermark
+            self._pass(shard, _day_start(min(first, watermark)))
+            return True
+        day = shard.passed
+        if not self._all_passed(day, remote):
+            return False
+        end = day + DAY_MS
+        until = min(end - 1, watermark)
+        closes = watermark >= end
+        count = bisect.bisect_right(shard.pending, until, key=lambda p: p.at)
+        if not count and not closes and shard.fired_until is not None \
+                and shard.fired_until >= until:
+            return False
+        taken, shard.pending = shard.pending[:count], shard.pending[count:]
+        for item in taken:
+            shard.pending_positions[item.source_id].remove(item.position)
+        complete = self._apply(shard, day, until, watermark, taken, result)
+        if complete:
+            shard.fired_until = until
+            if closes:
+                self._pass(shard, end)
+        else:  # a backlog of stored timers: commit this chunk, read the next
+            self._commit(shard, result)
+        return True
+
+    def _pass(self, shard: _Shard, day: int) -> None:
+        """Pass a day boundary: the shard's aggregates now are its snapshot there."""
+        blob = encode_snapshot(shard.own.own)
+        shard.passed = day
+        shard.snapshots[day] = blob
+        shard.work.boundaries.append(day)
+
+    def _all_passed(self, day: int, remote: dict[int, int | None]) -> bool:
+        """Whether every shard has passed `day` (others' boundaries read once a drain)."""
+        unknown = []
+        for number in range(self.shard_count):
+            local = self._shards.get(number)
+            if local is not None and local.passed is not None:
+                if local.passed < day:
+                    return False
+            elif _at_least(remote.get(number), day) is False:
+                unknown.append(number)
+        if unknown:
+            remote.update(passed_boundaries(self.client, self.prefix, unknown))
+            return all(_at_least(remote[n], day) for n in unknown)
+        return True
+
+    def _view(self, day: int) -> Aggregates:
+        """The chain's aggregates as of `day`: every shard's snapshot at that boundary
+        (this process's shards from memory, the others' from Redis)."""
+        view = self._views.get(day)
+        if view is None:
+            local = {n: s.snapshots for n, s in list(self._shards.items())}
+            others = [n for n in range(self.shard_count) if n not in local]
+            stored = load_snapshots(self.client, self.prefix, others) if others else {}
+            blobs = [_as_of(snapshots, day) for snapshots in [*local.values(),
+                                                               *stored.values()]]
+            view = Aggregates({}, merge(decode_snapshot(b) for b in blobs if b is not None))
+            with self._lock:
+                self._views[day] = view
+                for old in [d for d in self._views if d < day - DAY_MS]:
+                    del self._views[old]
+        return view
+
+    # ------------------------------------------------------------------ applying
+    def _apply(self, shard: _Shard, day: int, until: int, watermark: int,
+               pending: list[_Pending], result: BatchResult) -> bool:
+        """Apply `pending` (events of `day` up to `until`), then fire the timers due by
+        `until` of at most `due_chunk` customers; whether every due timer was fired."""
+        work = shard.work
+        view = self._view(day)
+        needed = {p.event.customer_id for p in pending}
+        due_ids, complete = self._due(shard, until, watermark)
+        needed.update(due_ids)
+        missing = sorted(c for c in needed if c not in work.states)
+        if missing:
+            for cid, raw in shard.store.load_states(missing).items():
+                state = work.states[cid] = CustomerState.from_bytes(cid, raw)
+                work.due_at[cid] = state.next_due()
+        touched = [work.states[c] for c in sorted(needed)]
+        # scores as of the start of the day, so they do not depend on batch boundaries
+        score_states(touched, day, self.runtime.score_model)
+        ctx = self.runtime.context(view, shard.own)
+        effects = work.effects
+        for item in pending:
+            event = item.event
+            work.applied.setdefault(item.source_id, []).append(event.position)
             try:
-                self.runtime.apply_event(states[event.customer_id], event, ctx, effects)
+                self.runtime.apply_event(work.states[event.customer_id], event, ctx, effects)
                 result.applied_events += 1
+                work.figures.events += 1
             except DuplicateEvent as exc:
-                result.dead_letters.append(self._dead(event, str(exc), source_id))
+                work.dead_letters.append(_dead(event, str(exc), item.source_id))
             except Exception as exc:  # a defect must not stop the stream: park the event
                 log.exception("event %s at position %d failed", event.event_id, event.position)
-                result.dead_letters.append(self._dead(
-                    event, f"internal error: {type(exc).__name__}: {exc}", source_id))
-        for customer_id in sorted(states):
-            self.runtime.fire_due(states[customer_id], batch.clock, ctx, effects)
-        position = max(loaded.applied, batch.position)
-        if (position == loaded.applied and not loaded.due and not effects.stats
-                and not effects.commands and not aggregates.changed):
-            return 0
-        lines = [encode_command(command) for command in effects.commands]
-        try:
-            store.commit(states.values(), aggregates.own, sorted(aggregates.changed),
-                         effects.stats, source_id, position, lines)
-        except Exception:
-            aggregates.restore_own(snapshot)
-            raise
-        aggregates.changed.clear()
-        result.commands.extend(effects.commands)
-        result.lines.extend(lines)
-        return loaded.due
+                work.dead_letters.append(_dead(
+                    event, f"internal error: {type(exc).__name__}: {exc}", item.source_id))
+        for state in touched:
+            self.runtime.fire_due(state, until, ctx, effects)
+            work.due_at[state.customer_id] = state.next_due()
+        work.figures.timers_due += len(due_ids)
+        return complete
 
-    @staticmethod
-    def _dead(event: Event, reason: str, source_id: str) -> DeadLetter:
-        raw = event.raw if event.raw is not None else encode_event(event)
-        return DeadLetter(reason, raw, event.position, source_id)
+    def _due(self, shard: _Shard, until: int, watermark: int) -> tuple[list[str], bool]:
+        """Customers with a timer due by `until`: those in the shard's work from memory,
+        at most `due_chunk` others from Redis; and whether that was all of them.
+
+        Stored timers change only at a commit, so they are read once per commit, up to the
+        watermark, and consumed from memory."""
+        work = shard.work
+        due = [cid for cid, at in work.due_at.items() if at is not None and at <= until]
+        if work.stored_due is None or work.stored_due_until < until:
+            limit = self.due_chunk + len(work.states)
+            entries = shard.store.due(watermark, limit)
+            work.stored_due = entries
+            work.stored_due_until = watermark
+            work.stored_due_complete = watermark if len(entries) < limit else entries[-1][0] - 1
+        fresh: list[str] = []
+        for at, cid in work.stored_due:
+            if at > until or len(fresh) >= self.due_chunk:
+                break
+            if cid not in work.states:
+                fresh.append(cid)
+        complete = until <= work.stored_due_complete and len(fresh) < self.due_chunk
+        return due + fresh, complete
+
+    def _commit(self, shard: _Shard, result: BatchResult) -> None:
+        """Write the shard's work since its last commit in one transaction: states, timers,
+        aggregates, counters, positions, outbox and the day boundaries passed."""
+        work = shard.work
+        positions = self._positions(shard, work.applied)
+        if work.empty() and not positions:
+            return
+        lines = [encode_command(command) for command in work.effects.commands]
+        boundary = None
+        if work.boundaries:
+            assert shard.passed is not None
+            kept = sorted(shard.snapshots)
+            drop = kept[:max(0, len(kept) - SNAPSHOTS_KEPT)]
+            boundary = Boundary(shard.passed, {d: shard.snapshots[d] for d in work.boundaries
+                                               if d in shard.snapshots and d not in drop},
+                                drop)
+            for old in drop:
+                del shard.snapshots[old]
+        with self.telemetry.batch(work.figures, max(shard.received.values(), default=-1)):
+            shard.store.commit(work.states.values(), shard.own.own, sorted(shard.own.changed),
+                               work.effects.stats, positions, lines, boundary)
+            work.figures.commands = len(work.effects.commands)
+            work.figures.dead_letters = len(work.dead_letters)
+        shard.own.changed.clear()
+        shard.progress.update(positions)
+        result.commands.extend(work.effects.commands)
+        result.outbox.extend((shard.shard, line) for line in lines)
+        result.dead_letters.extend(work.dead_letters)
+        shard.work = _Work(BatchFigures(shard.shard))
+
+    def _positions(self, shard: _Shard, applied: dict[str, list[int]]
+                   ) -> dict[str, SourceProgress]:
+        """Each source's progress: up to its first pending position, plus the positions
+        after that already applied."""
+        out: dict[str, SourceProgress] = {}
+        for source_id, received in shard.received.items():
+            before = shard.progress[source_id]
+            waiting = shard.pending_positions.get(source_id)
+            upto = waiting[0] - 1 if waiting else received
+            upto = max(upto, before.applied)
+            extra = {p for p in before.extra.union(applied.get(source_id, ())) if p > upto}
+            if upto != before.applied or extra != before.extra:
+                out[source_id] = SourceProgress(upto, extra)
+        return out
 
     @property
     def shards(self) -> Sequence[int]:
-        return sorted(self._stores)
+        return sorted(self._shards)
 
 
-def _event_order(event: Event) -> tuple[int, int]:
-    return (event.ts, event.position)
+def _as_of(snapshots: dict[int, bytes], day: int) -> bytes | None:
+    """A shard's snapshot at `day`: the latest at or before it, else its first (a shard
+    starts at the day of its first event, so it had nothing before)."""
+    if not snapshots:
+        return None
+    before = [d for d in snapshots if d <= day]
+    return snapshots[max(before)] if before else snapshots[min(snapshots)]
+
+
+def _at_least(passed: int | None, day: int) -> bool:
+    return passed is not None and passed >= day
+
+
+def _dead(event: Event, reason: str, source_id: str) -> DeadLetter:
+    raw = event.raw if event.raw is not None else encode_event(event)
+    return DeadLetter(reason, raw, event.position, source_id)
+
+
+def _day_start(ts: int) -> int:
+    return ts - ts % DAY_MS
+
+
+def _day(boundary: int | None) -> str:
+    return iso_utc(boundary)[:10] if boundary is not None else "its first day"

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from engine.events import EventError, decode_line
+from engine.events import Event, EventError, decode_line
 from engine.processor import DeadLetter, ShardBatch
 from engine.timeutil import DAY_MS
 
@@ -27,11 +27,14 @@ class RawBatch:
     """Lines read from a source, each with its position, plus the source's position after them.
 
     `clock_hint` lets a source move the event clock with no event (the end of a replay).
+    `idle`: the source has nothing more to read for now (or ever), so its clock must not
+    hold back the shards' watermark.
     """
 
     lines: list[tuple[int, bytes]]
     position: int
     clock_hint: int | None = None
+    idle: bool = False
 
 
 @dataclass
@@ -41,13 +44,16 @@ class RunCounters:
     events_read: int = 0
     dead_letters: int = 0
     commands: int = 0
+    blank_lines: int = 0
+    """Blank (or whitespace-only) input lines, skipped."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, *, events: int = 0, dead: int = 0, commands: int = 0) -> None:
+    def add(self, *, events: int = 0, dead: int = 0, commands: int = 0, blank: int = 0) -> None:
         with self._lock:
             self.events_read += events
             self.dead_letters += dead
             self.commands += commands
+            self.blank_lines += blank
 
 
 def shard_of(customer_id: str, shards: int) -> int:
@@ -55,28 +61,38 @@ def shard_of(customer_id: str, shards: int) -> int:
     return zlib.crc32(customer_id.encode()) % shards
 
 
+DEFAULT_MAX_SKEW_MS = 7 * DAY_MS
+"""On the event clock, an event more than a week ahead of its source's clock is refused:
+one mistyped year would otherwise fire every pending timer at once."""
+DEFAULT_MAX_AMOUNT = 100_000.0
+"""A visit's amount above this is refused: the demo chain's largest check is under 400."""
+
+
 class BatchRouter:
     """Decodes a source's raw batches and splits them by shard, carrying the source's clock.
 
     Event clock: the clock is the latest event time read so far, so timers fire as history
-    passes them. Wall clock: the clock is the current time. An event too far ahead of the
-    clock goes to the dead letters: it would otherwise fire every pending timer at once.
-    The limit is a year in event time (a replay may have quiet months) and a day on the
-    wall clock.
+    passes them. An event behind the clock is applied at the clock (`Event.at`), so where it
+    lands depends on the order of the source alone. Wall clock: the clock is the current
+    time. An event more than `max_skew_ms` ahead of the clock goes to the dead letters (it
+    would move the clock past every pending timer), and so does a visit whose amount is
+    above `max_amount`.
     """
 
     def __init__(self, shards: int, source_id: str, clock: ClockMode = "event",
                  max_clock_jump_ms: int | None = None,
                  counters: RunCounters | None = None,
-                 keys: Sequence[str] | None = None) -> None:
+                 keys: Sequence[str] | None = None,
+                 max_amount: float = DEFAULT_MAX_AMOUNT) -> None:
         self.shards = shards
         self.keys = tuple(keys) if keys is not None else tuple(str(s) for s in range(shards))
         """Each shard's routing key (see engine.shard_keys)."""
         self.source_id = source_id
         self.clock_mode = clock
         if max_clock_jump_ms is None:
-            max_clock_jump_ms = DAY_MS if clock == "wall" else 366 * DAY_MS
+            max_clock_jump_ms = DAY_MS if clock == "wall" else DEFAULT_MAX_SKEW_MS
         self.max_clock_jump_ms = max_clock_jump_ms
+        self.max_amount = max_amount
         self.counters = counters or RunCounters()
         self.clock = 0
 
@@ -96,23 +112,38 @@ class BatchRouter:
                 continue
             # before the first event, the wall clock stands in: history is in the past
             reference = now if wall else (self.clock or int(time.time() * 1000))
-            if event.ts > reference + self.max_clock_jump_ms:
-                days = (event.ts - reference) / DAY_MS
-                dead.append((DEAD_LETTER_KEY, DeadLetter(
-                    f"'ts' is {days:.1f} days ahead of the stream's clock "
-                    f"(limit {self.max_clock_jump_ms / DAY_MS:.0f} days)",
-                    line, position, self.source_id)))
+            reason = self._refusal(event, reference)
+            if reason is not None:
+                dead.append((DEAD_LETTER_KEY, DeadLetter(reason, line, position,
+                                                         self.source_id)))
                 continue
-            if not wall and event.ts > self.clock:
-                self.clock = event.ts
+            if not wall:
+                event.at = max(event.ts, self.clock)
+                self.clock = event.at
             per_shard[shard_of(event.customer_id, self.shards)].append(event)
         if raw.clock_hint is not None and not wall:
             self.clock = max(self.clock, raw.clock_hint)
         clock = int(time.time() * 1000) if wall else self.clock
         self.counters.add(events=len(raw.lines), dead=len(dead))
         out: list[tuple[str, ShardBatch | DeadLetter]] = [
-            (self.keys[shard], ShardBatch(shard, events, clock, raw.position))
+            (self.keys[shard], ShardBatch(shard, events, clock, raw.position, idle=raw.idle))
             for shard, events in enumerate(per_shard)
         ]
         out.extend(dead)
         return out
+
+    def _refusal(self, event: Event, reference: int) -> str | None:
+        """Why a decoded event is refused here (too far ahead, an amount out of bounds)."""
+        if event.ts > reference + self.max_clock_jump_ms:
+            days = (event.ts - reference) / DAY_MS
+            return (f"'ts' is {days:.1f} days ahead of the stream's clock (allowed skew "
+                    f"{_days(self.max_clock_jump_ms)}; --max-skew sets it)")
+        if event.type == "visit" and float(event.data["amount"]) > self.max_amount:
+            return (f"'amount' {event.data['amount']:g} is above the limit of "
+                    f"{self.max_amount:,.0f} (--max-amount sets it)")
+        return None
+
+
+def _days(ms: int) -> str:
+    days = ms / DAY_MS
+    return f"{days:g} day" + ("" if days == 1 else "s")

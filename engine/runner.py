@@ -17,8 +17,10 @@ from connectors.kafka_config import load_settings, topic_partitions
 from engine.catalog import Catalog
 from engine.dataflow import FlowConfig, KafkaFlow, build_flow
 from engine.embedded_redis import EmbeddedRedis
+from engine.errors import JourneysError
 from engine.redis_client import connect
-from engine.routing import DEFAULT_BATCH_LINES, ClockMode, RunCounters
+from engine.routing import DEFAULT_BATCH_LINES, DEFAULT_MAX_AMOUNT, ClockMode, RunCounters
+from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring import DEFAULT_MODEL, ScoreModel, load_model
 from engine.scoring_kernels import warm_up
 from engine.store import (
@@ -35,6 +37,9 @@ from journeys_dsl.policies import load_policies
 from journeys_dsl.segments import load_segments
 
 log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 3.0
+"""How long Redis may take to answer at start; one that does not was never there."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,13 @@ class RunOptions:
     idle_exit_s: float | None = None
     kafka: KafkaOptions | None = None
     """Read and write Kafka instead of files; shards = the events topic's partitions."""
+    max_skew_ms: int | None = None
+    """How far ahead of its source's clock an event may be; None: a week on the event
+    clock, a day on the wall clock."""
+    max_amount: float = DEFAULT_MAX_AMOUNT
+    """The largest visit amount accepted; larger ones go to the dead letters."""
+    dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS
+    """How long, in a customer's event time, an applied event id is refused again."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,8 @@ class RunSummary:
     commands: int
     seconds: float
     journeys: int
+    blank_lines: int = 0
+    """Blank (or whitespace-only) lines of the events file, skipped."""
 
     @property
     def events_per_s(self) -> float:
@@ -136,6 +150,9 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
             tick_s=options.tick_s, until_ms=options.until_ms, idle_exit_s=options.idle_exit_s,
         )
     config.workers = options.workers * max(len(options.addresses), 1)
+    config.max_skew_ms = options.max_skew_ms
+    config.max_amount = options.max_amount
+    config.dedup_window_ms = options.dedup_window_ms
     sync_versions(client, options.prefix, catalog)
     counters = RunCounters()
     if score_model is None:
@@ -152,7 +169,7 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
     seconds = time.perf_counter() - began
     client.close()
     return RunSummary(counters.events_read, counters.dead_letters, counters.commands, seconds,
-                      len(catalog.current))
+                      len(catalog.current), counters.blank_lines)
 
 
 def run_through_outages(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
@@ -160,10 +177,12 @@ def run_through_outages(url: str, options: RunOptions, plans: Sequence[JourneyPl
                         say: Callable[[str], None] = log.warning) -> RunSummary:
     """`run_on`, started again whenever the connection to Redis is lost, once it answers.
 
+    A Redis that does not answer at start is a mistake, not an outage: JourneysError at once.
     A run that loses Redis stops; nothing it had not committed counts. The next run resumes
     from the positions committed in Redis and writes the outbox's commands first, so the
     result equals an uninterrupted run (commands may repeat, never go missing).
     """
+    check_redis(url)
     restarts = 0
     while True:
         try:
@@ -193,6 +212,28 @@ def redis_outage(exc: BaseException) -> bool:
     return False
 
 
+def check_redis(url: str, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Return if `url` is a Redis URL and the server answers PING; else JourneysError."""
+    try:
+        client = connect(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    except ValueError as exc:
+        raise JourneysError(f"{_safe(url)!r} is not a Redis URL ({_first_line(exc)}); give "
+                            "one like redis://localhost:6379/0") from None
+    except (redis.RedisError, OSError) as exc:  # a cluster client connects at once
+        raise _not_answering(url, exc) from None
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        raise _not_answering(url, exc) from None
+    finally:
+        client.close()
+
+
+def _not_answering(url: str, exc: BaseException) -> JourneysError:
+    return JourneysError(f"Redis at {_safe(url)} does not answer ({_first_line(exc)}): "
+                         "start it, or give the right URL with --redis")
+
+
 def wait_for_redis(url: str, limit_s: float) -> None:
     """Return when Redis answers PING; raise StateStoreError after `limit_s` seconds."""
     deadline = time.monotonic() + limit_s
@@ -208,7 +249,9 @@ def wait_for_redis(url: str, limit_s: float) -> None:
         except (redis.RedisError, OSError):
             pass
         if time.monotonic() >= deadline:
-            raise StateStoreError(f"Redis at {_safe(url)} did not answer for {limit_s:.0f}s")
+            raise StateStoreError(
+                f"Redis at {_safe(url)} did not answer for {limit_s:.0f}s (--outage-limit): "
+                "once it is back, run the same command again to resume")
         time.sleep(delay)
         delay = min(delay * 2, 2.0)
 

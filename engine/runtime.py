@@ -47,6 +47,8 @@ from journeys_dsl.plan import (
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
+DEFAULT_DEDUP_WINDOW_MS = 30 * 86_400_000
+"""An event id is refused a second time for 30 days of the customer's event time."""
 MAX_STEPS_PER_ADVANCE = 256
 ANNIVERSARY_MIN_MS = 180 * 86_400_000  # the first anniversary is in the next year
 POINTS_EXPIRY = "~points_expiry"
@@ -62,7 +64,8 @@ class Effects:
 
 
 class DuplicateEvent(ValueError):
-    """The event's id was applied to this customer already."""
+    """The event's id was applied to this customer already, or the event is older than the
+    duplicate window."""
 
 
 class JourneyRuntime:
@@ -70,23 +73,30 @@ class JourneyRuntime:
 
     def __init__(self, catalog: Catalog, score_model: ScoreModel = DEFAULT_MODEL,
                  customer_model: CustomerModel = EMPTY_MODEL,
-                 policies: Policies = NO_POLICIES) -> None:
+                 policies: Policies = NO_POLICIES, *,
+                 dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS) -> None:
         self.catalog = catalog
+        self.dedup_window_ms = dedup_window_ms
         self.score_model = score_model
         self.gate = PolicyGate(policies)
         self.customer_model = customer_model
 
     # ------------------------------------------------------------------ events
-    def context(self, aggregates: Aggregates) -> ScopeContext:
-        """The scope context of a shard with these aggregates."""
-        return ScopeContext(aggregates, self.customer_model, self.score_model)
+    def context(self, aggregates: Aggregates, own: Aggregates | None = None) -> ScopeContext:
+        """The scope context of a shard that reads `aggregates` and counts its visits in
+        `own` (in `aggregates` when None)."""
+        return ScopeContext(aggregates, self.customer_model, self.score_model, own)
 
     def apply_event(self, state: CustomerState, event: Event, ctx: ScopeContext,
                     effects: Effects) -> None:
-        """Fire the customer's timers due up to the event, then apply the event."""
-        if state.seen_event(event.event_id):
-            raise DuplicateEvent(f"event_id {event.event_id!r} was already applied")
-        self.fire_due(state, event.ts, ctx, effects)
+        """Fire the customer's timers due up to the event, then apply the event.
+
+        Raises DuplicateEvent for an id applied inside the duplicate window, or one older
+        than it."""
+        refusal = state.refuse_event(event.event_id, event.ts, self.dedup_window_ms)
+        if refusal is not None:
+            raise DuplicateEvent(refusal)
+        self.fire_due(state, max(event.ts, event.at), ctx, effects)
         profile = state.profile
         spend_before, check_before = (profile.total_spend, profile.avg_spend) \
             if profile.visit_count else (None, None)
@@ -110,8 +120,9 @@ class JourneyRuntime:
         """Venue and population aggregates, loyalty points and their expiry timer."""
         profile = state.profile
         amount = float(event.data["amount"])
-        aggregates = ctx.aggregates
-        aggregates.record_visit(event.data["venue_id"], amount)
+        aggregates = ctx.counts
+        venue_id = event.data["venue_id"]
+        aggregates.record_visit(venue_id, amount, ctx.aggregates.amount_cap(venue_id))
         aggregates.move(SPEND_HISTOGRAM, spend_before, profile.total_spend)
         aggregates.move(CHECK_HISTOGRAM, check_before, profile.avg_spend)
         aggregates.move(VISITS_HISTOGRAM, profile.visit_count - 1 or None, profile.visit_count)

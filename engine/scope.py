@@ -67,8 +67,16 @@ class ScopeContext:
     """What a shard knows beyond one customer: population aggregates and the models."""
 
     aggregates: Aggregates
+    """What conditions read: the chain's aggregates as of the start of the day."""
     customer_model: CustomerModel = EMPTY_MODEL
     score_model: ScoreModel = DEFAULT_MODEL
+    own: Aggregates | None = None
+    """Where the shard's visits are counted; None: into `aggregates` itself."""
+
+    @property
+    def counts(self) -> Aggregates:
+        """The aggregates visits are recorded in."""
+        return self.own if self.own is not None else self.aggregates
 
 
 class CustomerView(_View):
@@ -90,10 +98,12 @@ class CustomerView(_View):
         return default if value is None else value
 
     def _score(self, name: str) -> float | None:
-        """A score from the batch's computation; one customer is rescored after a visit."""
+        """A score as of the start of the day (or of a visit that day, whichever is later),
+        from the batch's computation; one customer is rescored after a visit."""
         state, profile = self._state, self._profile
-        if state.scores_basis != (profile.visit_count, profile.total_spend):
-            score_states([state], self._now, self._context.score_model)
+        day = self._now - self._now % DAY_MS
+        if state.scores_basis != (profile.visit_count, profile.total_spend, day):
+            score_states([state], day, self._context.score_model)
         scores = state.scores
         return scores.get(name) if scores is not None else None
 

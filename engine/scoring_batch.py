@@ -68,7 +68,7 @@ def _score(states: Sequence[CustomerState], clock: int, model: ScoreModel) -> No
     np.maximum(age, t_x, out=age)
     result = score_batch(x, t_x, age, monetary, model)
     for index, state in enumerate(scored):
-        state.scores_basis = (state.profile.visit_count, state.profile.total_spend)
+        state.scores_basis = (state.profile.visit_count, state.profile.total_spend, clock)
         state.scores = {
             "p_alive": float(result.p_alive[index]),
             "churn_risk": float(result.churn_risk[index]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -9,8 +10,9 @@ from engine.profile import Profile
 from engine.state_codec import differences, pack, running_sums, unpack
 from engine.timeutil import DAY_MS
 
-RECENT_EVENT_IDS_KEPT = 16
-"""Event ids remembered per customer to refuse duplicates (producers resend recent ones)."""
+SEEN_EVENTS_KEPT = 512
+"""At most this many event ids are remembered per customer, whatever the window: a customer
+with more events in the window has the oldest forgotten, and the window starts after them."""
 VOUCHER_RETENTION_MS = 90 * DAY_MS
 
 
@@ -59,13 +61,18 @@ class CustomerState:
     enrollments: dict[str, Enrollment] = field(default_factory=dict)
     vouchers: dict[str, Voucher] = field(default_factory=dict)
     armed: dict[str, int] = field(default_factory=dict)
-    recent_event_ids: list[str] = field(default_factory=list)
+    seen: dict[int, int] = field(default_factory=dict)
+    """Hashes of the event ids applied inside the duplicate window -> their event time."""
+    seen_floor: int = 0
+    """Events older than this (epoch ms) are refused: whether they were applied can no
+    longer be told."""
     sent_log: list[list[Any]] = field(default_factory=list)
     """[send time, channel] of the messages inside the frequency-cap window."""
     scores: dict[str, float] | None = None
     """Scores as of the current batch; computed by the shard processor, never stored."""
-    scores_basis: tuple[int, float] | None = None
-    """(visit count, total spend) the scores were computed from; a visit makes them stale."""
+    scores_basis: tuple[int, float, int] | None = None
+    """(visit count, total spend, as of) the scores were computed from; a visit or a new
+    day makes them stale."""
 
     def next_due(self) -> int | None:
         """The earliest pending timer: an enrollment's step or an armed time-based entry."""
@@ -73,14 +80,31 @@ class CustomerState:
         dues.extend(self.armed.values())
         return min(dues) if dues else None
 
-    def seen_event(self, event_id: str) -> bool:
-        """True when `event_id` was applied recently; otherwise remember it."""
-        if event_id in self.recent_event_ids:
-            return True
-        self.recent_event_ids.append(event_id)
-        if len(self.recent_event_ids) > RECENT_EVENT_IDS_KEPT:
-            del self.recent_event_ids[0]
-        return False
+    def refuse_event(self, event_id: str, ts: int, window_ms: int) -> str | None:
+        """Why an event cannot be applied (a duplicate, or too old to tell); None when it
+        is new, which remembers it.
+
+        The window runs back from the customer's newest event: ids of events inside it are
+        kept (as 48-bit hashes), so the same id is refused however it arrives (another file,
+        a renamed copy, another topic). An event older than the window is refused as well,
+        since it may have been applied and forgotten.
+        """
+        key = event_id_hash(event_id)
+        if key in self.seen:
+            return f"event_id {event_id!r} was already applied"
+        if ts < self.seen_floor:
+            days = (self.seen_floor - ts) / DAY_MS
+            return (f"event_id {event_id!r} is {days:.1f} days older than the duplicate "
+                    f"window of this customer's events (--dedup-window); it may have been "
+                    f"applied already")
+        self.seen[key] = ts
+        floor = max(self.seen.values()) - window_ms
+        if len(self.seen) > SEEN_EVENTS_KEPT:
+            floor = max(floor, sorted(self.seen.values())[-SEEN_EVENTS_KEPT] + 1)
+        if floor > self.seen_floor:
+            self.seen_floor = floor
+            self.seen = {k: t for k, t in self.seen.items() if t >= floor}
+        return None
 
     def prune_vouchers(self, now_ms: int) -> None:
         """Forget vouchers that expired long ago and belong to no enrollment's offers."""
@@ -103,8 +127,9 @@ class CustomerState:
             doc["v"] = {k: _compact(v, _VOUCHER_FIELDS) for k, v in self.vouchers.items()}
         if self.armed:
             doc["a"] = self.armed
-        if self.recent_event_ids:
-            doc["r"] = self.recent_event_ids
+        if self.seen:
+            floor = self.seen_floor
+            doc["d"] = [floor, *[x for k, t in self.seen.items() for x in (t - floor, k)]]
         if self.sent_log:
             doc["s"] = self.sent_log
         return pack(doc)
@@ -122,15 +147,28 @@ class CustomerState:
             enrolled = {k: _enrollment_of(k, row) for k, row in enrollments.items()}
         else:
             enrolled = {k: Enrollment(**v) for k, v in enrollments.items()}
-        return cls(
+        state = cls(
             customer_id,
             Profile.from_dict(profile),
             enrolled,
             {k: Voucher(**v) for k, v in doc.get("v", {}).items()},
             dict(doc.get("a", {})),
-            list(doc.get("r", [])),
-            list(doc.get("s", [])),
+            sent_log=list(doc.get("s", [])),
         )
+        seen = doc.get("d")
+        if seen:
+            state.seen_floor = floor = seen[0]
+            state.seen = {seen[i + 1]: seen[i] + floor for i in range(1, len(seen), 2)}
+        else:  # earlier releases kept the last 16 ids, without times
+            last = state.profile.last_visit_at or 0
+            state.seen = {event_id_hash(event_id): last for event_id in doc.get("r", [])}
+        return state
+
+
+def event_id_hash(event_id: str) -> int:
+    """A 48-bit hash of an event id: exact in JSON, and a false match between two of a
+    customer's 512 kept ids has odds under 1 in 500 million."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=6).digest(), "big")
 
 
 def _enrollment_row(journey_id: str, enrollment: Enrollment) -> list[Any]:

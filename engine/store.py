@@ -7,7 +7,10 @@ one MULTI/EXEC transaction and the layout works on Redis Cluster:
     {p:sN}:timers            sorted set: customer_id -> earliest due time (epoch ms)
     {p:sN}:agg               hash: this shard's aggregates (engine.aggregates), orjson values
     {p:sN}:stats             hash: "<journey>@<version>|<counter>" -> count
-    {p:sN}:applied           hash: source id -> last applied input position
+    {p:sN}:applied           hash: source id -> last applied input position; "<source id>+"
+                             -> positions after it applied already (orjson list)
+    {p:sN}:aggs              hash: "passed" -> the day boundary the shard has passed;
+                             "<boundary>" -> its aggregates as of that boundary (compressed)
     {p:sN}:outbox            list: commands committed but not yet written by the sink
     PREFIX:journeys          hash: "<journey>@<version>" -> the journey's source (JSON)
     PREFIX:meta              hash: "shards" -> the shard count the state was written with
@@ -17,11 +20,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import redis
+import zstandard
 
 from engine.state import CustomerState
 
@@ -41,13 +45,45 @@ def shard_tag(prefix: str, shard: int) -> str:
     return f"{{{prefix}:s{shard}}}"
 
 
-@dataclass
-class LoadedBatch:
-    """What a batch needs from Redis, read in one round trip (plus one for due customers)."""
+SNAPSHOTS_KEPT = 3
+"""Day snapshots of a shard's aggregates kept: no shard runs more than a day ahead of the
+slowest, so readers need the last two; one more covers a reader's restart."""
 
-    applied: int
-    raw_states: dict[str, bytes | None]
-    due: int
+
+@dataclass
+class SourceProgress:
+    """How far a shard has applied one source: every position up to `applied`, and the
+    positions after it in `extra` (applied ahead of an earlier one still pending)."""
+
+    applied: int = -1
+    extra: set[int] = field(default_factory=set)
+
+    def done(self, position: int) -> bool:
+        return position <= self.applied or position in self.extra
+
+
+@dataclass
+class Boundary:
+    """The day boundary a shard has passed, written in a commit with its aggregates as of
+    each boundary passed since the last one."""
+
+    passed: int
+    snapshots: Mapping[int, bytes]
+    drop: Sequence[int] = ()
+    """Older snapshots to delete."""
+
+
+def encode_snapshot(aggregates: Mapping[str, Any]) -> bytes:
+    """A shard's aggregates, compressed, as stored for one day boundary."""
+    return _SNAPSHOT_CODEC.compress(orjson.dumps(aggregates))
+
+
+def decode_snapshot(blob: bytes) -> dict[str, Any]:
+    value: dict[str, Any] = orjson.loads(zstandard.ZstdDecompressor().decompress(blob))
+    return value
+
+
+_SNAPSHOT_CODEC = zstandard.ZstdCompressor(level=1)
 
 
 class ShardStore:
@@ -63,32 +99,37 @@ class ShardStore:
         self.stats_key = f"{tag}:stats"
         self.applied_key = f"{tag}:applied"
         self.outbox_key = f"{tag}:outbox"
+        self.snapshots_key = f"{tag}:aggs"
 
     def customer_key(self, customer_id: str) -> str:
         return self._customer_prefix + customer_id
 
-    def load(self, source_id: str, customer_ids: list[str], clock: int,
-             due_limit: int) -> LoadedBatch:
-        """The applied position, the states of `customer_ids`, and of at most `due_limit`
-        customers whose timers are due by `clock`, earliest first."""
+    def load_states(self, customer_ids: list[str]) -> dict[str, bytes | None]:
+        """The stored states of `customer_ids` (None for a customer not seen yet)."""
         # all keys of a shard share one hash slot, so MGET serves Redis Cluster as well
-        # (sent as a raw command: the cluster client's pipeline refuses its mget method)
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hget(self.applied_key, source_id)
-        pipe.zrangebyscore(self.timers_key, "-inf", clock, start=0, num=due_limit)
-        if customer_ids:
-            pipe.execute_command("MGET", *[self.customer_key(c) for c in customer_ids])
-        replies = pipe.execute()
-        applied = int(replies[0]) if replies[0] is not None else -1
-        raw_states: dict[str, bytes | None] = dict(
-            zip(customer_ids, replies[2] if customer_ids else [], strict=True))
-        due = [bytes(member).decode() for member in replies[1]]
-        missing = [c for c in due if c not in raw_states]
-        if missing:
-            values = self.client.execute_command("MGET", *[self.customer_key(c)
-                                                           for c in missing])
-            raw_states.update(zip(missing, values, strict=True))
-        return LoadedBatch(applied, raw_states, len(due))
+        values = self.client.execute_command("MGET", *[self.customer_key(c)
+                                                       for c in customer_ids])
+        return dict(zip(customer_ids, values, strict=True))
+
+    def due(self, until: int, limit: int) -> list[tuple[int, str]]:
+        """(due time, customer) of at most `limit` stored timers due by `until`, earliest
+        first."""
+        members: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
+            self.timers_key, "-inf", until, start=0, num=limit, withscores=True)
+        return [(int(score), member.decode()) for member, score in members]
+
+    def progress(self, source_id: str) -> SourceProgress:
+        """How far this shard has applied `source_id`."""
+        applied, extra = self.client.hmget(self.applied_key, [source_id, source_id + "+"])
+        return SourceProgress(int(applied) if applied is not None else -1,
+                              set(orjson.loads(extra)) if extra else set())
+
+    def boundaries(self) -> tuple[int | None, dict[int, bytes]]:
+        """The day boundary passed (None before the first) and the kept snapshots."""
+        raw: dict[bytes, bytes] = self.client.hgetall(self.snapshots_key)  # type: ignore[assignment]
+        passed = raw.pop(b"passed", None)
+        return (int(passed) if passed is not None else None,
+                {int(key): value for key, value in raw.items()})
 
     def load_aggregates(self) -> dict[str, Any]:
         """The shard's aggregates (kept in memory by the shard's single owner)."""
@@ -100,10 +141,11 @@ class ShardStore:
         return list(self.client.lrange(self.outbox_key, 0, -1))  # type: ignore[arg-type]
 
     def commit(self, states: Iterable[CustomerState], aggregates: dict[str, Any],
-               changed: Iterable[str], stats: Counter[str], source_id: str,
-               position: int, outbox: Sequence[bytes] = ()) -> None:
-        """Write states, timers, aggregates, counters, the position and the commands the
-        batch produced (the outbox) in one transaction."""
+               changed: Iterable[str], stats: Counter[str],
+               positions: Mapping[str, SourceProgress], outbox: Sequence[bytes] = (),
+               boundary: Boundary | None = None) -> None:
+        """Write states, timers, aggregates, counters, the positions, the commands the
+        batch produced (the outbox) and a passed day boundary in one transaction."""
         pipe = self.client.pipeline(transaction=True)
         values: dict[str, bytes] = {}
         due_scores: dict[str, int] = {}
@@ -128,15 +170,51 @@ class ShardStore:
                       for item in (name, count)]
         if increments:  # one command for all of the batch's counters
             pipe.execute_command("EVAL", ADD_COUNTS, 1, self.stats_key, *increments)
-        pipe.hset(self.applied_key, source_id, position)
+        for source_id, progress in positions.items():
+            pipe.hset(self.applied_key, source_id, progress.applied)
+            if progress.extra:
+                pipe.hset(self.applied_key, source_id + "+",
+                          orjson.dumps(sorted(progress.extra)))
+            else:
+                pipe.hdel(self.applied_key, source_id + "+")
         if outbox:
             pipe.rpush(self.outbox_key, *outbox)
+        if boundary is not None:
+            mapping: dict[str, bytes | int] = {"passed": boundary.passed}
+            mapping.update((str(day), blob) for day, blob in boundary.snapshots.items())
+            pipe.hset(self.snapshots_key, mapping=mapping)  # type: ignore[arg-type]
+            if boundary.drop:
+                pipe.hdel(self.snapshots_key, *[str(day) for day in boundary.drop])
         try:
             pipe.execute()
         except redis.RedisError as exc:
+            where = ", ".join(f"{s} at {p.applied}" for s, p in positions.items()) or "-"
             raise StateStoreError(
-                f"shard {self.shard}: could not commit a batch at position {position}: {exc}"
-            ) from exc
+                f"shard {self.shard}: could not commit a batch ({where}): {exc}") from exc
+
+
+def passed_boundaries(client: redis.Redis, prefix: str,
+                      shards: Iterable[int]) -> dict[int, int | None]:
+    """The day boundary each of `shards` has passed (None: none yet)."""
+    chosen = list(shards)
+    pipe = client.pipeline(transaction=False)
+    for shard in chosen:
+        pipe.hget(f"{shard_tag(prefix, shard)}:aggs", "passed")
+    return {shard: int(value) if value is not None else None
+            for shard, value in zip(chosen, pipe.execute(), strict=True)}
+
+
+def load_snapshots(client: redis.Redis, prefix: str,
+                   shards: Iterable[int]) -> dict[int, dict[int, bytes]]:
+    """Every kept day snapshot of each of `shards`, by boundary."""
+    chosen = list(shards)
+    pipe = client.pipeline(transaction=False)
+    for shard in chosen:
+        pipe.hgetall(f"{shard_tag(prefix, shard)}:aggs")
+    out: dict[int, dict[int, bytes]] = {}
+    for shard, raw in zip(chosen, pipe.execute(), strict=True):
+        out[shard] = {int(key): value for key, value in raw.items() if key != b"passed"}
+    return out
 
 
 def read_stats(client: redis.Redis, prefix: str, shards: int) -> Counter[str]:

@@ -38,11 +38,13 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Span, Tracer
 
+from engine.errors import JourneysError
+
 SERVICE = "journey-engine"
 EXPORT_INTERVAL_MS = 10_000
 
 
-class TelemetryError(ValueError):
+class TelemetryError(JourneysError, ValueError):
     """The telemetry settings cannot be used."""
 
 
@@ -141,4 +143,5 @@ def telemetry_from_environment() -> Telemetry:
         return telemetry_with(
             PeriodicExportingMetricReader(OTLPMetricExporter(), EXPORT_INTERVAL_MS),
             OTLPSpanExporter())
-    raise TelemetryError(f"JOURNEYS_TELEMETRY={mode!r}: use console, otlp or none")
+    raise TelemetryError(f"JOURNEYS_TELEMETRY={mode!r} is not a telemetry mode: use console, "
+                         "otlp or none")

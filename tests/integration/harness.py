@@ -26,6 +26,8 @@ OWN_PROFILE_JOURNEYS = [
 commands do not depend on how far other shards or partitions had got (runs interrupted,
 or split over processes, give the same commands)."""
 
+SCENARIO_SKEW_MS = 400 * 86_400_000
+"""Scenarios leave customers weeks apart with no event in between: a wide allowed skew."""
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
 CET = timezone(timedelta(hours=1))
 START = datetime(2025, 3, 3, 0, 0, tzinfo=CET)  # a Monday
@@ -90,7 +92,7 @@ class Engine:
             shards=self.shards, prefix=self.prefix, source_id=source_id,
             policies=self.policies,
             until_ms=int(datetime.fromisoformat(until).timestamp() * 1000) if until else None,
-            batch_lines=7,
+            batch_lines=7, max_skew_ms=SCENARIO_SKEW_MS,
         )
         self.summaries.append(run_on(self.redis_url, options, load_journeys(self.journeys)))
         return read_jsonl(commands_path)

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from engine.events import validate_event
-from engine.state import CustomerState, Enrollment, Voucher
+from engine.state import CustomerState, Enrollment, Voucher, event_id_hash
 from engine.state_codec import COMPACT, differences, pack, running_sums, unpack
 from engine.timeutil import DAY_MS
 
@@ -34,7 +34,8 @@ def regular(visits: int) -> CustomerState:
         "review_request", 3, 1, T0, True, 1, T0, due_at=T0 + 3 * DAY_MS)
     state.vouchers["INC-1"] = Voucher("incentive", "lost_regular@1", T0, T0 + 14 * DAY_MS)
     state.armed["birthday"] = T0 + 100 * DAY_MS
-    state.recent_event_ids = ["v1", "v2"]
+    for index, event_id in enumerate(["v1", "v2"]):
+        assert state.refuse_event(event_id, T0 + index, 30 * DAY_MS) is None
     state.sent_log = [[T0, "email"]]
     return state
 
@@ -76,7 +77,10 @@ def test_the_plain_json_form_of_earlier_releases_is_read() -> None:
             "segment")} for k, e in state.enrollments.items()},
         "v": {"INC-1": {"offer_id": "incentive", "journey": "lost_regular@1",
                         "issued_at": T0, "expires_at": T0 + 14 * DAY_MS}},
-        "a": state.armed, "r": state.recent_event_ids, "s": state.sent_log})
+        "a": state.armed, "r": ["v1", "v2"], "s": state.sent_log})
+    # the last 16 ids of earlier releases had no times: they count as of the last visit
+    state.seen = {event_id_hash(i): profile.last_visit_at for i in ("v1", "v2")}
+    state.seen_floor = 0
     assert CustomerState.from_bytes("c1", legacy) == state
 
 

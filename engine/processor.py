@@ -115,13 +115,12 @@ class _Work:
     of one drain, and everything the commit writes."""
 
     figures: BatchFigures
-    states: dict[str, CustomerState] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    """Customers whose state the commit writes."""
     effects: Effects = field(default_factory=Effects)
     applied: dict[str, list[int]] = field(default_factory=dict)
     boundaries: list[int] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    due_at: dict[str, int | None] = field(default_factory=dict)
-    """The next due time of each state in `states`."""
     stored_due: list[tuple[int, str]] | None = None
     """(due time, customer) of stored timers up to `stored_due_until`, earliest first."""
     stored_due_until: int = 0
@@ -129,7 +128,7 @@ class _Work:
     """Every stored timer due up to this time is in `stored_due`."""
 
     def empty(self) -> bool:
-        return not (self.states or self.applied or self.boundaries or self.effects.stats
+        return not (self.dirty or self.applied or self.boundaries or self.effects.stats
                     or self.dead_letters)
 
 
@@ -152,6 +151,10 @@ class _Shard:
     """Each source's pending positions, sorted."""
     fired_until: int | None = None
     work: _Work = field(default_factory=lambda: _Work(BatchFigures(0)))
+    cache: dict[str, CustomerState] = field(default_factory=dict)
+    """Decoded states of customers with pending events or uncommitted changes."""
+    due_at: dict[str, int | None] = field(default_factory=dict)
+    """The next due time of each cached state."""
 
     def watermark(self, finishing: bool) -> int | None:
         """The time up to which no event can still arrive: the slowest clock of the sources
@@ -263,19 +266,18 @@ class ShardProcessor:
             for shard in self._mine():
                 while self._round(shard, result, finishing, remote):
                     progressed = True
-                    if len(shard.work.states) > self.due_chunk:
+                    if len(shard.work.dirty) > self.due_chunk:
                         self._commit(shard, result)
         for shard in self._mine():
             self._commit(shard, result)
 
     def _prefetch(self, shard: _Shard) -> None:
         """Load the states of every pending event's customer in one round trip."""
-        work = shard.work
-        missing = sorted({p.event.customer_id for p in shard.pending} - work.states.keys())
+        missing = sorted({p.event.customer_id for p in shard.pending} - shard.cache.keys())
         if missing:
             for cid, raw in shard.store.load_states(missing).items():
-                state = work.states[cid] = CustomerState.from_bytes(cid, raw)
-                work.due_at[cid] = state.next_due()
+                state = shard.cache[cid] = CustomerState.from_bytes(cid, raw)
+                shard.due_at[cid] = state.next_due()
 
     def _has_work(self, shard: _Shard, *, finishing: bool) -> bool:
         watermark = shard.watermark(finishing)
@@ -367,12 +369,14 @@ class ShardProcessor:
         needed = {p.event.customer_id for p in pending}
         due_ids, complete = self._due(shard, until, watermark)
         needed.update(due_ids)
-        missing = sorted(c for c in needed if c not in work.states)
+        cache = shard.cache
+        missing = sorted(c for c in needed if c not in cache)
         if missing:
             for cid, raw in shard.store.load_states(missing).items():
-                state = work.states[cid] = CustomerState.from_bytes(cid, raw)
-                work.due_at[cid] = state.next_due()
-        touched = [work.states[c] for c in sorted(needed)]
+                state = cache[cid] = CustomerState.from_bytes(cid, raw)
+                shard.due_at[cid] = state.next_due()
+        touched = [cache[c] for c in sorted(needed)]
+        work.dirty.update(needed)
         # scores as of the start of the day, so they do not depend on batch boundaries
         score_states(touched, day, self.runtime.score_model)
         ctx = self.runtime.context(view, shard.own)
@@ -381,7 +385,7 @@ class ShardProcessor:
             event = item.event
             work.applied.setdefault(item.source_id, []).append(event.position)
             try:
-                self.runtime.apply_event(work.states[event.customer_id], event, ctx, effects)
+                self.runtime.apply_event(cache[event.customer_id], event, ctx, effects)
                 result.applied_events += 1
                 work.figures.events += 1
             except DuplicateEvent as exc:
@@ -392,7 +396,7 @@ class ShardProcessor:
                     event, f"internal error: {type(exc).__name__}: {exc}", item.source_id))
         for state in touched:
             self.runtime.fire_due(state, until, ctx, effects)
-            work.due_at[state.customer_id] = state.next_due()
+            shard.due_at[state.customer_id] = state.next_due()
         work.figures.timers_due += len(due_ids)
         return complete
 
@@ -403,9 +407,9 @@ class ShardProcessor:
         Stored timers change only at a commit, so they are read once per commit, up to the
         watermark, and consumed from memory."""
         work = shard.work
-        due = [cid for cid, at in work.due_at.items() if at is not None and at <= until]
+        due = [cid for cid, at in shard.due_at.items() if at is not None and at <= until]
         if work.stored_due is None or work.stored_due_until < until:
-            limit = self.due_chunk + len(work.states)
+            limit = self.due_chunk + len(shard.cache)
             entries = shard.store.due(watermark, limit)
             work.stored_due = entries
             work.stored_due_until = watermark
@@ -414,7 +418,7 @@ class ShardProcessor:
         for at, cid in work.stored_due:
             if at > until or len(fresh) >= self.due_chunk:
                 break
-            if cid not in work.states:
+            if cid not in shard.cache:
                 fresh.append(cid)
         complete = until <= work.stored_due_complete and len(fresh) < self.due_chunk
         return due + fresh, complete
@@ -438,7 +442,8 @@ class ShardProcessor:
             for old in drop:
                 del shard.snapshots[old]
         with self.telemetry.batch(work.figures, max(shard.received.values(), default=-1)):
-            shard.store.commit(work.states.values(), shard.own.own, sorted(shard.own.changed),
+            shard.store.commit([shard.cache[c] for c in sorted(work.dirty)], shard.own.own,
+                               sorted(shard.own.changed),
                                work.effects.stats, positions, lines, boundary)
             work.figures.commands = len(work.effects.commands)
             work.figures.dead_letters = len(work.dead_letters)
@@ -448,6 +453,10 @@ class ShardProcessor:
         result.outbox.extend((shard.shard, line) for line in lines)
         result.dead_letters.extend(work.dead_letters)
         shard.work = _Work(BatchFigures(shard.shard))
+        waiting = {p.event.customer_id for p in shard.pending}
+        for cid in [c for c in shard.cache if c not in waiting]:
+            del shard.cache[cid]
+            del shard.due_at[cid]
 
     def _positions(self, shard: _Shard, applied: dict[str, list[int]]
                    ) -> dict[str, SourceProgress]:

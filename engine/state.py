@@ -98,7 +98,7 @@ class CustomerState:
                     f"window of this customer's events (--dedup-window); it may have been "
                     f"applied already")
         self.seen[key] = ts
-        floor = max(self.seen.values()) - window_ms
+        floor = ts - window_ms  # the floor only moves when a newer event arrives
         if len(self.seen) > SEEN_EVENTS_KEPT:
             floor = max(floor, sorted(self.seen.values())[-SEEN_EVENTS_KEPT] + 1)
         if floor > self.seen_floor:

@@ -10,17 +10,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-from harness import sends_per_command
+from harness import REFERENCE_JOURNEYS, sends_per_command
 
 from benchmarks.generator import ChainConfig, write_jsonl
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
-# journeys whose conditions read only the customer's own profile: their commands do not
-# depend on how far other shards had got when the engine was killed
-JOURNEYS = ["02_lost_regular.yaml", "03_birthday.yaml", "08_points_expiry.yaml",
-            "09_review_request.yaml"]
+# every reference journey, those reading chain-wide aggregates included: commands depend
+# on event time alone, however often the run is killed
+JOURNEYS = REFERENCE_JOURNEYS
 KILL_AT = tuple(round(0.04 * step, 2) for step in range(1, 21))
 """Twenty kill points: when the output has reached 4%, 8% ... 80% of the uninterrupted
 run's; each restart resumes from what the killed run committed."""
@@ -28,7 +26,7 @@ run's; each restart resumes from what the killed run committed."""
 
 def command(events: Path, commands: Path, redis_url: str, prefix: str) -> list[str]:
     return [sys.executable, "-m", "engine", "run", "--journeys",
-            *[str(EXAMPLES / name) for name in JOURNEYS], "--events", str(events),
+            *JOURNEYS, "--events", str(events),
             "--commands", str(commands), "--dead-letter", str(commands) + ".dead",
             "--redis", redis_url, "--prefix", prefix, "--shards", "4"]
 

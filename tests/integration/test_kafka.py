@@ -13,7 +13,7 @@ import orjson
 import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
-from harness import OWN_PROFILE_JOURNEYS
+from harness import REFERENCE_JOURNEYS
 from kafka_broker import free_port, new_topics, produce, tansu_broker
 
 from benchmarks.generator import ChainConfig, generate_events
@@ -23,7 +23,7 @@ from journeys_dsl.loader import load_journeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-JOURNEYS = OWN_PROFILE_JOURNEYS
+JOURNEYS = REFERENCE_JOURNEYS
 CHAIN = ChainConfig(seed=11, customers=300, days=120, start="2025-01-01")
 UNTIL = "2025-05-02T00:00:00+00:00"
 PARTITIONS = 4

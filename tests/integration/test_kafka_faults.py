@@ -26,7 +26,7 @@ import orjson
 import pytest
 import redis
 from confluent_kafka import Consumer, Message, TopicPartition
-from harness import OWN_PROFILE_JOURNEYS, sends_per_command
+from harness import REFERENCE_JOURNEYS, sends_per_command
 from kafka_broker import free_port, new_topics, produce, tansu_broker
 from tcp_proxy import TcpProxy, Watch
 
@@ -38,7 +38,7 @@ from journeys_dsl.loader import load_journeys
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-JOURNEYS = OWN_PROFILE_JOURNEYS
+JOURNEYS = REFERENCE_JOURNEYS
 CHAIN = ChainConfig(seed=23, customers=2000, days=120, start="2025-01-01")
 UNTIL = "2025-05-02T00:00:00+00:00"
 PARTITIONS = 4

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from harness import OWN_PROFILE_JOURNEYS
+from harness import REFERENCE_JOURNEYS
 from kafka_broker import new_topics, produce, tansu_broker
 from test_kafka import consume_all
 
@@ -35,7 +35,7 @@ def chain_lines() -> list[bytes]:
 
 
 def run_file(events: Path, commands: Path, redis_url: str, prefix: str) -> int:
-    return main(["run", "--journeys", *OWN_PROFILE_JOURNEYS, "--events", str(events),
+    return main(["run", "--journeys", *REFERENCE_JOURNEYS, "--events", str(events),
                  "--commands", str(commands), "--dead-letter", str(commands) + ".dead",
                  "--redis", redis_url, "--prefix", prefix, "--shards", str(SHARDS),
                  "--until", "2025-04-15T00:00:00+00:00"])
@@ -82,7 +82,7 @@ def test_kafka_until_end_writes_an_outbox_left_after_the_last_offset(
     names = new_topics(bootstrap, SHARDS)
     produce(bootstrap, names["events"],
             [(str(orjson.loads(line)["customer_id"]), line) for line in chain_lines])
-    argv = ["run", "--journeys", *OWN_PROFILE_JOURNEYS, "--redis", redis_url,
+    argv = ["run", "--journeys", *REFERENCE_JOURNEYS, "--redis", redis_url,
             "--prefix", key_prefix, "--kafka", bootstrap, "--events-topic", names["events"],
             "--commands-topic", names["commands"], "--dead-letter-topic", names["dead"],
             "--kafka-until-end"]

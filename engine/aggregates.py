@@ -34,7 +34,8 @@ BIN_FLOOR = 0.5
 BIN_COUNT = 320
 OUTLIER_FACTOR = 10.0
 """A visit adds at most this many times the venue's median amount to its total. On the demo
-chain the largest visit is 4.6 times its venue's median, so real checks are never capped."""
+chain (`journeys demo`: 21,005 visits at 5 venues) the largest visit is 5.5 times its venue's
+median, and the commands are the same with no cap at all, so real checks are not capped."""
 _LOG_RATIO = math.log(BIN_RATIO)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bytewax.operators as op
@@ -14,7 +15,7 @@ from connectors.jsonl import CommandSink, JsonlSink, JsonlSource, encode_dead_le
 from connectors.kafka import KafkaBatch, KafkaSource, source_id_of
 from connectors.kafka_sinks import KafkaCommandSink, KafkaDeadLetterSink
 from engine.catalog import Catalog
-from engine.processor import BatchResult, DeadLetter, ShardBatch, ShardProcessor
+from engine.processor import POLL_S, BatchResult, DeadLetter, ShardBatch, ShardProcessor
 from engine.redis_client import connect
 from engine.routing import (
     DEAD_LETTER_KEY,
@@ -81,8 +82,8 @@ def _commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, by
 
 
 class _ShardLogic(StatefulBatchLogic[ShardBatch, BatchResult, None]):
-    """Hands a shard's batches to the worker's processor; at the end of the input, lets it
-    apply what its shards still hold."""
+    """Hands a shard's batches to the worker's processor, asks it again while its shards
+    wait for other processes', and at the end of the input lets it apply what they hold."""
 
     def __init__(self, processor: ShardProcessor) -> None:
         self._processor = processor
@@ -90,8 +91,17 @@ class _ShardLogic(StatefulBatchLogic[ShardBatch, BatchResult, None]):
     def on_batch(self, values: list[ShardBatch]) -> tuple[Iterable[BatchResult], bool]:
         return [self._processor.process(batch) for batch in values], self.RETAIN
 
+    def on_notify(self) -> tuple[Iterable[BatchResult], bool]:
+        return [self._processor.poll()], self.RETAIN
+
     def on_eof(self) -> tuple[Iterable[BatchResult], bool]:
         return [self._processor.finish()], self.DISCARD
+
+    def notify_at(self) -> datetime | None:
+        """Soon, while the worker's shards wait for shards of other processes."""
+        if self._processor.waiting():
+            return datetime.now(UTC) + timedelta(seconds=POLL_S)
+        return None
 
     def snapshot(self) -> None:
         return None

@@ -22,6 +22,7 @@ there and skips exactly those.
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 import threading
 import time
@@ -40,7 +41,7 @@ from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.scoring_batch import score_states
 from engine.state import CustomerState
 from engine.store import (
-    SNAPSHOTS_KEPT,
+    SNAPSHOT_DAYS_KEPT,
     Boundary,
     ShardStore,
     SourceProgress,
@@ -58,8 +59,10 @@ from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 log = logging.getLogger(__name__)
 
 FINISH_WAIT_S = 300.0
-"""How long `finish` waits for shards of other processes to pass a day it needs."""
-POLL_S = 0.005
+"""How long `finish` waits, with no progress, for shards of other processes to pass a day
+it needs."""
+POLL_S = 0.001
+FINISH_COMMIT_S = 1.0
 
 
 @dataclass
@@ -155,6 +158,29 @@ class _Shard:
     """Decoded states of customers with pending events or uncommitted changes."""
     due_at: dict[str, int | None] = field(default_factory=dict)
     """The next due time of each cached state."""
+    due_heap: list[tuple[int, str]] = field(default_factory=list)
+    """(due time, customer) of cached states, with entries made stale by a later change."""
+    arrived: set[str] = field(default_factory=set)
+    """Customers of the events taken since the last drain."""
+
+    def set_due(self, customer_id: str, due: int | None) -> None:
+        self.due_at[customer_id] = due
+        if due is not None:
+            heapq.heappush(self.due_heap, (due, customer_id))
+            if len(self.due_heap) > 4 * len(self.due_at) + 64:
+                self.due_heap = [(d, c) for c, d in self.due_at.items() if d is not None]
+                heapq.heapify(self.due_heap)
+
+    def due_by(self, until: int) -> list[str]:
+        """Cached customers with a timer due by `until` (taken off the heap: the caller
+        fires them and sets their next due time)."""
+        due: list[str] = []
+        heap = self.due_heap
+        while heap and heap[0][0] <= until:
+            at, cid = heapq.heappop(heap)
+            if self.due_at.get(cid) == at and cid not in due:
+                due.append(cid)
+        return due
 
     def watermark(self, finishing: bool) -> int | None:
         """The time up to which no event can still arrive: the slowest clock of the sources
@@ -190,6 +216,7 @@ class ShardProcessor:
         self._shards: dict[int, _Shard] = {}
         self._views: dict[int, Aggregates] = {}
         self._lock = threading.Lock()
+        self._polled: dict[int, float] = {}
 
     # ------------------------------------------------------------------ input
     def process(self, batch: ShardBatch) -> BatchResult:
@@ -199,14 +226,37 @@ class ShardProcessor:
         self._drain(result, finishing=False)
         return result
 
+    def waiting(self) -> bool:
+        """Whether this worker's shards hold work that waits for other shards (or a slower
+        source): `poll` again soon."""
+        return any(self._has_work(shard, finishing=False) for shard in self._mine())
+
+    def poll(self) -> BatchResult:
+        """Apply what became possible since the last batch (other processes' shards moved
+        on); at most once every POLL_S per worker."""
+        result = BatchResult()
+        me = threading.get_ident()
+        now = time.monotonic()
+        if now - self._polled.get(me, 0.0) >= POLL_S:
+            self._polled[me] = now
+            self._drain(result, finishing=False)
+        return result
+
     def finish(self) -> BatchResult:
         """The input has ended: apply everything this worker's shards still hold, waiting
         (up to FINISH_WAIT_S) for shards of other processes where a day needs them."""
         result = BatchResult()
         deadline = time.monotonic() + FINISH_WAIT_S
+        committed = time.monotonic()
         while True:
-            self._drain(result, finishing=True)
+            # commit about once a second: other processes read published snapshots, and
+            # a commit per day would cost more than the day's work
+            if self._drain(result, finishing=True, commit=False):
+                deadline = time.monotonic() + FINISH_WAIT_S
             waiting = [s for s in self._mine() if self._has_work(s, finishing=True)]
+            if not waiting or time.monotonic() - committed > FINISH_COMMIT_S:
+                self._commit_all(result)
+                committed = time.monotonic()
             if not waiting:
                 return result
             if time.monotonic() > deadline:
@@ -235,6 +285,7 @@ class ShardProcessor:
             bisect.insort(shard.pending, _Pending(event.at or event.ts, event.position,
                                                   source_id, event))
             bisect.insort(shard.pending_positions.setdefault(source_id, []), event.position)
+            shard.arrived.add(event.customer_id)
 
     def _shard(self, number: int, result: BatchResult) -> _Shard:
         shard = self._shards.get(number)
@@ -254,30 +305,42 @@ class ShardProcessor:
         return [s for _, s in sorted(self._shards.items()) if s.owner == me]
 
     # ------------------------------------------------------------------ days
-    def _drain(self, result: BatchResult, *, finishing: bool) -> None:
+    def _drain(self, result: BatchResult, *, finishing: bool, commit: bool = True) -> bool:
         """Apply the days this worker's shards can apply, round robin, until none can;
-        then commit each shard's work in one transaction."""
+        then (with `commit`) commit each shard's work in one transaction. Whether anything
+        was applied."""
         remote: dict[int, int | None] = {}
         for shard in self._mine():
             self._prefetch(shard)
+        applied = False
         progressed = True
         while progressed:
             progressed = False
             for shard in self._mine():
                 while self._round(shard, result, finishing, remote):
-                    progressed = True
+                    progressed = applied = True
                     if len(shard.work.dirty) > self.due_chunk:
                         self._commit(shard, result)
+        if commit:
+            self._commit_all(result)
+        return applied
+
+    def _commit_all(self, result: BatchResult) -> None:
         for shard in self._mine():
             self._commit(shard, result)
 
     def _prefetch(self, shard: _Shard) -> None:
-        """Load the states of every pending event's customer in one round trip."""
-        missing = sorted({p.event.customer_id for p in shard.pending} - shard.cache.keys())
+        """Load the states of the customers of the events taken since the last drain, in
+        one round trip."""
+        missing = sorted(shard.arrived - shard.cache.keys())
+        shard.arrived.clear()
         if missing:
-            for cid, raw in shard.store.load_states(missing).items():
-                state = shard.cache[cid] = CustomerState.from_bytes(cid, raw)
-                shard.due_at[cid] = state.next_due()
+            self._load(shard, missing)
+
+    def _load(self, shard: _Shard, customer_ids: list[str]) -> None:
+        for cid, raw in shard.store.load_states(customer_ids).items():
+            state = shard.cache[cid] = CustomerState.from_bytes(cid, raw)
+            shard.set_due(cid, state.next_due())
 
     def _has_work(self, shard: _Shard, *, finishing: bool) -> bool:
         watermark = shard.watermark(finishing)
@@ -311,7 +374,7 @@ class ShardProcessor:
         taken, shard.pending = shard.pending[:count], shard.pending[count:]
         for item in taken:
             shard.pending_positions[item.source_id].remove(item.position)
-        complete = self._apply(shard, day, until, watermark, taken, result)
+        complete = self._apply(shard, day, until, taken, result)
         if complete:
             shard.fired_until = until
             if closes:
@@ -321,11 +384,14 @@ class ShardProcessor:
         return True
 
     def _pass(self, shard: _Shard, day: int) -> None:
-        """Pass a day boundary: the shard's aggregates now are its snapshot there."""
+        """Pass a day boundary: the shard's aggregates now are its snapshot there, published
+        at once where shards of other processes wait for it."""
         blob = encode_snapshot(shard.own.own)
         shard.passed = day
         shard.snapshots[day] = blob
         shard.work.boundaries.append(day)
+        if len(self._shards) < self.shard_count:
+            shard.store.publish(day, blob)
 
     def _all_passed(self, day: int, remote: dict[int, int | None]) -> bool:
         """Whether every shard has passed `day` (others' boundaries read once a drain)."""
@@ -360,21 +426,19 @@ class ShardProcessor:
         return view
 
     # ------------------------------------------------------------------ applying
-    def _apply(self, shard: _Shard, day: int, until: int, watermark: int,
-               pending: list[_Pending], result: BatchResult) -> bool:
+    def _apply(self, shard: _Shard, day: int, until: int, pending: list[_Pending],
+               result: BatchResult) -> bool:
         """Apply `pending` (events of `day` up to `until`), then fire the timers due by
         `until` of at most `due_chunk` customers; whether every due timer was fired."""
         work = shard.work
         view = self._view(day)
         needed = {p.event.customer_id for p in pending}
-        due_ids, complete = self._due(shard, until, watermark)
+        due_ids, complete = self._due(shard, until)
         needed.update(due_ids)
         cache = shard.cache
         missing = sorted(c for c in needed if c not in cache)
         if missing:
-            for cid, raw in shard.store.load_states(missing).items():
-                state = cache[cid] = CustomerState.from_bytes(cid, raw)
-                shard.due_at[cid] = state.next_due()
+            self._load(shard, missing)
         touched = [cache[c] for c in sorted(needed)]
         work.dirty.update(needed)
         # scores as of the start of the day, so they do not depend on batch boundaries
@@ -396,24 +460,24 @@ class ShardProcessor:
                     event, f"internal error: {type(exc).__name__}: {exc}", item.source_id))
         for state in touched:
             self.runtime.fire_due(state, until, ctx, effects)
-            shard.due_at[state.customer_id] = state.next_due()
+            shard.set_due(state.customer_id, state.next_due())
         work.figures.timers_due += len(due_ids)
         return complete
 
-    def _due(self, shard: _Shard, until: int, watermark: int) -> tuple[list[str], bool]:
+    def _due(self, shard: _Shard, until: int) -> tuple[list[str], bool]:
         """Customers with a timer due by `until`: those in the shard's work from memory,
         at most `due_chunk` others from Redis; and whether that was all of them.
 
-        Stored timers change only at a commit, so they are read once per commit, up to the
-        watermark, and consumed from memory."""
+        Stored timers change only at a commit: those read for a day are consumed from
+        memory until then."""
         work = shard.work
-        due = [cid for cid, at in shard.due_at.items() if at is not None and at <= until]
+        due = shard.due_by(until)
         if work.stored_due is None or work.stored_due_until < until:
             limit = self.due_chunk + len(shard.cache)
-            entries = shard.store.due(watermark, limit)
+            entries = shard.store.due(until, limit)
             work.stored_due = entries
-            work.stored_due_until = watermark
-            work.stored_due_complete = watermark if len(entries) < limit else entries[-1][0] - 1
+            work.stored_due_until = until
+            work.stored_due_complete = until if len(entries) < limit else entries[-1][0] - 1
         fresh: list[str] = []
         for at, cid in work.stored_due:
             if at > until or len(fresh) >= self.due_chunk:
@@ -434,8 +498,8 @@ class ShardProcessor:
         boundary = None
         if work.boundaries:
             assert shard.passed is not None
-            kept = sorted(shard.snapshots)
-            drop = kept[:max(0, len(kept) - SNAPSHOTS_KEPT)]
+            oldest = shard.passed - (SNAPSHOT_DAYS_KEPT - 1) * DAY_MS
+            drop = [day for day in sorted(shard.snapshots) if day < oldest]
             boundary = Boundary(shard.passed, {d: shard.snapshots[d] for d in work.boundaries
                                                if d in shard.snapshots and d not in drop},
                                 drop)

@@ -65,7 +65,7 @@ DEFAULT_MAX_SKEW_MS = 7 * DAY_MS
 """On the event clock, an event more than a week ahead of its source's clock is refused:
 one mistyped year would otherwise fire every pending timer at once."""
 DEFAULT_MAX_AMOUNT = 100_000.0
-"""A visit's amount above this is refused: the demo chain's largest check is under 400."""
+"""A visit's amount above this is refused: the demo chain's largest check is 324.60."""
 
 
 class BatchRouter:

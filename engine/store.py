@@ -45,9 +45,10 @@ def shard_tag(prefix: str, shard: int) -> str:
     return f"{{{prefix}:s{shard}}}"
 
 
-SNAPSHOTS_KEPT = 3
-"""Day snapshots of a shard's aggregates kept: no shard runs more than a day ahead of the
-slowest, so readers need the last two; one more covers a reader's restart."""
+SNAPSHOT_DAYS_KEPT = 3
+"""Day snapshots of a shard's aggregates kept, counted back from the last committed day: no
+shard runs more than a day ahead of the slowest, so readers need two; one more covers a
+reader's restart."""
 
 
 @dataclass
@@ -128,8 +129,16 @@ class ShardStore:
         """The day boundary passed (None before the first) and the kept snapshots."""
         raw: dict[bytes, bytes] = self.client.hgetall(self.snapshots_key)  # type: ignore[assignment]
         passed = raw.pop(b"passed", None)
+        raw.pop(b"published", None)
         return (int(passed) if passed is not None else None,
                 {int(key): value for key, value in raw.items()})
+
+    def publish(self, day: int, snapshot: bytes) -> None:
+        """Make the shard's snapshot at `day` readable by other processes before the state
+        that follows it is committed. A snapshot depends on the events before `day` alone,
+        so a restart that derives it again writes the same bytes."""
+        self.client.hset(self.snapshots_key, mapping={
+            "published": day, str(day): snapshot})
 
     def load_aggregates(self) -> dict[str, Any]:
         """The shard's aggregates (kept in memory by the shard's single owner)."""
@@ -195,13 +204,16 @@ class ShardStore:
 
 def passed_boundaries(client: redis.Redis, prefix: str,
                       shards: Iterable[int]) -> dict[int, int | None]:
-    """The day boundary each of `shards` has passed (None: none yet)."""
+    """The latest day boundary each of `shards` has passed or published (None: none)."""
     chosen = list(shards)
     pipe = client.pipeline(transaction=False)
     for shard in chosen:
-        pipe.hget(f"{shard_tag(prefix, shard)}:aggs", "passed")
-    return {shard: int(value) if value is not None else None
-            for shard, value in zip(chosen, pipe.execute(), strict=True)}
+        pipe.hmget(f"{shard_tag(prefix, shard)}:aggs", ["passed", "published"])
+    out: dict[int, int | None] = {}
+    for shard, values in zip(chosen, pipe.execute(), strict=True):
+        known = [int(value) for value in values if value is not None]
+        out[shard] = max(known) if known else None
+    return out
 
 
 def load_snapshots(client: redis.Redis, prefix: str,
@@ -213,7 +225,8 @@ def load_snapshots(client: redis.Redis, prefix: str,
         pipe.hgetall(f"{shard_tag(prefix, shard)}:aggs")
     out: dict[int, dict[int, bytes]] = {}
     for shard, raw in zip(chosen, pipe.execute(), strict=True):
-        out[shard] = {int(key): value for key, value in raw.items() if key != b"passed"}
+        out[shard] = {int(key): value for key, value in raw.items()
+                      if key not in (b"passed", b"published")}
     return out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 from collections.abc import Callable, Mapping
 from typing import NoReturn
 
@@ -16,6 +15,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from connectors.jsonl import DEAD_LETTER_RAW_BYTES
 from connectors.kafka_config import KafkaConnectorError
 from connectors.single_writer import SingleWriterSink
+from engine.errors import say_before_exit
 from engine.processor import DeadLetter
 
 FLUSH_TIMEOUT_S = 60.0
@@ -28,7 +28,7 @@ def stop_process(reason: str) -> NoReturn:
     Used where an exception would not reach the caller (inside the dataflow runtime's
     sinks); everything committed is safe in Redis, so the next run resumes.
     """
-    print(f"journeys: {reason}", file=sys.stderr, flush=True)
+    say_before_exit(f"journeys: {reason}")
     os._exit(3)
 
 

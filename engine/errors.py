@@ -28,6 +28,8 @@ _PANIC_PAYLOAD = b"Box<dyn Any>\n"
 _BACKTRACE_NOTE = b"note: run with `RUST_BACKTRACE=1`"
 _HEADER_START = b"thread '"
 _FORWARD_JOIN_S = 5.0
+_unfiltered: list[int] = []
+"""The real stderr while `rust_panics_hidden` filters file descriptor 2."""
 _INTERRUPT_AGAIN_S = 0.02
 
 
@@ -162,6 +164,13 @@ def _write_all(fd: int, data: bytes) -> None:
             view = view[os.write(fd, view):]
 
 
+def say_before_exit(line: str) -> None:
+    """Write one line straight to the real stderr, for a process about to end with
+    `os._exit` (which would not wait for the filter of `rust_panics_hidden`)."""
+    sys.stderr.flush()
+    _write_all(_unfiltered[-1] if _unfiltered else 2, line.encode() + b"\n")
+
+
 @contextlib.contextmanager
 def rust_panics_hidden() -> Iterator[None]:
     """Within the block, stderr (file descriptor 2) shows everything but Rust panic reports.
@@ -176,6 +185,7 @@ def rust_panics_hidden() -> Iterator[None]:
         return
     read_end, write_end = os.pipe()
     sys.stderr.flush()
+    _unfiltered.append(saved)
     os.dup2(write_end, 2)
     os.close(write_end)
     forwarder = threading.Thread(target=_forward, args=(read_end, saved),
@@ -191,6 +201,7 @@ def _restore(saved: int, forwarder: threading.Thread) -> None:
     """Point stderr back at `saved`; the pipe's last write end closes, the forwarder ends."""
     sys.stderr.flush()
     os.dup2(saved, 2)
+    _unfiltered.remove(saved)
     forwarder.join(_FORWARD_JOIN_S)  # a child process may hold the pipe open
 
 

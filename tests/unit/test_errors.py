@@ -217,3 +217,15 @@ def test_a_file_without_blank_lines_counts_none(tmp_path: Path) -> None:
     counted: list[int] = []
     assert len(_read_all(JsonlSource(path, on_blank=counted.append))) == 2
     assert counted == []
+
+
+def test_a_line_said_before_os_exit_reaches_the_real_stderr() -> None:
+    import subprocess
+    import sys
+    code = ("import os\nfrom engine.errors import rust_panics_hidden, say_before_exit\n"
+            "with rust_panics_hidden():\n"
+            "    say_before_exit('journeys: the broker took no message')\n"
+            "    os._exit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert done.returncode == 3
+    assert done.stderr.decode().strip() == "journeys: the broker took no message"

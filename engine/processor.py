@@ -63,6 +63,9 @@ FINISH_WAIT_S = 300.0
 it needs."""
 POLL_S = 0.001
 FINISH_COMMIT_S = 1.0
+DUE_READ_AHEAD_MS = 7 * DAY_MS
+"""Stored timers are read a week ahead of the day applied (at most to the watermark): one
+read serves a week of days until the next commit."""
 
 
 @dataclass
@@ -124,11 +127,10 @@ class _Work:
     applied: dict[str, list[int]] = field(default_factory=dict)
     boundaries: list[int] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    stored_due: list[tuple[int, str]] | None = None
-    """(due time, customer) of stored timers up to `stored_due_until`, earliest first."""
-    stored_due_until: int = 0
-    stored_due_complete: int = 0
-    """Every stored timer due up to this time is in `stored_due`."""
+    stored_due: list[tuple[int, str]] = field(default_factory=list)
+    """(due time, customer) of stored timers read and not loaded yet, earliest first."""
+    stored_due_until: int | None = None
+    """Every stored timer due up to this time has been read since the last commit."""
 
     def empty(self) -> bool:
         return not (self.dirty or self.applied or self.boundaries or self.effects.stats
@@ -374,7 +376,7 @@ class ShardProcessor:
         taken, shard.pending = shard.pending[:count], shard.pending[count:]
         for item in taken:
             shard.pending_positions[item.source_id].remove(item.position)
-        complete = self._apply(shard, day, until, taken, result)
+        complete = self._apply(shard, day, until, watermark, taken, result)
         if complete:
             shard.fired_until = until
             if closes:
@@ -426,14 +428,14 @@ class ShardProcessor:
         return view
 
     # ------------------------------------------------------------------ applying
-    def _apply(self, shard: _Shard, day: int, until: int, pending: list[_Pending],
-               result: BatchResult) -> bool:
+    def _apply(self, shard: _Shard, day: int, until: int, watermark: int,
+               pending: list[_Pending], result: BatchResult) -> bool:
         """Apply `pending` (events of `day` up to `until`), then fire the timers due by
         `until` of at most `due_chunk` customers; whether every due timer was fired."""
         work = shard.work
         view = self._view(day)
         needed = {p.event.customer_id for p in pending}
-        due_ids, complete = self._due(shard, until)
+        due_ids, complete = self._due(shard, until, watermark)
         needed.update(due_ids)
         cache = shard.cache
         missing = sorted(c for c in needed if c not in cache)
@@ -464,27 +466,32 @@ class ShardProcessor:
         work.figures.timers_due += len(due_ids)
         return complete
 
-    def _due(self, shard: _Shard, until: int) -> tuple[list[str], bool]:
-        """Customers with a timer due by `until`: those in the shard's work from memory,
+    def _due(self, shard: _Shard, until: int, watermark: int) -> tuple[list[str], bool]:
+        """Customers with a timer due by `until`: those in the shard's cache from memory,
         at most `due_chunk` others from Redis; and whether that was all of them.
 
-        Stored timers change only at a commit: those read for a day are consumed from
-        memory until then."""
+        Stored timers change only at a commit, so each range of them is read once between
+        commits; what was read and not yet loaded waits in memory."""
         work = shard.work
         due = shard.due_by(until)
-        if work.stored_due is None or work.stored_due_until < until:
+        if work.stored_due_until is None or work.stored_due_until < until:
+            start = "-inf" if work.stored_due_until is None else work.stored_due_until + 1
+            end = max(until, min(watermark, until + DUE_READ_AHEAD_MS))
             limit = self.due_chunk + len(shard.cache)
-            entries = shard.store.due(until, limit)
-            work.stored_due = entries
-            work.stored_due_until = until
-            work.stored_due_complete = until if len(entries) < limit else entries[-1][0] - 1
+            entries = shard.store.due(start, end, limit)
+            work.stored_due.extend(entries)
+            work.stored_due_until = end if len(entries) < limit else entries[-1][0] - 1
         fresh: list[str] = []
+        waiting: list[tuple[int, str]] = []
         for at, cid in work.stored_due:
-            if at > until or len(fresh) >= self.due_chunk:
-                break
-            if cid not in shard.cache:
+            if cid in shard.cache:
+                continue  # loaded already: its time is known from memory
+            if at <= until and len(fresh) < self.due_chunk:
                 fresh.append(cid)
-        complete = until <= work.stored_due_complete and len(fresh) < self.due_chunk
+            else:
+                waiting.append((at, cid))
+        work.stored_due = waiting
+        complete = work.stored_due_until >= until and len(fresh) < self.due_chunk
         return due + fresh, complete
 
     def _commit(self, shard: _Shard, result: BatchResult) -> None:

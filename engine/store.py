@@ -112,11 +112,11 @@ class ShardStore:
                                                        for c in customer_ids])
         return dict(zip(customer_ids, values, strict=True))
 
-    def due(self, until: int, limit: int) -> list[tuple[int, str]]:
-        """(due time, customer) of at most `limit` stored timers due by `until`, earliest
-        first."""
+    def due(self, start: int | str, until: int, limit: int) -> list[tuple[int, str]]:
+        """(due time, customer) of at most `limit` stored timers due from `start` ("-inf"
+        for the earliest) to `until`, earliest first."""
         members: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
-            self.timers_key, "-inf", until, start=0, num=limit, withscores=True)
+            self.timers_key, start, until, start=0, num=limit, withscores=True)
         return [(int(score), member.decode()) for member, score in members]
 
     def progress(self, source_id: str) -> SourceProgress:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -10,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.tansu import free_port
 from connectors.channels.base import DeliveryResult
 from connectors.delivery import DeliveryLedger, deliver
 from connectors.templates import RenderedMessage
@@ -99,6 +102,27 @@ class Engine:
 
     def stats(self) -> Counter[str]:
         return read_stats(connect(self.redis_url), self.prefix, self.shards)
+
+
+def run_processes(arguments: list[str], processes: int,
+                  timeout_s: float = 240.0) -> list[int]:
+    """`python -m engine ARGUMENTS` as a cluster of `processes` processes on loopback (one
+    process: no cluster flags); their exit codes."""
+    root = Path(__file__).resolve().parents[2]
+    base = [sys.executable, "-m", "engine", *arguments]
+    if processes == 1:
+        commands = [base]
+    else:
+        addresses = ",".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
+        commands = [[*base, "-a", addresses, "-i", str(index)] for index in range(processes)]
+    running = [subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL)
+               for command in commands]
+    try:
+        return [process.wait(timeout_s) for process in running]
+    finally:
+        for process in running:
+            if process.poll() is None:
+                process.kill()
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -4,17 +4,16 @@ chain-wide aggregates included."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 import redis
+from harness import run_processes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kafka_broker import free_port, new_topics, produce, tansu_broker
+from kafka_broker import new_topics, produce, tansu_broker
 from test_kafka import consume_all
 
 from benchmarks.generator import ChainConfig, generate_events
@@ -93,21 +92,12 @@ def test_broken_lines_that_move_batch_boundaries_change_nothing(
 def test_two_processes_over_a_file_give_the_same_commands(
         events_file: Path, reference: list[bytes], redis_url: str, key_prefix: str,
         tmp_path: Path) -> None:
-    addresses = f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
     commands = tmp_path / "pair.jsonl"
-    base = [sys.executable, "-m", "engine", "run", "--journeys", JOURNEYS,
-            "--events", str(events_file), "--commands", str(commands),
-            "--dead-letter", str(tmp_path / "pair.dead"), "--redis", redis_url,
-            "--prefix", key_prefix, "--until", UNTIL, "--batch-lines", "500",
-            "-a", addresses]
-    processes = [subprocess.Popen([*base, "-i", str(index)], cwd=ROOT,
-                                  stdout=subprocess.DEVNULL) for index in range(2)]
-    try:
-        assert [process.wait(240) for process in processes] == [0, 0]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
+    assert run_processes(["run", "--journeys", JOURNEYS, "--events", str(events_file),
+                          "--commands", str(commands), "--dead-letter",
+                          str(tmp_path / "pair.dead"), "--redis", redis_url,
+                          "--prefix", key_prefix, "--until", UNTIL, "--batch-lines", "500"],
+                         2) == [0, 0]
     got = sorted(commands.read_bytes().splitlines())
     assert got == reference, difference(got, reference)
 
@@ -126,22 +116,10 @@ def test_kafka_gives_the_same_commands_as_a_file(
     produce(bootstrap, names["events"],
             [(str(orjson.loads(line)["customer_id"]), line)
              for line in events_file.read_bytes().splitlines()])
-    base = [sys.executable, "-m", "engine", "run", "--journeys", JOURNEYS,
-            "--redis", redis_url, "--prefix", key_prefix, "--kafka", bootstrap,
-            "--events-topic", names["events"], "--commands-topic", names["commands"],
-            "--dead-letter-topic", names["dead"], "--kafka-until-end", "--until", UNTIL,
-            "--batch-lines", "700"]
-    if processes == 2:
-        addresses = f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
-        runs = [subprocess.Popen([*base, "-a", addresses, "-i", str(index)], cwd=ROOT,
-                                 stdout=subprocess.DEVNULL) for index in range(2)]
-    else:
-        runs = [subprocess.Popen(base, cwd=ROOT, stdout=subprocess.DEVNULL)]
-    try:
-        assert [run.wait(240) for run in runs] == [0] * processes
-    finally:
-        for run in runs:
-            if run.poll() is None:
-                run.kill()
+    arguments = ["run", "--journeys", JOURNEYS, "--redis", redis_url, "--prefix", key_prefix,
+                 "--kafka", bootstrap, "--events-topic", names["events"],
+                 "--commands-topic", names["commands"], "--dead-letter-topic", names["dead"],
+                 "--kafka-until-end", "--until", UNTIL, "--batch-lines", "700"]
+    assert run_processes(arguments, processes) == [0] * processes
     got = sorted(value for _, value, _ in consume_all(bootstrap, names["commands"]))
     assert got == reference, difference(got, reference)

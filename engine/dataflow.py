@@ -180,7 +180,7 @@ def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
     Each Kafka partition has its own router (its own event clock); its offsets are stored
     under its own source id in every shard. Each shard has one processor (its outbox is
     recovered once), told the source id of each batch; a shard is owned by one worker.
-    On the event clock a shard's clock is the slowest of the partitions with events (see
+    On the event clock a shard's clock is the slowest of the partitions still reading (see
     engine.processor), so a partition running ahead never fires the timers of customers it
     does not carry.
     """

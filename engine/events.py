@@ -52,8 +52,13 @@ class Event:
     raw: bytes | None = None
     """The input line, kept so a dead letter carries it intact."""
     at: int = 0
-    """When the engine applies it (epoch ms): `ts`, or for an event that arrived behind its
-    source's clock, that clock (set by the router; 0 until then)."""
+    """The source's clock when the event arrived behind it (set by the router; 0: not)."""
+
+    @property
+    def applied_at(self) -> int:
+        """When the engine applies the event (epoch ms): `ts`, or the later clock of a
+        source it arrived behind."""
+        return max(self.ts, self.at)
 
     def field(self, name: str) -> Any:
         """A field of the event, common fields included, for expressions."""

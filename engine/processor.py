@@ -51,7 +51,7 @@ from engine.store import (
     passed_boundaries,
 )
 from engine.telemetry import BatchFigures, Telemetry, telemetry_from_environment
-from engine.timeutil import DAY_MS, iso_utc
+from engine.timeutil import DAY_MS, iso_utc, utc_day_start
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
@@ -283,7 +283,7 @@ class ShardProcessor:
             if progress.done(event.position):
                 result.skipped_events += 1
                 continue
-            bisect.insort(shard.pending, _Pending(event.at or event.ts, event.position,
+            bisect.insort(shard.pending, _Pending(event.applied_at, event.position,
                                                   source_id, event))
             bisect.insort(shard.pending_positions.setdefault(source_id, []), event.position)
             shard.arrived.add(event.customer_id)
@@ -360,7 +360,7 @@ class ShardProcessor:
             return False
         if shard.passed is None:
             first = shard.pending[0].at if shard.pending else watermark
-            self._pass(shard, _day_start(min(first, watermark)))
+            self._pass(shard, utc_day_start(min(first, watermark)))
             return True
         day = shard.passed
         if not self._all_passed(day, remote):
@@ -402,7 +402,7 @@ class ShardProcessor:
             if local is not None and local.passed is not None:
                 if local.passed < day:
                     return False
-            elif _at_least(remote.get(number), day) is False:
+            elif not _at_least(remote.get(number), day):
                 unknown.append(number)
         if unknown:
             remote.update(passed_boundaries(self.client, self.prefix, unknown))
@@ -560,10 +560,6 @@ def _at_least(passed: int | None, day: int) -> bool:
 def _dead(event: Event, reason: str, source_id: str) -> DeadLetter:
     raw = event.raw if event.raw is not None else encode_event(event)
     return DeadLetter(reason, raw, event.position, source_id)
-
-
-def _day_start(ts: int) -> int:
-    return ts - ts % DAY_MS
 
 
 def _day(boundary: int | None) -> str:

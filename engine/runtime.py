@@ -96,7 +96,7 @@ class JourneyRuntime:
         refusal = state.refuse_event(event.event_id, event.ts, self.dedup_window_ms)
         if refusal is not None:
             raise DuplicateEvent(refusal)
-        self.fire_due(state, max(event.ts, event.at), ctx, effects)
+        self.fire_due(state, event.applied_at, ctx, effects)
         profile = state.profile
         spend_before, check_before = (profile.total_spend, profile.avg_spend) \
             if profile.visit_count else (None, None)

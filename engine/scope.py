@@ -21,7 +21,7 @@ from engine.profile import Profile, daypart_of, top_key
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.scoring_batch import score_states
 from engine.state import CustomerState, Enrollment
-from engine.timeutil import DAY_MS, iso_date_local, local_datetime
+from engine.timeutil import DAY_MS, iso_date_local, local_datetime, utc_day_start
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel, LoyaltyTier, SegmentRule
 
 
@@ -101,7 +101,7 @@ class CustomerView(_View):
         """A score as of the start of the day (or of a visit that day, whichever is later),
         from the batch's computation; one customer is rescored after a visit."""
         state, profile = self._state, self._profile
-        day = self._now - self._now % DAY_MS
+        day = utc_day_start(self._now)
         if state.scores_basis != (profile.visit_count, profile.total_spend, day):
             score_states([state], day, self._context.score_model)
         scores = state.scores

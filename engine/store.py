@@ -128,10 +128,8 @@ class ShardStore:
     def boundaries(self) -> tuple[int | None, dict[int, bytes]]:
         """The day boundary passed (None before the first) and the kept snapshots."""
         raw: dict[bytes, bytes] = self.client.hgetall(self.snapshots_key)  # type: ignore[assignment]
-        passed = raw.pop(b"passed", None)
-        raw.pop(b"published", None)
-        return (int(passed) if passed is not None else None,
-                {int(key): value for key, value in raw.items()})
+        passed = raw.get(b"passed")
+        return int(passed) if passed is not None else None, _snapshots_of(raw)
 
     def publish(self, day: int, snapshot: bytes) -> None:
         """Make the shard's snapshot at `day` readable by other processes before the state
@@ -225,9 +223,14 @@ def load_snapshots(client: redis.Redis, prefix: str,
         pipe.hgetall(f"{shard_tag(prefix, shard)}:aggs")
     out: dict[int, dict[int, bytes]] = {}
     for shard, raw in zip(chosen, pipe.execute(), strict=True):
-        out[shard] = {int(key): value for key, value in raw.items()
-                      if key not in (b"passed", b"published")}
+        out[shard] = _snapshots_of(raw)
     return out
+
+
+def _snapshots_of(raw: Mapping[bytes, bytes]) -> dict[int, bytes]:
+    """The day snapshots of a shard's `aggs` hash, by boundary (its markers left out)."""
+    return {int(key): value for key, value in raw.items()
+            if key not in (b"passed", b"published")}
 
 
 def read_stats(client: redis.Redis, prefix: str, shards: int) -> Counter[str]:

@@ -36,6 +36,11 @@ def at_local_time(ts_ms: int, hour: int, minute: int, tz_name: str | None) -> in
     return int(moment.timestamp() * 1000)
 
 
+def utc_day_start(ts_ms: int) -> int:
+    """Midnight UTC at or before `ts_ms` (epoch ms)."""
+    return ts_ms - ts_ms % DAY_MS
+
+
 def iso_utc(ts_ms: int) -> str:
     """ISO-8601 in UTC with millisecond precision and a Z suffix."""
     moment = datetime.fromtimestamp(ts_ms / 1000, UTC)

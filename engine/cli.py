@@ -26,6 +26,7 @@ from engine.errors import (
 from engine.events import parse_timestamp
 from engine.fit_command import fit_command
 from engine.forget import forget_customer
+from engine.processor import DEFAULT_CACHE_CUSTOMERS
 from engine.redis_client import connect
 from engine.reporting.errors import ReportError
 from engine.reporting.model import RunFacts
@@ -151,6 +152,11 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="DURATION",
                      help="refuse an event id already applied within this much of the "
                           "customer's event time, from any file or topic (default 30d)")
+    run.add_argument("--cache-customers", type=_non_negative_int,
+                     default=DEFAULT_CACHE_CUSTOMERS, metavar="N",
+                     help="customer states a process keeps decoded in memory between "
+                          f"batches (default {DEFAULT_CACHE_CUSTOMERS:,}; 0: read every "
+                          "state from Redis each batch)")
     run.add_argument("--tick", type=float, default=1.0,
                      help="with --tail: seconds between clock ticks (default 1)")
     run.add_argument("--idle-exit", type=float,
@@ -281,6 +287,7 @@ def _run(args: argparse.Namespace) -> int:
         until_ms=until, workers=args.workers, tail=args.tail, tick_s=args.tick,
         batch_lines=args.batch_lines, max_skew_ms=args.max_skew,
         max_amount=args.max_amount, dedup_window_ms=args.dedup_window,
+        cache_customers=args.cache_customers,
         idle_exit_s=args.idle_exit, process_id=args.process_id,
         addresses=tuple(a for a in (args.addresses or "").split(",") if a),
     )
@@ -302,6 +309,17 @@ def _duration_ms(text: str) -> int:
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"give a duration above zero, not {text!r}")
     return seconds * 1000
+
+
+def _non_negative_int(text: str) -> int:
+    """A count flag: a whole number, zero or more."""
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"give zero or more, not {text!r}")
+    return value
 
 
 def _check_run_paths(args: argparse.Namespace) -> None:

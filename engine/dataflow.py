@@ -15,7 +15,14 @@ from connectors.jsonl import CommandSink, JsonlSink, JsonlSource, encode_dead_le
 from connectors.kafka import KafkaBatch, KafkaSource, source_id_of
 from connectors.kafka_sinks import KafkaCommandSink, KafkaDeadLetterSink
 from engine.catalog import Catalog
-from engine.processor import POLL_S, BatchResult, DeadLetter, ShardBatch, ShardProcessor
+from engine.processor import (
+    DEFAULT_CACHE_CUSTOMERS,
+    POLL_S,
+    BatchResult,
+    DeadLetter,
+    ShardBatch,
+    ShardProcessor,
+)
 from engine.redis_client import connect
 from engine.routing import (
     DEAD_LETTER_KEY,
@@ -73,6 +80,7 @@ class FlowConfig:
     max_amount: float = DEFAULT_MAX_AMOUNT
     """The largest visit amount accepted."""
     dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS
+    cache_customers: int = DEFAULT_CACHE_CUSTOMERS
     """How long, in a customer's event time, an applied event id is refused again."""
 
 
@@ -142,7 +150,8 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
     processor = ShardProcessor(client, catalog, prefix=config.prefix,
                                source_id=config.source_id, shards=config.shards,
                                score_model=score_model, customer_model=customer_model,
-                               policies=policies, dedup_window_ms=config.dedup_window_ms)
+                               policies=policies, dedup_window_ms=config.dedup_window_ms,
+                               cache_customers=config.cache_customers)
 
     def dead_of(item: tuple[str, BatchResult]) -> list[tuple[str, bytes]]:
         counters.add(dead=len(item[1].dead_letters))
@@ -192,7 +201,7 @@ def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
         connect(config.redis_url), catalog, prefix=config.prefix,
         source_id=source_id_of(kafka.events_topic, 0), shards=config.shards,
         score_model=score_model, customer_model=customer_model, policies=policies,
-        dedup_window_ms=config.dedup_window_ms)
+        dedup_window_ms=config.dedup_window_ms, cache_customers=config.cache_customers)
 
     def route(raw: KafkaBatch) -> list[tuple[str, Any]]:
         routed = routers[raw.source_id].route(raw)

@@ -34,5 +34,7 @@ def forget_customer(client: redis.Redis, prefix: str, customer_id: str,
     pipe = client.pipeline(transaction=True)
     pipe.delete(store.customer_key(customer_id))
     pipe.zrem(store.timers_key, customer_id)
-    deleted, removed = pipe.execute()
+    # a running engine keeps states in memory: this tells it to drop the customer's
+    pipe.rpush(store.erased_key, customer_id)
+    deleted, removed, _ = pipe.execute()
     return Erasure(customer_id, shard, bool(deleted), bool(removed))

@@ -61,6 +61,9 @@ FINISH_WAIT_S = 300.0
 """How long `finish` waits, with no progress, for shards of other processes to pass a day
 it needs."""
 POLL_S = 0.001
+DEFAULT_CACHE_CUSTOMERS = 200_000
+"""Decoded customer states a process keeps in memory after their commit, over all its
+shards (about 2.5 KB each on the demo chain); a state not in memory is read from Redis."""
 FINISH_COMMIT_S = 1.0
 DUE_READ_AHEAD_MS = 7 * DAY_MS
 """Stored timers are read a week ahead of the day applied (at most to the watermark): one
@@ -130,10 +133,13 @@ class _Work:
     """(due time, customer) of stored timers read and not loaded yet, earliest first."""
     stored_due_until: int | None = None
     """Every stored timer due up to this time has been read since the last commit."""
+    erased: list[str] = field(default_factory=list)
+    """Customers taken off the shard's erasures list: the commit deletes them again and
+    trims them off the list."""
 
     def empty(self) -> bool:
         return not (self.dirty or self.applied or self.boundaries or self.effects.stats
-                    or self.dead_letters)
+                    or self.dead_letters or self.erased)
 
 
 @dataclass
@@ -156,7 +162,9 @@ class _Shard:
     fired_until: int | None = None
     work: _Work = field(default_factory=lambda: _Work(BatchFigures(0)))
     cache: dict[str, CustomerState] = field(default_factory=dict)
-    """Decoded states of customers with pending events or uncommitted changes."""
+    """Decoded states, least recently used first: every customer with pending events or
+    uncommitted changes, and up to the processor's limit of committed ones (the shard's
+    only writer is this worker, so a committed state in memory equals the stored one)."""
     due_at: dict[str, int | None] = field(default_factory=dict)
     """The next due time of each cached state."""
     due_heap: list[tuple[int, str]] = field(default_factory=list)
@@ -205,8 +213,10 @@ class ShardProcessor:
                  customer_model: CustomerModel = EMPTY_MODEL,
                  policies: Policies = NO_POLICIES, due_chunk: int = 5000,
                  dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS,
+                 cache_customers: int = DEFAULT_CACHE_CUSTOMERS,
                  telemetry: Telemetry | None = None) -> None:
         self.client = client
+        self.cache_per_shard = max(0, cache_customers) // max(shards, 1)
         self.telemetry = telemetry if telemetry is not None else telemetry_from_environment()
         self.due_chunk = due_chunk
         self.prefix = prefix
@@ -269,6 +279,7 @@ class ShardProcessor:
 
     def _take(self, batch: ShardBatch, result: BatchResult) -> None:
         shard = self._shard(batch.shard, result)
+        self._take_erasures(shard)
         source_id = batch.source_id or self.source_id
         progress = shard.progress.get(source_id)
         if progress is None:
@@ -287,6 +298,18 @@ class ShardProcessor:
                                                   source_id, event))
             bisect.insort(shard.pending_positions.setdefault(source_id, []), event.position)
             shard.arrived.add(event.customer_id)
+
+    @staticmethod
+    def _take_erasures(shard: _Shard) -> None:
+        """Drop the customers `journeys forget` erased since the last look from memory; the
+        next commit deletes them again (after any state this run wrote) and takes them off
+        the list."""
+        work = shard.work
+        for cid in shard.store.erasures()[len(work.erased):]:
+            shard.cache.pop(cid, None)
+            shard.due_at.pop(cid, None)
+            work.dirty.discard(cid)
+            work.erased.append(cid)
 
     def _shard(self, number: int, result: BatchResult) -> _Shard:
         shard = self._shards.get(number)
@@ -333,7 +356,10 @@ class ShardProcessor:
     def _prefetch(self, shard: _Shard) -> None:
         """Load the states of the customers of the events taken since the last drain, in
         one round trip."""
-        missing = sorted(shard.arrived - shard.cache.keys())
+        cache = shard.cache
+        for cid in shard.arrived & cache.keys():
+            cache[cid] = cache.pop(cid)  # most recently used last
+        missing = sorted(shard.arrived - cache.keys())
         shard.arrived.clear()
         if missing:
             self._load(shard, missing)
@@ -514,7 +540,7 @@ class ShardProcessor:
         with self.telemetry.batch(work.figures, max(shard.received.values(), default=-1)):
             shard.store.commit([shard.cache[c] for c in sorted(work.dirty)], shard.own.own,
                                sorted(shard.own.changed),
-                               work.effects.stats, positions, lines, boundary)
+                               work.effects.stats, positions, lines, boundary, work.erased)
             work.figures.commands = len(work.effects.commands)
             work.figures.dead_letters = len(work.dead_letters)
         shard.own.changed.clear()
@@ -523,8 +549,21 @@ class ShardProcessor:
         result.outbox.extend((shard.shard, line) for line in lines)
         result.dead_letters.extend(work.dead_letters)
         shard.work = _Work(BatchFigures(shard.shard))
+        self._evict(shard)
+
+    def _evict(self, shard: _Shard) -> None:
+        """Forget the least recently used committed states beyond the cache's limit."""
+        excess = len(shard.cache) - self.cache_per_shard
+        if excess <= 0:
+            return
         waiting = {p.event.customer_id for p in shard.pending}
-        for cid in [c for c in shard.cache if c not in waiting]:
+        evicted = []
+        for cid in shard.cache:
+            if cid not in waiting:
+                evicted.append(cid)
+                if len(evicted) == excess:
+                    break
+        for cid in evicted:
             del shard.cache[cid]
             del shard.due_at[cid]
 

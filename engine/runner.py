@@ -19,6 +19,7 @@ from engine.catalog import Catalog
 from engine.dataflow import FlowConfig, KafkaFlow, build_flow
 from engine.embedded_redis import EmbeddedRedis
 from engine.errors import JourneysError
+from engine.processor import DEFAULT_CACHE_CUSTOMERS
 from engine.redis_client import connect
 from engine.routing import DEFAULT_BATCH_LINES, DEFAULT_MAX_AMOUNT, ClockMode, RunCounters
 from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
@@ -95,6 +96,7 @@ class RunOptions:
     max_amount: float = DEFAULT_MAX_AMOUNT
     """The largest visit amount accepted; larger ones go to the dead letters."""
     dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS
+    cache_customers: int = DEFAULT_CACHE_CUSTOMERS
     """How long, in a customer's event time, an applied event id is refused again."""
 
 
@@ -154,6 +156,7 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
     config.max_skew_ms = options.max_skew_ms
     config.max_amount = options.max_amount
     config.dedup_window_ms = options.dedup_window_ms
+    config.cache_customers = options.cache_customers
     sync_versions(client, options.prefix, catalog)
     counters = RunCounters()
     if score_model is None:

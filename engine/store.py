@@ -12,6 +12,8 @@ one MULTI/EXEC transaction and the layout works on Redis Cluster:
     {p:sN}:aggs              hash: "passed" -> the day boundary the shard has passed;
                              "<boundary>" -> its aggregates as of that boundary (compressed)
     {p:sN}:outbox            list: commands committed but not yet written by the sink
+    {p:sN}:erased            list: customers erased by `journeys forget` that a running
+                             engine must drop from its memory (and delete again)
     PREFIX:journeys          hash: "<journey>@<version>" -> the journey's source (JSON)
     PREFIX:meta              hash: "shards" -> the shard count the state was written with
 """
@@ -101,6 +103,7 @@ class ShardStore:
         self.applied_key = f"{tag}:applied"
         self.outbox_key = f"{tag}:outbox"
         self.snapshots_key = f"{tag}:aggs"
+        self.erased_key = f"{tag}:erased"
 
     def customer_key(self, customer_id: str) -> str:
         return self._customer_prefix + customer_id
@@ -143,6 +146,10 @@ class ShardStore:
         raw: dict[bytes, bytes] = self.client.hgetall(self.aggregates_key)  # type: ignore[assignment]
         return {k.decode(): orjson.loads(v) for k, v in raw.items()}
 
+    def erasures(self) -> list[str]:
+        """Customers erased since the engine last took them, oldest first."""
+        return [cid.decode() for cid in self.client.lrange(self.erased_key, 0, -1)]  # type: ignore[union-attr]
+
     def pending_outbox(self) -> list[bytes]:
         """Commands committed but not yet acknowledged by the sink, oldest first."""
         return list(self.client.lrange(self.outbox_key, 0, -1))  # type: ignore[arg-type]
@@ -150,10 +157,15 @@ class ShardStore:
     def commit(self, states: Iterable[CustomerState], aggregates: dict[str, Any],
                changed: Iterable[str], stats: Counter[str],
                positions: Mapping[str, SourceProgress], outbox: Sequence[bytes] = (),
-               boundary: Boundary | None = None) -> None:
+               boundary: Boundary | None = None, erased: Sequence[str] = ()) -> None:
         """Write states, timers, aggregates, counters, the positions, the commands the
-        batch produced (the outbox) and a passed day boundary in one transaction."""
+        batch produced (the outbox) and a passed day boundary in one transaction; delete the
+        `erased` customers (the first entries of the erasures list) again."""
         pipe = self.client.pipeline(transaction=True)
+        if erased:
+            pipe.delete(*[self.customer_key(c) for c in erased])
+            pipe.zrem(self.timers_key, *erased)
+            pipe.ltrim(self.erased_key, len(erased), -1)
         values: dict[str, bytes] = {}
         due_scores: dict[str, int] = {}
         no_timer: list[str] = []

@@ -7,6 +7,7 @@ import redis
 
 from engine.catalog import Catalog
 from engine.events import validate_event
+from engine.forget import forget_customer
 from engine.processor import ShardBatch, ShardProcessor
 from engine.store import LayoutError, ShardStore, acknowledge_outbox, check_shard_count
 from journeys_dsl.loader import load_journey_text
@@ -29,10 +30,11 @@ steps:
 """
 
 
-def processor(client: redis.Redis, prefix: str, due_chunk: int = 5000) -> ShardProcessor:
+def processor(client: redis.Redis, prefix: str, due_chunk: int = 5000,
+              cache_customers: int = 1000) -> ShardProcessor:
     catalog = Catalog([load_journey_text(JOURNEY, "later.yaml")])
     return ShardProcessor(client, catalog, prefix=prefix, source_id="src", shards=1,
-                          due_chunk=due_chunk)
+                          due_chunk=due_chunk, cache_customers=cache_customers)
 
 
 def visits(count: int) -> list:
@@ -91,3 +93,39 @@ def test_commands_stay_in_the_outbox_until_acknowledged(redis_client: redis.Redi
     assert again.lines == result.lines and again.commands == []
     acknowledge_outbox(redis_client, key_prefix, {0: 2})
     assert store.pending_outbox() == result.lines[2:]
+
+
+def cached(engine: ShardProcessor) -> list[str]:
+    return list(engine._shards[0].cache)
+
+
+def test_committed_states_stay_in_memory_up_to_the_limit(redis_client: redis.Redis,
+                                                         key_prefix: str) -> None:
+    engine = processor(redis_client, key_prefix, cache_customers=4)
+    engine.process(ShardBatch(0, visits(6), T0 + 10, 5))
+    assert cached(engine) == ["c2", "c3", "c4", "c5"]  # the least recently used went
+    again = validate_event({"event_id": "x", "customer_id": "c2", "type": "visit",
+                            "ts": T0 + 20, "venue_id": "v", "amount": 10}, position=6)
+    engine.process(ShardBatch(0, [again], T0 + 30, 6))
+    assert cached(engine) == ["c3", "c4", "c5", "c2"]
+    # what memory holds is what Redis holds: a fresh processor reads the same states
+    store = ShardStore(redis_client, key_prefix, 0)
+    stored = store.load_states(cached(engine))
+    assert {c: engine._shards[0].cache[c].to_bytes() for c in cached(engine)} == stored
+
+
+def test_a_running_engine_honours_an_erasure(redis_client: redis.Redis,
+                                             key_prefix: str) -> None:
+    engine = processor(redis_client, key_prefix)
+    engine.process(ShardBatch(0, visits(3), T0 + 10, 2))
+    assert "c1" in cached(engine)
+    erasure = forget_customer(redis_client, key_prefix, "c1", shards=1)
+    assert erasure.had_state and erasure.had_timer
+    # the next batch, for other customers, must not write the cached state back
+    result = engine.process(ShardBatch(0, [], T0 + 3 * DAY, 2))
+    assert sorted(c["customer_id"] for c in result.commands) == ["c0", "c2"]
+    store = ShardStore(redis_client, key_prefix, 0)
+    assert "c1" not in cached(engine)
+    assert store.load_states(["c1"]) == {"c1": None}
+    assert redis_client.zscore(store.timers_key, "c1") is None
+    assert store.erasures() == []

@@ -27,7 +27,8 @@ import redis
 
 from engine.aggregates import Aggregates
 from engine.catalog import Catalog
-from engine.events import EventError, decode_line
+from engine.decoding import decode_line
+from engine.events import EventError
 from engine.redis_client import connect
 from engine.runtime import DuplicateEvent, Effects, JourneyRuntime
 from engine.scope import ScopeContext

@@ -73,19 +73,6 @@ class Event:
         return self.data.get(name)
 
 
-def decode_line(line: bytes, position: int = 0) -> Event:
-    """Parse one JSONL line into a validated `Event`, or raise `EventError`."""
-    if len(line) > MAX_LINE_BYTES:
-        raise EventError(f"line of {len(line)} bytes exceeds the {MAX_LINE_BYTES}-byte limit")
-    try:
-        raw = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise EventError(f"not valid JSON: {exc}") from None
-    event = validate_event(raw, position)
-    event.raw = line
-    return event
-
-
 def validate_event(raw: Any, position: int = 0) -> Event:
     """Validate a decoded JSON value as an event."""
     if not isinstance(raw, dict):
@@ -242,7 +229,8 @@ def _booking(data: dict[str, Any]) -> None:
     _string(data, "source", required=False, limit=50)
 
 
-def _profile(data: dict[str, Any]) -> None:
+def validate_profile_fields(data: dict[str, Any]) -> None:
+    """A profile change's fields; normalises `birthday` to MM-DD."""
     for name in ("name", "email", "phone", "language"):
         _string(data, name, required=False, limit=320)
     _string(data, "telegram_chat_id", required=False, limit=64)
@@ -285,7 +273,7 @@ _VALIDATORS = {
     "rating": _rating,
     "voucher_redeemed": _voucher,
     "booking": _booking,
-    "profile": _profile,
+    "profile": validate_profile_fields,
     "message": _message,
     "points": _points,
 }

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from engine.events import Event, EventError, decode_line
+from engine.decoding import decode_line
+from engine.events import Event, EventError
 from engine.processor import DeadLetter, ShardBatch
 from engine.timeutil import DAY_MS
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.events import EventError, decode_line
+from engine.decoding import decode_line
+from engine.events import EventError
 from engine.reporting.errors import ReportError
 from engine.timeutil import iso_utc
 

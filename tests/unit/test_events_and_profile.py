@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.events import EventError, decode_line, parse_timestamp, validate_event
+from engine.decoding import decode_line
+from engine.events import EventError, parse_timestamp, validate_event
 from engine.profile import Profile, daypart_of
 from engine.scoring import BgNbdParams, crossing_age, p_alive, p_alive_crossing_ms
 from engine.state import CustomerState, Enrollment, Voucher

@@ -182,14 +182,19 @@ class JourneyRuntime:
 
     def _exits_and_waits(self, state: CustomerState, event: Event, venue_id: str | None,
                          ctx: ScopeContext, effects: Effects) -> None:
+        reacts_to = self.catalog.reacts_to
         for journey_id in sorted(state.enrollments):
             enrollment = state.enrollments[journey_id]
-            if not enrollment.active:
+            if enrollment.ended_at is not None:
                 continue
-            plan = self.catalog.plan(enrollment.journey, enrollment.version)
-            if plan is None:
+            types = reacts_to.get((enrollment.journey, enrollment.version))
+            if types is None:
                 self._end(enrollment, event.ts, "version_missing", f"{journey_id}@?", effects)
                 continue
+            if event.type not in types:
+                continue
+            plan = self.catalog.plan(enrollment.journey, enrollment.version)
+            assert plan is not None
             scope = build_scope(state, event.ts, ctx, event=event, venue_id=venue_id,
                                 enrollment=enrollment)
             exit_rule = next(
@@ -279,23 +284,27 @@ class JourneyRuntime:
         An enrollment that fires more than MAX_STEPS_PER_ADVANCE times in one call (a loop
         of steps with tiny waits) is ended with the reason "step_limit".
         """
-        firings: Counter[str] = Counter()
+        firings: Counter[str] | None = None
+        enrollments, armed = state.enrollments, state.armed
         while True:
-            best: tuple[int, int, str] | None = None
-            for journey_id, enrollment in state.enrollments.items():
+            # the earliest (due, enrollment before armed entry, journey id)
+            best_due, best_armed, best_id = until + 1, False, ""
+            for journey_id, enrollment in enrollments.items():
                 due = enrollment.due_at
-                if enrollment.active and due is not None and due <= until:
-                    candidate = (due, 0, journey_id)
-                    best = candidate if best is None or candidate < best else best
-            for journey_id, due in state.armed.items():
-                if due <= until:
-                    candidate = (due, 1, journey_id)
-                    best = candidate if best is None or candidate < best else best
-            if best is None:
+                if due is not None and (due < best_due or (due == best_due and journey_id
+                                                           < best_id)) \
+                        and enrollment.ended_at is None:
+                    best_due, best_id = due, journey_id
+            for journey_id, due in armed.items():
+                if due < best_due or (due == best_due and best_armed and journey_id < best_id):
+                    best_due, best_armed, best_id = due, True, journey_id
+            if best_due > until:
                 return
-            due, kind, journey_id = best
-            if kind == 0:
-                enrollment = state.enrollments[journey_id]
+            due, journey_id = best_due, best_id
+            if firings is None:
+                firings = Counter()
+            if not best_armed:
+                enrollment = enrollments[journey_id]
                 plan = self.catalog.plan(enrollment.journey, enrollment.version)
                 firings[journey_id] += 1
                 if plan is None:

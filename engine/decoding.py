@@ -164,7 +164,7 @@ def decode_typed(line: bytes, position: int) -> Event | None:
     (then `validate_event` decides, with its reasons)."""
     try:
         typed = _DECODER.decode(line)
-    except msgspec.DecodeError:  # ValidationError included
+    except (msgspec.DecodeError, RecursionError):  # ValidationError included; deep nesting
         return None
     event_type, names = _DATA_FIELDS[typed.__class__]
     data: dict[str, Any] = {}

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis
 
 from engine.aggregates import Aggregates, merge
@@ -45,8 +46,6 @@ from engine.store import (
     ShardStore,
     SourceProgress,
     StateStoreError,
-    decode_snapshot,
-    encode_snapshot,
     load_snapshots,
     passed_boundaries,
 )
@@ -413,7 +412,7 @@ class ShardProcessor:
     def _pass(self, shard: _Shard, day: int) -> None:
         """Pass a day boundary: the shard's aggregates now are its snapshot there, published
         at once where shards of other processes wait for it."""
-        blob = encode_snapshot(shard.own.own)
+        blob = orjson.dumps(shard.own.own)
         shard.passed = day
         shard.snapshots[day] = blob
         shard.work.boundaries.append(day)
@@ -445,7 +444,7 @@ class ShardProcessor:
             stored = load_snapshots(self.client, self.prefix, others) if others else {}
             blobs = [_as_of(snapshots, day) for snapshots in [*local.values(),
                                                                *stored.values()]]
-            view = Aggregates({}, merge(decode_snapshot(b) for b in blobs if b is not None))
+            view = Aggregates({}, merge(orjson.loads(b) for b in blobs if b is not None))
             with self._lock:
                 self._views[day] = view
                 for old in [d for d in self._views if d < day - DAY_MS]:

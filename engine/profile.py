@@ -206,15 +206,17 @@ class Profile:
 def _bump(counts: dict[str, int], key: str, by: int) -> None:
     counts[key] = counts.get(key, 0) + by
     if len(counts) > TOP_COUNTS_KEPT:
-        weakest = min(counts, key=lambda k: (counts[k], k))
-        del counts[weakest]
+        # the least frequent key; of several, the alphabetically first
+        lowest = min(counts.values())
+        del counts[min(k for k, count in counts.items() if count == lowest)]
 
 
 def top_key(counts: dict[str, int]) -> str | None:
     """The most frequent key; ties go to the alphabetically first, so it is deterministic."""
     if not counts:
         return None
-    return min(counts, key=lambda k: (-counts[k], k))
+    highest = max(counts.values())
+    return min(k for k, count in counts.items() if count == highest)
 
 
 _HANDLERS = {

@@ -22,6 +22,7 @@ from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.scoring_batch import score_states
 from engine.state import CustomerState, Enrollment
 from engine.timeutil import DAY_MS, iso_date_local, local_datetime, utc_day_start
+from journeys_dsl.expressions import register_view
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel, LoyaltyTier, SegmentRule
 
 
@@ -43,6 +44,7 @@ class _View(Mapping[str, Any]):
         return len(self.names)
 
 
+@register_view
 class EventView(_View):
     def __init__(self, event: Event, timezone: str | None) -> None:
         self._event = event
@@ -79,6 +81,7 @@ class ScopeContext:
         return self.own if self.own is not None else self.aggregates
 
 
+@register_view
 class CustomerView(_View):
     def __init__(self, state: CustomerState, now: int, context: ScopeContext) -> None:
         self._state = state
@@ -132,17 +135,19 @@ class CustomerView(_View):
     def in_segment(self, segment_id: str) -> bool:
         """Whether the customer is in one segment, evaluating only that segment's rule."""
         model = self._context.customer_model
-        if any(rule.segment_id == segment_id for rule in model.activity):
+        kind = model.kinds.get(segment_id)
+        if kind == "activity":
             return self.segment() == segment_id
-        if any(rule.segment_id == segment_id for rule in model.check_tier):
+        if kind == "check_tier":
             return self.check_tier() == segment_id
-        key = f"segment:{segment_id}"
-        if key not in self._cache:
-            rule = self._context.customer_model.segment_rule(segment_id)
-            self._cache[key] = rule is not None and (
+        key = "segment:" + segment_id
+        cache = self._cache
+        if key not in cache:
+            rule = model.rules.get(segment_id)
+            cache[key] = rule is not None and (
                 rule.condition is None
                 or rule.condition.test({"now": self._now, "customer": self}))
-        return bool(self._cache[key])
+        return bool(cache[key])
 
     def segment_list(self) -> list[str]:
         found = [s for s in (self.segment(), self.check_tier()) if s is not None]
@@ -151,6 +156,7 @@ class CustomerView(_View):
         return found
 
 
+@register_view
 class SegmentSet(_View):
     """`customer.segments`: `"vip" in customer.segments` evaluates the vip rule alone."""
 
@@ -237,6 +243,7 @@ _CUSTOMER_DERIVED: dict[str, Any] = {
 _PROFILE_FIELDS = frozenset(Profile.__slots__)
 
 
+@register_view
 class VenueView(_View):
     names = ("venue_id", "avg_amount", "visit_count", "median_amount", "amount_p75")
 
@@ -262,6 +269,7 @@ class VenueView(_View):
         return default if value is None else value
 
 
+@register_view
 class OfferView(_View):
     """`offer.<id>.*`: the vouchers issued by the current enrollment."""
 
@@ -289,6 +297,7 @@ class OfferView(_View):
         }
 
 
+@register_view
 class JourneyView(_View):
     names = ("entered_at", "days_in", "step", "holdout")
 

@@ -72,18 +72,19 @@ class Boundary:
 
     passed: int
     snapshots: Mapping[int, bytes]
+    """The shard's aggregates as of each boundary passed (JSON)."""
     drop: Sequence[int] = ()
     """Older snapshots to delete."""
 
 
-def encode_snapshot(aggregates: Mapping[str, Any]) -> bytes:
-    """A shard's aggregates, compressed, as stored for one day boundary."""
-    return _SNAPSHOT_CODEC.compress(orjson.dumps(aggregates))
+def _stored_snapshot(document: bytes) -> bytes:
+    """A day snapshot (JSON, as kept in memory) compressed, as stored."""
+    return _SNAPSHOT_CODEC.compress(document)
 
 
-def decode_snapshot(blob: bytes) -> dict[str, Any]:
-    value: dict[str, Any] = orjson.loads(zstandard.ZstdDecompressor().decompress(blob))
-    return value
+def _read_snapshot(blob: bytes) -> bytes:
+    """A stored day snapshot as JSON."""
+    return zstandard.ZstdDecompressor().decompress(blob)
 
 
 _SNAPSHOT_CODEC = zstandard.ZstdCompressor(level=1)
@@ -129,17 +130,17 @@ class ShardStore:
                               set(orjson.loads(extra)) if extra else set())
 
     def boundaries(self) -> tuple[int | None, dict[int, bytes]]:
-        """The day boundary passed (None before the first) and the kept snapshots."""
+        """The day boundary passed (None before the first) and the kept snapshots (JSON)."""
         raw: dict[bytes, bytes] = self.client.hgetall(self.snapshots_key)  # type: ignore[assignment]
         passed = raw.get(b"passed")
         return int(passed) if passed is not None else None, _snapshots_of(raw)
 
     def publish(self, day: int, snapshot: bytes) -> None:
-        """Make the shard's snapshot at `day` readable by other processes before the state
-        that follows it is committed. A snapshot depends on the events before `day` alone,
-        so a restart that derives it again writes the same bytes."""
+        """Make the shard's snapshot (JSON) at `day` readable by other processes before the
+        state that follows it is committed. A snapshot depends on the events before `day`
+        alone, so a restart that derives it again writes the same bytes."""
         self.client.hset(self.snapshots_key, mapping={
-            "published": day, str(day): snapshot})
+            "published": day, str(day): _stored_snapshot(snapshot)})
 
     def load_aggregates(self) -> dict[str, Any]:
         """The shard's aggregates (kept in memory by the shard's single owner)."""
@@ -200,7 +201,8 @@ class ShardStore:
             pipe.rpush(self.outbox_key, *outbox)
         if boundary is not None:
             mapping: dict[str, bytes | int] = {"passed": boundary.passed}
-            mapping.update((str(day), blob) for day, blob in boundary.snapshots.items())
+            mapping.update((str(day), _stored_snapshot(document))
+                           for day, document in boundary.snapshots.items())
             pipe.hset(self.snapshots_key, mapping=mapping)  # type: ignore[arg-type]
             if boundary.drop:
                 pipe.hdel(self.snapshots_key, *[str(day) for day in boundary.drop])
@@ -228,7 +230,7 @@ def passed_boundaries(client: redis.Redis, prefix: str,
 
 def load_snapshots(client: redis.Redis, prefix: str,
                    shards: Iterable[int]) -> dict[int, dict[int, bytes]]:
-    """Every kept day snapshot of each of `shards`, by boundary."""
+    """Every kept day snapshot (JSON) of each of `shards`, by boundary."""
     chosen = list(shards)
     pipe = client.pipeline(transaction=False)
     for shard in chosen:
@@ -240,8 +242,9 @@ def load_snapshots(client: redis.Redis, prefix: str,
 
 
 def _snapshots_of(raw: Mapping[bytes, bytes]) -> dict[int, bytes]:
-    """The day snapshots of a shard's `aggs` hash, by boundary (its markers left out)."""
-    return {int(key): value for key, value in raw.items()
+    """The day snapshots (JSON) of a shard's `aggs` hash, by boundary (its markers left
+    out)."""
+    return {int(key): _read_snapshot(value) for key, value in raw.items()
             if key not in (b"passed", b"published")}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -43,8 +44,10 @@ def utc_day_start(ts_ms: int) -> int:
 
 def iso_utc(ts_ms: int) -> str:
     """ISO-8601 in UTC with millisecond precision and a Z suffix."""
-    moment = datetime.fromtimestamp(ts_ms / 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+    seconds, millis = divmod(ts_ms, 1000)
+    t = time.gmtime(seconds)
+    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
+            f"{t.tm_sec:02d}.{millis:03d}Z")
 
 
 def iso_date_local(ts_ms: int, tz_name: str | None) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "ExpressionSyntaxError",
     "FieldRef",
     "parse_expression",
+    "register_view",
 ]
 
 Scope = Mapping[str, Any]
@@ -98,11 +99,22 @@ def _truth(v: Any) -> bool:
         return False
 
 
+_VIEW_TYPES: set[Any] = set()
+"""Classes whose `get(name)` reads a field: the scope's lazy views."""
+
+
+def register_view(cls: type) -> type:
+    """Mark a class as a view (a `get(name)` of its fields), so that paths and `in` go
+    straight to its `get`; usable as a class decorator."""
+    _VIEW_TYPES.add(cls)
+    return cls
+
+
 def _step(v: Any, name: str) -> Any:
     """`v.name`: `v.get(name)` when `v` is mapping-like, else null."""
     if v is None:
         return None
-    if v.__class__ is dict:
+    if v.__class__ is dict or v.__class__ in _VIEW_TYPES:
         return v.get(name)
     get = getattr(v, "get", None)
     return get(name) if callable(get) else None
@@ -162,6 +174,8 @@ def _in(x: Any, c: Any) -> bool:
     """`x in c`: substring for text, element (by `==`) for lists, key for mappings."""
     if c is None:
         return False
+    if c.__class__ in _VIEW_TYPES:
+        return isinstance(x, str) and c.get(x) is not None
     if isinstance(c, str):
         return isinstance(x, str) and x in c
     if isinstance(c, list | tuple):

@@ -145,3 +145,11 @@ def test_what_the_types_refuse_gets_the_validators_reason(line: bytes,
         with pytest.raises(EventError) as refused:
             decode_line(line)
         assert refused.value.reason.startswith(reason)
+
+
+def test_deep_nesting_is_refused_not_raised() -> None:
+    line = (b'{"event_id": "e", "customer_id": "c", "type": "visit", "ts": 1741000000000, '
+            b'"venue_id": "v", "amount": 1, "extra": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    assert decode_typed(line, 0) is None
+    with pytest.raises(EventError, match="not valid JSON"):
+        decode_line(line)

@@ -56,12 +56,17 @@ class Catalog:
                 current[journey_id] = plan  # sorted: the highest version wins
         self.current: dict[str, JourneyPlan] = current
         self.event_entries: dict[str, list[JourneyPlan]] = {}
-        self.timed_entries: list[JourneyPlan] = []
+        self.timed_entries: dict[str, list[JourneyPlan]] = {}
+        """Plans with a time-based entry by the event types that arm it: a visit starts
+        an inactivity or p(alive) countdown; a visit or a profile change sets a date."""
         for plan in current.values():
-            if isinstance(plan.entry, EventEntry):
-                self.event_entries.setdefault(plan.entry.event_type, []).append(plan)
-            elif isinstance(plan.entry, InactivityEntry | DateEntry | PAliveEntry):
-                self.timed_entries.append(plan)
+            entry = plan.entry
+            if isinstance(entry, EventEntry):
+                self.event_entries.setdefault(entry.event_type, []).append(plan)
+            elif isinstance(entry, InactivityEntry | DateEntry | PAliveEntry):
+                arming = ("visit", "profile") if isinstance(entry, DateEntry) else ("visit",)
+                for event_type in arming:
+                    self.timed_entries.setdefault(event_type, []).append(plan)
 
     def plan(self, journey_id: str, version: int) -> JourneyPlan | None:
         return self._by_key.get((journey_id, version))

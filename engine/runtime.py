@@ -50,6 +50,8 @@ from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 DEFAULT_DEDUP_WINDOW_MS = 30 * 86_400_000
 """An event id is refused a second time for 30 days of the customer's event time."""
 MAX_STEPS_PER_ADVANCE = 256
+NEVER = 2**62
+"""A time after every timer (epoch ms)."""
 ANNIVERSARY_MIN_MS = 180 * 86_400_000  # the first anniversary is in the next year
 POINTS_EXPIRY = "~points_expiry"
 """The armed-timer key of the loyalty balance's expiry (journey ids cannot start with ~)."""
@@ -109,9 +111,14 @@ class JourneyRuntime:
         self._goals(state, event, venue_id, ctx, effects)
         if state.enrollments:
             self._exits_and_waits(state, event, venue_id, ctx, effects)
-        entry_scope = build_scope(state, event.ts, ctx, event=event, venue_id=venue_id)
-        self._event_entries(state, event, entry_scope, ctx, effects)
-        self._arm_timed_entries(state, event, entry_scope)
+        entries = self.catalog.event_entries.get(event.type)
+        timed = self.catalog.timed_entries.get(event.type)
+        if entries or timed:
+            entry_scope = build_scope(state, event.ts, ctx, event=event, venue_id=venue_id)
+            if entries:
+                self._event_entries(state, event, entry_scope, ctx, effects, entries)
+            if timed:
+                self._arm_timed_entries(state, event, entry_scope, timed)
         if state.vouchers:
             state.prune_vouchers(event.ts)
 
@@ -132,7 +139,9 @@ class JourneyRuntime:
             rate = next((t.points_per_eur for t in model.tiers if t.tier_id == tier), 0.0)
             profile.add_points(int(amount * rate))
         if model.points_expire_after_s is not None and profile.last_visit_at is not None:
-            state.armed[POINTS_EXPIRY] = profile.last_visit_at + model.points_expire_after_s * 1000
+            due = profile.last_visit_at + model.points_expire_after_s * 1000
+            state.armed[POINTS_EXPIRY] = due
+            state.timer_set(due)
 
     def _redeem(self, state: CustomerState, event: Event, effects: Effects) -> None:
         code = event.data["voucher_id"]
@@ -215,8 +224,8 @@ class JourneyRuntime:
                 self._advance(state, plan, enrollment, event.ts, ctx, effects)
 
     def _event_entries(self, state: CustomerState, event: Event, scope: dict[str, Any],
-                       ctx: ScopeContext, effects: Effects) -> None:
-        for plan in self.catalog.event_entries.get(event.type, ()):
+                       ctx: ScopeContext, effects: Effects, plans: list[JourneyPlan]) -> None:
+        for plan in plans:
             current = state.enrollments.get(plan.journey_id)
             if current is not None and current.active:
                 continue
@@ -225,15 +234,15 @@ class JourneyRuntime:
                 continue
             self.enroll(state, plan, event.ts, ctx, effects)
 
-    def _arm_timed_entries(self, state: CustomerState, event: Event,
-                           scope: dict[str, Any]) -> None:
+    def _arm_timed_entries(self, state: CustomerState, event: Event, scope: dict[str, Any],
+                           plans: list[JourneyPlan]) -> None:
+        """Arm (or disarm) the time-based entries `event` starts or moves (see
+        `Catalog.timed_entries`)."""
         profile = state.profile
-        for plan in self.catalog.timed_entries:
+        for plan in plans:
             entry = plan.entry
             journey_id = plan.journey_id
             if isinstance(entry, InactivityEntry | PAliveEntry):
-                if event.type != "visit":
-                    continue
                 if entry.condition is not None and not entry.condition.test(scope):
                     state.armed.pop(journey_id, None)
                     continue
@@ -248,15 +257,16 @@ class JourneyRuntime:
                 if due is None:
                     state.armed.pop(journey_id, None)
                 else:
-                    state.armed[journey_id] = max(due, event.ts)
+                    state.armed[journey_id] = due = max(due, event.ts)
+                    state.timer_set(due)
             elif isinstance(entry, DateEntry):
-                if event.type not in ("visit", "profile"):
-                    continue
                 month_day = self._date_of(state, entry)
                 if month_day is None:
                     state.armed.pop(journey_id, None)
                 elif journey_id not in state.armed or event.type == "profile":
-                    state.armed[journey_id] = self._next_date(state, entry, month_day, event.ts)
+                    due = self._next_date(state, entry, month_day, event.ts)
+                    state.armed[journey_id] = due
+                    state.timer_set(due)
 
     def _date_of(self, state: CustomerState, entry: DateEntry) -> str | None:
         profile = state.profile
@@ -284,11 +294,13 @@ class JourneyRuntime:
         An enrollment that fires more than MAX_STEPS_PER_ADVANCE times in one call (a loop
         of steps with tiny waits) is ended with the reason "step_limit".
         """
+        if state.due_floor > until:
+            return
         firings: Counter[str] | None = None
         enrollments, armed = state.enrollments, state.armed
         while True:
             # the earliest (due, enrollment before armed entry, journey id)
-            best_due, best_armed, best_id = until + 1, False, ""
+            best_due, best_armed, best_id = NEVER, False, ""
             for journey_id, enrollment in enrollments.items():
                 due = enrollment.due_at
                 if due is not None and (due < best_due or (due == best_due and journey_id
@@ -299,6 +311,7 @@ class JourneyRuntime:
                 if due < best_due or (due == best_due and best_armed and journey_id < best_id):
                     best_due, best_armed, best_id = due, True, journey_id
             if best_due > until:
+                state.due_floor = best_due
                 return
             due, journey_id = best_due, best_id
             if firings is None:
@@ -330,7 +343,9 @@ class JourneyRuntime:
             month_day = self._date_of(state, entry)
             if month_day is None:
                 return
-            state.armed[journey_id] = self._next_date(state, entry, month_day, due)
+            yearly = self._next_date(state, entry, month_day, due)
+            state.armed[journey_id] = yearly
+            state.timer_set(yearly)
             if entry.condition is not None:
                 scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
                 if not entry.condition.test(scope):
@@ -392,6 +407,7 @@ class JourneyRuntime:
                 due = self.gate.send_time(planned, channels, state)
             if due > now:
                 enrollment.due_at = due
+                state.timer_set(due)
                 return
             if due != planned:
                 effects.stats[f"{plan.key}|quiet_delayed:{step.step_id}"] += 1

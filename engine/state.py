@@ -73,6 +73,15 @@ class CustomerState:
     scores_basis: tuple[int, float, int] | None = None
     """(visit count, total spend, as of) the scores were computed from; a visit or a new
     day makes them stale."""
+    due_floor: int = 0
+    """No timer of the customer is due before this time (epoch ms): a lower bound, kept by
+    the runtime, that spares the scan of every enrollment when nothing is due. Never
+    stored."""
+
+    def timer_set(self, due: int) -> None:
+        """A timer of the customer was set to `due`: the lower bound follows it down."""
+        if due < self.due_floor:
+            self.due_floor = due
 
     def next_due(self) -> int | None:
         """The earliest pending timer: an enrollment's step or an armed time-based entry."""

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from connectors.jsonl import JsonlSource
 from engine.redis_client import connect
 from engine.routing import BatchRouter, RunCounters
 from engine.runner import redis_endpoint
+from engine.state import CustomerState
 from engine.store import delete_matching
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,6 +175,31 @@ def redis_memory_per_customer(client: redis.Redis, prefix: str, shards: int = 8,
     return (sum(sizes) / len(sizes) if sizes else 0.0), customers
 
 
+def cached_state_memory(client: redis.Redis, prefix: str, shards: int = 8,
+                        sample: int = 2000) -> float:
+    """Bytes of process memory per customer held in the engine's state cache: the sampled
+    stored states decoded into a dict as the cache keeps them (tracemalloc)."""
+    keys = []
+    for shard in range(shards):
+        for key in client.scan_iter(match=f"{{{prefix}:s{shard}}}:c:*", count=1000):
+            keys.append(key)
+            if len(keys) >= sample:
+                break
+    if not keys:
+        return 0.0
+    values = client.mget(keys)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        cache = {key.decode(): CustomerState.from_bytes(
+                     key.decode(), value if isinstance(value, bytes) else None)
+                 for key, value in zip(keys, values, strict=True)}
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    return used / len(cache)
+
+
 @contextmanager
 def _workdir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="journeys-bench-") as folder:
@@ -228,6 +255,11 @@ def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequ
                     f"Redis memory per customer: {per_key:,.0f} B (MEMORY USAGE of sampled "
                     f"state keys); {used / max(stored, 1):,.0f} B (used_memory growth / "
                     f"{stored:,} customers, timers and aggregates included)")
+                cached = cached_state_memory(client, prefix)
+                result.extra.append(
+                    f"process memory per cached customer: {cached:,.0f} B, "
+                    f"{cached * 1e6 / 2**20:,.0f} MiB per million (decoded states as the "
+                    f"state cache holds them, tracemalloc)")
             delete_matching(client, f"*{prefix}*")
         result.rows.extend(_kafka_rows(events, url, kafka, tag, result, say))
         result.rows.extend(_baselines(events, url, work, naive_limit_s, say))

@@ -112,7 +112,8 @@ class CustomerState:
             floor = max(floor, sorted(self.seen.values())[-SEEN_EVENTS_KEPT] + 1)
         if floor > self.seen_floor:
             self.seen_floor = floor
-            self.seen = {k: t for k, t in self.seen.items() if t >= floor}
+            if min(self.seen.values()) < floor:
+                self.seen = {k: t for k, t in self.seen.items() if t >= floor}
         return None
 
     def prune_vouchers(self, now_ms: int) -> None:

@@ -23,11 +23,14 @@ def zone(name: str | None) -> ZoneInfo | timezone:
 
 def local_datetime(ts_ms: int, tz_name: str | None, utc_offset_s: int | None = None) -> datetime:
     """The local wall-clock time of `ts_ms`: the event's own offset wins over the zone."""
-    if utc_offset_s is not None:
-        tz: ZoneInfo | timezone = timezone(timedelta(seconds=utc_offset_s))
-    else:
-        tz = zone(tz_name)
+    tz = fixed_offset(utc_offset_s) if utc_offset_s is not None else zone(tz_name)
     return datetime.fromtimestamp(ts_ms / 1000, tz)
+
+
+@lru_cache(maxsize=256)
+def fixed_offset(seconds: int) -> timezone:
+    """The fixed-offset zone of an event's own UTC offset."""
+    return timezone(timedelta(seconds=seconds))
 
 
 def at_local_time(ts_ms: int, hour: int, minute: int, tz_name: str | None) -> int:

@@ -24,6 +24,7 @@ import bisect
 import itertools
 import math
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 SPEND_HISTOGRAM = "h:spend"
@@ -44,6 +45,7 @@ def venue_histogram(venue_id: str) -> str:
     return f"h:venue:{venue_id}"
 
 
+@lru_cache(maxsize=1 << 16)  # amounts repeat (prices, visit counts): a lookup beats a log
 def bin_of(value: float) -> int:
     """The histogram bin of a non-negative amount (0 for amounts below the floor)."""
     if value <= BIN_FLOOR:

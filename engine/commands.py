@@ -58,6 +58,7 @@ def build_command(state: CustomerState, plan: JourneyPlan, enrollment: Enrollmen
         variables["offers"] = offers
     for name, expression in action.variables:
         variables[name] = _plain(expression.evaluate(scope))
+    sent = iso_utc(at)
     return {
         "command_id": command_id(state.customer_id, plan.key, enrollment.seq, step_id,
                                  action_index),
@@ -71,8 +72,8 @@ def build_command(state: CustomerState, plan: JourneyPlan, enrollment: Enrollmen
         "timezone": profile.timezone,
         "to": _address(profile, action.channel),
         "vars": variables,
-        "send_at": iso_utc(at),
-        "caused_at": iso_utc(at),
+        "send_at": sent,
+        "caused_at": sent,
         "entered_at": iso_utc(enrollment.entered_at),
     }
 

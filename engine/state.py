@@ -66,6 +66,8 @@ class CustomerState:
     seen_floor: int = 0
     """Events older than this (epoch ms) are refused: whether they were applied can no
     longer be told."""
+    seen_oldest: int | None = None
+    """The oldest time in `seen` (None: not known yet); never stored."""
     sent_log: list[list[Any]] = field(default_factory=list)
     """[send time, channel] of the messages inside the frequency-cap window."""
     scores: dict[str, float] | None = None
@@ -107,13 +109,17 @@ class CustomerState:
                     f"window of this customer's events (--dedup-window); it may have been "
                     f"applied already")
         self.seen[key] = ts
+        oldest = self.seen_oldest
+        self.seen_oldest = oldest = min(self.seen.values()) if oldest is None \
+            else min(oldest, ts)
         floor = ts - window_ms  # the floor only moves when a newer event arrives
         if len(self.seen) > SEEN_EVENTS_KEPT:
             floor = max(floor, sorted(self.seen.values())[-SEEN_EVENTS_KEPT] + 1)
         if floor > self.seen_floor:
             self.seen_floor = floor
-            if min(self.seen.values()) < floor:
+            if oldest < floor:
                 self.seen = {k: t for k, t in self.seen.items() if t >= floor}
+                self.seen_oldest = min(self.seen.values(), default=None)
         return None
 
     def prune_vouchers(self, now_ms: int) -> None:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -47,10 +46,20 @@ def utc_day_start(ts_ms: int) -> int:
 
 def iso_utc(ts_ms: int) -> str:
     """ISO-8601 in UTC with millisecond precision and a Z suffix."""
-    seconds, millis = divmod(ts_ms, 1000)
-    t = time.gmtime(seconds)
-    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:"
-            f"{t.tm_sec:02d}.{millis:03d}Z")
+    day, rest = divmod(ts_ms, DAY_MS)
+    hour, rest = divmod(rest, 3_600_000)
+    minute, rest = divmod(rest, 60_000)
+    second, millis = divmod(rest, 1000)
+    return f"{_iso_day(day)}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _iso_day(day: int) -> str:
+    """YYYY-MM-DD of a day counted from 1970-01-01."""
+    return date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 def iso_date_local(ts_ms: int, tz_name: str | None) -> str:

@@ -92,5 +92,10 @@ def next_yearly(month_day: str, after_ms: int, hour: int, minute: int, offset_ms
 
 def iso_week(ts_ms: int) -> str:
     """The ISO week of `ts_ms` in UTC, as 2025-W03."""
-    year, week, _ = datetime.fromtimestamp(ts_ms / 1000, UTC).isocalendar()
+    return _iso_week_of_day(ts_ms // DAY_MS)
+
+
+@lru_cache(maxsize=4096)
+def _iso_week_of_day(day: int) -> str:
+    year, week, _ = date.fromordinal(_EPOCH_ORDINAL + day).isocalendar()
     return f"{year}-W{week:02d}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 END = -1
@@ -219,7 +220,7 @@ class JourneyPlan:
     steps: tuple[StepPlan, ...]
     step_index: Mapping[str, int]
 
-    @property
+    @cached_property
     def key(self) -> str:
         """`journey_id@version`, the name of this version in state and statistics."""
         return f"{self.journey_id}@{self.version}"

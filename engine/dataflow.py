@@ -17,7 +17,6 @@ from connectors.kafka_sinks import KafkaCommandSink, KafkaDeadLetterSink
 from engine.catalog import Catalog
 from engine.processor import (
     DEFAULT_CACHE_CUSTOMERS,
-    POLL_S,
     BatchResult,
     DeadLetter,
     ShardBatch,
@@ -80,8 +79,9 @@ class FlowConfig:
     max_amount: float = DEFAULT_MAX_AMOUNT
     """The largest visit amount accepted."""
     dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS
-    cache_customers: int = DEFAULT_CACHE_CUSTOMERS
     """How long, in a customer's event time, an applied event id is refused again."""
+    cache_customers: int = DEFAULT_CACHE_CUSTOMERS
+    """Committed customer states the process keeps decoded in memory."""
 
 
 def _commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
@@ -108,7 +108,7 @@ class _ShardLogic(StatefulBatchLogic[ShardBatch, BatchResult, None]):
     def notify_at(self) -> datetime | None:
         """Soon, while the worker's shards wait for shards of other processes."""
         if self._processor.waiting():
-            return datetime.now(UTC) + timedelta(seconds=POLL_S)
+            return datetime.now(UTC) + timedelta(seconds=self._processor.poll_interval())
         return None
 
     def snapshot(self) -> None:

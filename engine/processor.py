@@ -47,8 +47,10 @@ from engine.store import (
     ShardStore,
     SourceProgress,
     StateStoreError,
-    load_snapshots,
     passed_boundaries,
+    publish_snapshots,
+    snapshot_as_of,
+    snapshots_at,
 )
 from engine.telemetry import BatchFigures, Telemetry, telemetry_from_environment
 from engine.timeutil import DAY_MS, iso_utc, utc_day_start
@@ -61,6 +63,9 @@ FINISH_WAIT_S = 300.0
 """How long `finish` waits, with no progress, for shards of other processes to pass a day
 it needs."""
 POLL_S = 0.001
+MAX_POLL_S = 0.004
+"""Waiting for other processes, a worker looks again after POLL_S, doubled after each look
+that found nothing to do, up to MAX_POLL_S: a busy poll would take the CPU they need."""
 DEFAULT_CACHE_CUSTOMERS = 100_000
 """Decoded customer states a process keeps in memory after their commit, over all its
 shards (about 6.7 KB each on a generated chain); a state not in memory is read from Redis."""
@@ -175,6 +180,8 @@ class _Shard:
     """(due time, customer) of cached states, with entries made stale by a later change."""
     arrived: set[str] = field(default_factory=set)
     """Customers of the events taken since the last drain."""
+    unpublished: list[tuple[ShardStore, int, bytes]] = field(default_factory=list)
+    """Day snapshots passed and not yet published to other processes."""
 
     def set_due(self, customer_id: str, due: int | None) -> None:
         self.due_at[customer_id] = due
@@ -232,13 +239,15 @@ class ShardProcessor:
         self._views: dict[int, Aggregates] = {}
         self._lock = threading.Lock()
         self._polled: dict[int, float] = {}
+        self._pauses: dict[int, float] = {}
 
     # ------------------------------------------------------------------ input
     def process(self, batch: ShardBatch) -> BatchResult:
         """Take a batch and apply whatever the shards of this worker can apply now."""
         result = BatchResult()
         self._take(batch, result)
-        self._drain(result, finishing=False)
+        if self._drain(result, finishing=False):
+            self._pauses[threading.get_ident()] = POLL_S
         return result
 
     def waiting(self) -> bool:
@@ -246,15 +255,21 @@ class ShardProcessor:
         source): `poll` again soon."""
         return any(self._has_work(shard, finishing=False) for shard in self._mine())
 
+    def poll_interval(self) -> float:
+        """How long this worker waits before its next `poll` (see MAX_POLL_S)."""
+        return self._pauses.get(threading.get_ident(), POLL_S)
+
     def poll(self) -> BatchResult:
         """Apply what became possible since the last batch (other processes' shards moved
-        on); at most once every POLL_S per worker."""
+        on); at most once every `poll_interval()` per worker."""
         result = BatchResult()
         me = threading.get_ident()
         now = time.monotonic()
-        if now - self._polled.get(me, 0.0) >= POLL_S:
+        pause = self._pauses.get(me, POLL_S)
+        if now - self._polled.get(me, 0.0) >= pause:
             self._polled[me] = now
-            self._drain(result, finishing=False)
+            applied = self._drain(result, finishing=False)
+            self._pauses[me] = POLL_S if applied else min(2 * pause, MAX_POLL_S)
         return result
 
     def finish(self) -> BatchResult:
@@ -263,11 +278,15 @@ class ShardProcessor:
         result = BatchResult()
         deadline = time.monotonic() + FINISH_WAIT_S
         committed = time.monotonic()
+        pause = POLL_S
         while True:
             # commit about once a second: other processes read published snapshots, and
             # a commit per day would cost more than the day's work
             if self._drain(result, finishing=True, commit=False):
                 deadline = time.monotonic() + FINISH_WAIT_S
+                pause = POLL_S
+            else:
+                pause = min(2 * pause, MAX_POLL_S)
             waiting = [s for s in self._mine() if self._has_work(s, finishing=True)]
             if not waiting or time.monotonic() - committed > FINISH_COMMIT_S:
                 self._commit_all(result)
@@ -279,7 +298,7 @@ class ShardProcessor:
                 raise StateStoreError(
                     f"shard {blocked.shard} waited {FINISH_WAIT_S:.0f}s for every shard to "
                     f"pass {_day(blocked.passed)}; is a process of the run stopped?")
-            time.sleep(POLL_S)
+            time.sleep(pause)
 
     def _take(self, batch: ShardBatch, result: BatchResult) -> None:
         shard = self._shard(batch.shard, result)
@@ -353,6 +372,7 @@ class ShardProcessor:
                     progressed = applied = True
                     if len(shard.work.dirty) > self.due_chunk:
                         self._commit(shard, result)
+            self._publish()
         if commit:
             self._commit_all(result)
         return applied
@@ -420,13 +440,23 @@ class ShardProcessor:
 
     def _pass(self, shard: _Shard, day: int) -> None:
         """Pass a day boundary: the shard's aggregates now are its snapshot there, published
-        at once where shards of other processes wait for it."""
+        (by the end of the drain round) where shards of other processes wait for it."""
         blob = orjson.dumps(shard.own.own)
         shard.passed = day
         shard.snapshots[day] = blob
         shard.work.boundaries.append(day)
         if len(self._shards) < self.shard_count:
-            shard.store.publish(day, blob)
+            shard.unpublished.append((shard.store, day, blob))
+
+    def _publish(self) -> None:
+        """Publish the day snapshots this worker's shards passed, in one round trip, before
+        anything waits for another process (which may be waiting for them)."""
+        passes = []
+        for shard in self._mine():
+            passes.extend(shard.unpublished)
+            shard.unpublished.clear()
+        if passes:
+            publish_snapshots(self.client, passes)
 
     def _all_passed(self, day: int, remote: dict[int, int | None]) -> bool:
         """Whether every shard has passed `day` (others' boundaries read once a drain)."""
@@ -450,9 +480,9 @@ class ShardProcessor:
         if view is None:
             local = {n: s.snapshots for n, s in list(self._shards.items())}
             others = [n for n in range(self.shard_count) if n not in local]
-            stored = load_snapshots(self.client, self.prefix, others) if others else {}
-            blobs = [_as_of(snapshots, day) for snapshots in [*local.values(),
-                                                               *stored.values()]]
+            blobs = [snapshot_as_of(snapshots, day) for snapshots in local.values()]
+            if others:
+                blobs.extend(snapshots_at(self.client, self.prefix, others, day).values())
             view = Aggregates({}, merge(orjson.loads(b) for b in blobs if b is not None))
             with self._lock:
                 self._views[day] = view
@@ -589,15 +619,6 @@ class ShardProcessor:
             if upto != before.applied or extra != before.extra:
                 out[source_id] = SourceProgress(upto, extra)
         return out
-
-
-def _as_of(snapshots: dict[int, bytes], day: int) -> bytes | None:
-    """A shard's snapshot at `day`: the latest at or before it, else its first (a shard
-    starts at the day of its first event, so it had nothing before)."""
-    if not snapshots:
-        return None
-    before = [d for d in snapshots if d <= day]
-    return snapshots[max(before)] if before else snapshots[min(snapshots)]
 
 
 def _at_least(passed: int | None, day: int) -> bool:

@@ -135,13 +135,6 @@ class ShardStore:
         passed = raw.get(b"passed")
         return int(passed) if passed is not None else None, _snapshots_of(raw)
 
-    def publish(self, day: int, snapshot: bytes) -> None:
-        """Make the shard's snapshot (JSON) at `day` readable by other processes before the
-        state that follows it is committed. A snapshot depends on the events before `day`
-        alone, so a restart that derives it again writes the same bytes."""
-        self.client.hset(self.snapshots_key, mapping={
-            "published": day, str(day): _stored_snapshot(snapshot)})
-
     def load_aggregates(self) -> dict[str, Any]:
         """The shard's aggregates (kept in memory by the shard's single owner)."""
         raw: dict[bytes, bytes] = self.client.hgetall(self.aggregates_key)  # type: ignore[assignment]
@@ -241,6 +234,36 @@ def load_snapshots(client: redis.Redis, prefix: str,
     return out
 
 
+def snapshots_at(client: redis.Redis, prefix: str, shards: Iterable[int],
+                 day: int) -> dict[int, bytes | None]:
+    """Each of `shards`' snapshot (JSON) as of `day`: the one written at `day` when there
+    is one (one field read each), else the latest before it, else its first (a shard that
+    started later had nothing before)."""
+    chosen = list(shards)
+    pipe = client.pipeline(transaction=False)
+    for shard in chosen:
+        pipe.hget(f"{shard_tag(prefix, shard)}:aggs", str(day))
+    out: dict[int, bytes | None] = {}
+    missing = []
+    for shard, blob in zip(chosen, pipe.execute(), strict=True):
+        if blob is None:
+            missing.append(shard)
+        else:
+            out[shard] = _read_snapshot(blob)
+    for shard, snapshots in load_snapshots(client, prefix, missing).items():
+        out[shard] = snapshot_as_of(snapshots, day)
+    return out
+
+
+def snapshot_as_of(snapshots: Mapping[int, bytes], day: int) -> bytes | None:
+    """A shard's snapshot at `day`: the latest at or before it, else its first (a shard
+    starts at the day of its first event, so it had nothing before)."""
+    if not snapshots:
+        return None
+    before = [d for d in snapshots if d <= day]
+    return snapshots[max(before)] if before else snapshots[min(snapshots)]
+
+
 def _snapshots_of(raw: Mapping[bytes, bytes]) -> dict[int, bytes]:
     """The day snapshots (JSON) of a shard's `aggs` hash, by boundary (its markers left
     out)."""
@@ -336,4 +359,16 @@ def acknowledge_outbox(client: redis.Redis, prefix: str, written: Mapping[int, i
     for shard, count in written.items():
         if count:
             pipe.lpop(f"{shard_tag(prefix, shard)}:outbox", count)
+    pipe.execute()
+
+
+def publish_snapshots(client: redis.Redis, passes: Sequence[tuple[ShardStore, int, bytes]]
+                      ) -> None:
+    """Make each (shard, day, snapshot as JSON) readable by other processes before the state
+    that follows it is committed, in one round trip. A snapshot depends on the events
+    before its day alone, so a restart that derives it again writes the same bytes."""
+    pipe = client.pipeline(transaction=False)
+    for store, day, snapshot in passes:
+        pipe.hset(store.snapshots_key, mapping={
+            "published": day, str(day): _stored_snapshot(snapshot)})
     pipe.execute()

@@ -66,7 +66,7 @@ class CustomerState:
     seen_floor: int = 0
     """Events older than this (epoch ms) are refused: whether they were applied can no
     longer be told."""
-    seen_oldest: int | None = None
+    seen_oldest: int | None = field(default=None, compare=False, repr=False)
     """The oldest time in `seen` (None: not known yet); never stored."""
     sent_log: list[list[Any]] = field(default_factory=list)
     """[send time, channel] of the messages inside the frequency-cap window."""
@@ -75,7 +75,7 @@ class CustomerState:
     scores_basis: tuple[int, float, int] | None = None
     """(visit count, total spend, as of) the scores were computed from; a visit or a new
     day makes them stale."""
-    due_floor: int = 0
+    due_floor: int = field(default=0, compare=False, repr=False)
     """No timer of the customer is due before this time (epoch ms): a lower bound, kept by
     the runtime, that spares the scan of every enrollment when nothing is due. Never
     stored."""

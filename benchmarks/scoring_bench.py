@@ -21,9 +21,10 @@ from numpy.typing import NDArray
 
 from benchmarks.generator import ChainConfig, generate_events
 from engine.catalog import Catalog
-from engine.processor import ShardBatch, ShardProcessor
+from engine.processor import ShardProcessor
+from engine.records import RawBatch, ShardBatch
 from engine.redis_client import connect
-from engine.routing import BatchRouter, RawBatch
+from engine.routing import BatchRouter
 from engine.runner import redis_endpoint
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.scoring_batch import SCORING_TIME

@@ -18,8 +18,8 @@ from bytewax.outputs import StatefulSinkPartition
 
 from connectors.appending import open_for_append
 from connectors.single_writer import SingleWriterSink
-from engine.processor import DeadLetter
-from engine.routing import DEFAULT_BATCH_LINES, RawBatch
+from engine.records import DeadLetter, RawBatch
+from engine.routing import DEFAULT_BATCH_LINES
 
 CHUNK_BYTES = 1 << 20
 DEAD_LETTER_RAW_BYTES = 64 << 10

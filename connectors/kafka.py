@@ -12,7 +12,8 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from connectors.kafka_config import KafkaConnectorError
-from engine.routing import DEFAULT_BATCH_LINES, RawBatch
+from engine.records import RawBatch
+from engine.routing import DEFAULT_BATCH_LINES
 
 IDLE_WAKE_S = 0.005
 """How long a partition with nothing to read waits before asking its consumer again."""

@@ -16,7 +16,7 @@ from connectors.jsonl import DEAD_LETTER_RAW_BYTES
 from connectors.kafka_config import KafkaConnectorError
 from connectors.single_writer import SingleWriterSink
 from engine.errors import say_before_exit
-from engine.processor import DeadLetter
+from engine.records import DeadLetter
 
 FLUSH_TIMEOUT_S = 60.0
 log = logging.getLogger(__name__)

@@ -15,13 +15,8 @@ from connectors.jsonl import CommandSink, JsonlSink, JsonlSource, encode_dead_le
 from connectors.kafka import KafkaBatch, KafkaSource, source_id_of
 from connectors.kafka_sinks import KafkaCommandSink, KafkaDeadLetterSink
 from engine.catalog import Catalog
-from engine.processor import (
-    DEFAULT_CACHE_CUSTOMERS,
-    BatchResult,
-    DeadLetter,
-    ShardBatch,
-    ShardProcessor,
-)
+from engine.processor import DEFAULT_CACHE_CUSTOMERS, ShardProcessor
+from engine.records import BatchResult, DeadLetter, ShardBatch
 from engine.redis_client import connect
 from engine.routing import (
     DEAD_LETTER_KEY,

@@ -28,7 +28,6 @@ import operator
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 import redis
@@ -37,6 +36,7 @@ from engine.aggregates import Aggregates, merge
 from engine.catalog import Catalog
 from engine.commands import encode_command
 from engine.events import Event, encode_event
+from engine.records import BatchResult, DeadLetter, ShardBatch
 from engine.runtime import DEFAULT_DEDUP_WINDOW_MS, DuplicateEvent, Effects, JourneyRuntime
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.scoring_batch import score_states
@@ -73,45 +73,6 @@ FINISH_COMMIT_S = 1.0
 DUE_READ_AHEAD_MS = 7 * DAY_MS
 """Stored timers are read a week ahead of the day applied (at most to the watermark): one
 read serves a week of days until the next commit."""
-
-
-@dataclass
-class ShardBatch:
-    """A shard's slice of one input batch: its events, the clock, and the input position."""
-
-    shard: int
-    events: list[Event]
-    clock: int
-    position: int
-    source_id: str | None = None
-    """The input the positions belong to (a Kafka partition); None: the processor's own."""
-    idle: bool = False
-    """The source has nothing more to read for now: its clock holds nothing back."""
-
-
-@dataclass
-class DeadLetter:
-    """An input that could not be applied, with the reason."""
-
-    reason: str
-    raw: bytes
-    position: int
-    source: str
-
-
-@dataclass
-class BatchResult:
-    commands: list[dict[str, Any]] = field(default_factory=list)
-    outbox: list[tuple[int, bytes]] = field(default_factory=list)
-    """What the sink writes, as (shard, JSON line): commands left in a shard's outbox by an
-    earlier run, then the commands applied now, in each shard's outbox order."""
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    applied_events: int = 0
-    skipped_events: int = 0
-
-    @property
-    def lines(self) -> list[bytes]:
-        return [line for _, line in self.outbox]
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from engine.decoding import decode_line
 from engine.events import Event, EventError
-from engine.processor import DeadLetter, ShardBatch
+from engine.records import DeadLetter, RawBatch, ShardBatch
 from engine.timeutil import DAY_MS
 
 ClockMode = Literal["event", "wall"]
@@ -21,21 +21,6 @@ DEFAULT_BATCH_LINES = 8000
 and a transaction in Redis, a scoring call, chain-wide aggregates); 8,000 lines over 8
 shards process about 1.3x faster than 2,000. A live source hands on what it has, so small
 loads still travel in small batches."""
-
-
-@dataclass
-class RawBatch:
-    """Lines read from a source, each with its position, plus the source's position after them.
-
-    `clock_hint` lets a source move the event clock with no event (the end of a replay).
-    `idle`: the source has nothing more to read for now (or ever), so its clock must not
-    hold back the shards' watermark.
-    """
-
-    lines: list[tuple[int, bytes]]
-    position: int
-    clock_hint: int | None = None
-    idle: bool = False
 
 
 @dataclass

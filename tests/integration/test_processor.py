@@ -8,7 +8,8 @@ import redis
 from engine.catalog import Catalog
 from engine.events import validate_event
 from engine.forget import forget_customer
-from engine.processor import ShardBatch, ShardProcessor
+from engine.processor import ShardProcessor
+from engine.records import ShardBatch
 from engine.store import LayoutError, ShardStore, acknowledge_outbox, check_shard_count
 from journeys_dsl.loader import load_journey_text
 

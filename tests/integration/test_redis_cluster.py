@@ -10,7 +10,8 @@ from redis_cluster import redis_cluster
 
 from engine.catalog import Catalog
 from engine.events import validate_event
-from engine.processor import ShardBatch, ShardProcessor
+from engine.processor import ShardProcessor
+from engine.records import ShardBatch
 from engine.redis_client import connect
 from engine.store import ShardStore, acknowledge_outbox, delete_state, read_stats
 from journeys_dsl.loader import load_journey_text

@@ -12,7 +12,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from engine.catalog import Catalog
 from engine.events import validate_event
-from engine.processor import ShardBatch, ShardProcessor
+from engine.processor import ShardProcessor
+from engine.records import ShardBatch
 from engine.telemetry import TelemetryError, telemetry_from_environment, telemetry_with
 from journeys_dsl.loader import load_journey_text
 

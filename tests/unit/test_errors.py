@@ -24,7 +24,7 @@ from engine.errors import (
     rust_panics_hidden,
 )
 from engine.events import EventError, validate_event
-from engine.processor import DeadLetter
+from engine.records import DeadLetter
 from engine.routing import RunCounters
 from engine.telemetry import TelemetryError, telemetry_from_environment
 

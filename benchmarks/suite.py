@@ -6,6 +6,7 @@ the same Redis, so its peak RSS is its own; ratios compare rates measured in the
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import re
@@ -167,33 +168,33 @@ def redis_memory_per_customer(client: redis.Redis, prefix: str, shards: int = 8,
     """(mean MEMORY USAGE of sampled customer keys, customers) under `prefix`."""
     sizes: list[int] = []
     customers = 0
-    for shard in range(shards):
-        for key in client.scan_iter(match=f"{{{prefix}:s{shard}}}:c:*", count=1000):
-            customers += 1
-            if len(sizes) < sample:
-                sizes.append(int(client.memory_usage(key) or 0))
+    for key in _state_keys(client, prefix, shards):
+        customers += 1
+        if len(sizes) < sample:
+            sizes.append(int(client.memory_usage(key) or 0))
     return (sum(sizes) / len(sizes) if sizes else 0.0), customers
+
+
+def _state_keys(client: redis.Redis, prefix: str, shards: int) -> Iterator[bytes]:
+    """The customer state keys under `prefix`, shard by shard."""
+    for shard in range(shards):
+        yield from client.scan_iter(match=f"{{{prefix}:s{shard}}}:c:*", count=1000)
 
 
 def cached_state_memory(client: redis.Redis, prefix: str, shards: int = 8,
                         sample: int = 2000) -> float:
     """Bytes of process memory per customer held in the engine's state cache: the sampled
     stored states decoded into a dict as the cache keeps them (tracemalloc)."""
-    keys = []
-    for shard in range(shards):
-        for key in client.scan_iter(match=f"{{{prefix}:s{shard}}}:c:*", count=1000):
-            keys.append(key)
-            if len(keys) >= sample:
-                break
+    keys = list(itertools.islice(_state_keys(client, prefix, shards), sample))
     if not keys:
         return 0.0
     values = client.mget(keys)
+    customer_ids = [key.decode().partition(":c:")[2] for key in keys]
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        cache = {key.decode(): CustomerState.from_bytes(
-                     key.decode(), value if isinstance(value, bytes) else None)
-                 for key, value in zip(keys, values, strict=True)}
+        cache = {cid: CustomerState.from_bytes(cid, value if isinstance(value, bytes) else None)
+                 for cid, value in zip(customer_ids, values, strict=True)}
         used = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()

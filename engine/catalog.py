@@ -10,7 +10,6 @@ from journeys_dsl.plan import (
     InactivityEntry,
     JourneyPlan,
     PAliveEntry,
-    WaitFor,
 )
 
 
@@ -23,8 +22,6 @@ class Catalog:
 
     def __init__(self, plans: Iterable[JourneyPlan]) -> None:
         self._by_key: dict[tuple[str, int], JourneyPlan] = {}
-        self.reacts_to: dict[tuple[str, int], frozenset[str]] = {}
-        """The event types an enrollment in each plan reacts to (exits and waits)."""
         self._current_ids: set[str] = set()
         for plan in plans:
             self.add(plan, current_candidate=True)
@@ -42,9 +39,6 @@ class Catalog:
                 f"so give the changed journey a new version number"
             )
         self._by_key[key] = plan
-        self.reacts_to[key] = frozenset(
-            [rule.event_type for rule in plan.exits]
-            + [s.timing.event_type for s in plan.steps if isinstance(s.timing, WaitFor)])
         if current_candidate:
             self._current_ids.add(plan.journey_id)
         self._reindex()

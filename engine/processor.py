@@ -141,8 +141,8 @@ class _Shard:
     """(due time, customer) of cached states, with entries made stale by a later change."""
     arrived: set[str] = field(default_factory=set)
     """Customers of the events taken since the last drain."""
-    unpublished: list[tuple[ShardStore, int, bytes]] = field(default_factory=list)
-    """Day snapshots passed and not yet published to other processes."""
+    unpublished: list[tuple[int, bytes]] = field(default_factory=list)
+    """(day, snapshot) of the boundaries passed and not yet published to other processes."""
 
     def set_due(self, customer_id: str, due: int | None) -> None:
         self.due_at[customer_id] = due
@@ -407,14 +407,14 @@ class ShardProcessor:
         shard.snapshots[day] = blob
         shard.work.boundaries.append(day)
         if len(self._shards) < self.shard_count:
-            shard.unpublished.append((shard.store, day, blob))
+            shard.unpublished.append((day, blob))
 
     def _publish(self) -> None:
         """Publish the day snapshots this worker's shards passed, in one round trip, before
         anything waits for another process (which may be waiting for them)."""
-        passes = []
-        for shard in self._mine():
-            passes.extend(shard.unpublished)
+        mine = self._mine()
+        passes = [(shard.store, day, blob) for shard in mine for day, blob in shard.unpublished]
+        for shard in mine:
             shard.unpublished.clear()
         if passes:
             publish_snapshots(self.client, passes)

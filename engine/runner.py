@@ -96,8 +96,9 @@ class RunOptions:
     max_amount: float = DEFAULT_MAX_AMOUNT
     """The largest visit amount accepted; larger ones go to the dead letters."""
     dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS
-    cache_customers: int = DEFAULT_CACHE_CUSTOMERS
     """How long, in a customer's event time, an applied event id is refused again."""
+    cache_customers: int = DEFAULT_CACHE_CUSTOMERS
+    """Committed customer states the process keeps decoded in memory."""
 
 
 @dataclass(frozen=True)

@@ -191,19 +191,16 @@ class JourneyRuntime:
 
     def _exits_and_waits(self, state: CustomerState, event: Event, venue_id: str | None,
                          ctx: ScopeContext, effects: Effects) -> None:
-        reacts_to = self.catalog.reacts_to
         for journey_id in sorted(state.enrollments):
             enrollment = state.enrollments[journey_id]
             if enrollment.ended_at is not None:
                 continue
-            types = reacts_to.get((enrollment.journey, enrollment.version))
-            if types is None:
+            plan = self.catalog.plan(enrollment.journey, enrollment.version)
+            if plan is None:
                 self._end(enrollment, event.ts, "version_missing", f"{journey_id}@?", effects)
                 continue
-            if event.type not in types:
+            if event.type not in plan.reacts_to:
                 continue
-            plan = self.catalog.plan(enrollment.journey, enrollment.version)
-            assert plan is not None
             scope = build_scope(state, event.ts, ctx, event=event, venue_id=venue_id,
                                 enrollment=enrollment)
             exit_rule = next(
@@ -303,9 +300,9 @@ class JourneyRuntime:
             best_due, best_armed, best_id = NEVER, False, ""
             for journey_id, enrollment in enrollments.items():
                 due = enrollment.due_at
-                if due is not None and (due < best_due or (due == best_due and journey_id
-                                                           < best_id)) \
-                        and enrollment.ended_at is None:
+                if due is None or enrollment.ended_at is not None:
+                    continue
+                if due < best_due or (due == best_due and journey_id < best_id):
                     best_due, best_id = due, journey_id
             for journey_id, due in armed.items():
                 if due < best_due or (due == best_due and best_armed and journey_id < best_id):

@@ -143,7 +143,7 @@ class CustomerView(_View):
         key = "segment:" + segment_id
         cache = self._cache
         if key not in cache:
-            rule = model.rules.get(segment_id)
+            rule = model.segment_rule(segment_id)
             cache[key] = rule is not None and (
                 rule.condition is None
                 or rule.condition.test({"now": self._now, "customer": self}))

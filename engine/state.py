@@ -109,15 +109,16 @@ class CustomerState:
                     f"window of this customer's events (--dedup-window); it may have been "
                     f"applied already")
         self.seen[key] = ts
-        oldest = self.seen_oldest
-        self.seen_oldest = oldest = min(self.seen.values()) if oldest is None \
-            else min(oldest, ts)
+        if self.seen_oldest is None:
+            self.seen_oldest = min(self.seen.values())
+        elif ts < self.seen_oldest:
+            self.seen_oldest = ts
         floor = ts - window_ms  # the floor only moves when a newer event arrives
         if len(self.seen) > SEEN_EVENTS_KEPT:
             floor = max(floor, sorted(self.seen.values())[-SEEN_EVENTS_KEPT] + 1)
         if floor > self.seen_floor:
             self.seen_floor = floor
-            if oldest < floor:
+            if self.seen_oldest < floor:
                 self.seen = {k: t for k, t in self.seen.items() if t >= floor}
                 self.seen_oldest = min(self.seen.values(), default=None)
         return None

@@ -224,3 +224,10 @@ class JourneyPlan:
     def key(self) -> str:
         """`journey_id@version`, the name of this version in state and statistics."""
         return f"{self.journey_id}@{self.version}"
+
+    @cached_property
+    def reacts_to(self) -> frozenset[str]:
+        """The event types an enrollment in this plan reacts to: its exits and waits."""
+        return frozenset([rule.event_type for rule in self.exits]
+                         + [s.timing.event_type for s in self.steps
+                            if isinstance(s.timing, WaitFor)])

@@ -20,7 +20,8 @@ loyalty:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from journeys_dsl import plan
@@ -63,21 +64,22 @@ class CustomerModel:
     tiers: tuple[LoyaltyTier, ...]
     accrue_points: bool
     points_expire_after_s: int | None
-    kinds: Mapping[str, str] = field(init=False, repr=False, compare=False)
-    """Each segment id's list: "activity", "check_tier" or "segments"."""
-    rules: Mapping[str, SegmentRule] = field(init=False, repr=False, compare=False)
-    """The non-exclusive segment rules by id."""
 
-    def __post_init__(self) -> None:
+    @cached_property
+    def kinds(self) -> Mapping[str, str]:
+        """Each segment id's list: "activity", "check_tier" or "segments"."""
         kinds = {rule.segment_id: "segments" for rule in self.segments}
         kinds.update((rule.segment_id, "check_tier") for rule in self.check_tier)
         kinds.update((rule.segment_id, "activity") for rule in self.activity)
-        object.__setattr__(self, "kinds", kinds)
-        object.__setattr__(self, "rules", {rule.segment_id: rule for rule in self.segments})
+        return kinds
+
+    @cached_property
+    def _rules(self) -> Mapping[str, SegmentRule]:
+        return {rule.segment_id: rule for rule in self.segments}
 
     def segment_rule(self, segment_id: str) -> SegmentRule | None:
         """The non-exclusive segment rule with this id, if any."""
-        return self.rules.get(segment_id)
+        return self._rules.get(segment_id)
 
     def segment_ids(self) -> tuple[str, ...]:
         return tuple(rule.segment_id for rule in (*self.activity, *self.check_tier,

@@ -99,10 +99,6 @@ class _Work:
     applied: dict[str, list[int]] = field(default_factory=dict)
     boundaries: list[int] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    stored_due: list[tuple[int, str]] = field(default_factory=list)
-    """(due time, customer) of stored timers read and not loaded yet, earliest first."""
-    stored_due_until: int | None = None
-    """Every stored timer due up to this time has been read since the last commit."""
     erased: list[str] = field(default_factory=list)
     """Customers taken off the shard's erasures list: the commit deletes them again and
     trims them off the list."""
@@ -139,6 +135,13 @@ class _Shard:
     """The next due time of each cached state."""
     due_heap: list[tuple[int, str]] = field(default_factory=list)
     """(due time, customer) of cached states, with entries made stale by a later change."""
+    stored_due: list[tuple[int, str]] = field(default_factory=list)
+    """(due time, customer) of timers of customers not in the cache, read from Redis and
+    not fired yet, earliest first (entries of customers loaded since are skipped)."""
+    stored_due_until: int | None = None
+    """Every stored timer of a customer not in the cache due up to this time is in
+    `stored_due`. The worker is the shard's only writer, so this stays true across
+    commits: a customer it evicts joins `stored_due` when its timer falls in the range."""
     arrived: set[str] = field(default_factory=set)
     """Customers of the events taken since the last drain."""
     unpublished: list[tuple[int, bytes]] = field(default_factory=list)
@@ -155,13 +158,13 @@ class _Shard:
     def due_by(self, until: int) -> list[str]:
         """Cached customers with a timer due by `until` (taken off the heap: the caller
         fires them and sets their next due time)."""
-        due: list[str] = []
-        heap = self.due_heap
+        due: dict[str, None] = {}
+        heap, due_at = self.due_heap, self.due_at
         while heap and heap[0][0] <= until:
             at, cid = heapq.heappop(heap)
-            if self.due_at.get(cid) == at and cid not in due:
-                due.append(cid)
-        return due
+            if due_at.get(cid) == at:
+                due[cid] = None
+        return list(due)
 
     def watermark(self, finishing: bool) -> int | None:
         """The time up to which no event can still arrive: the slowest clock of the sources
@@ -293,11 +296,15 @@ class ShardProcessor:
         next commit deletes them again (after any state this run wrote) and takes them off
         the list."""
         work = shard.work
-        for cid in shard.store.erasures()[len(work.erased):]:
+        erased_before = len(work.erased)
+        for cid in shard.store.erasures()[erased_before:]:
             shard.cache.pop(cid, None)
             shard.due_at.pop(cid, None)
             work.dirty.discard(cid)
             work.erased.append(cid)
+        if len(work.erased) > erased_before:
+            gone = set(work.erased[erased_before:])
+            shard.stored_due = [(at, cid) for at, cid in shard.stored_due if cid not in gone]
 
     def _shard(self, number: int, result: BatchResult) -> _Shard:
         shard = self._shards.get(number)
@@ -496,26 +503,30 @@ class ShardProcessor:
 
         Stored timers change only at a commit, so each range of them is read once between
         commits; what was read and not yet loaded waits in memory."""
-        work = shard.work
         due = shard.due_by(until)
-        if work.stored_due_until is None or work.stored_due_until < until:
-            start = "-inf" if work.stored_due_until is None else work.stored_due_until + 1
+        if shard.stored_due_until is None or shard.stored_due_until < until:
+            start = "-inf" if shard.stored_due_until is None else shard.stored_due_until + 1
             end = max(until, min(watermark, until + DUE_READ_AHEAD_MS))
             limit = self.due_chunk + len(shard.cache)
             entries = shard.store.due(start, end, limit)
-            work.stored_due.extend(entries)
-            work.stored_due_until = end if len(entries) < limit else entries[-1][0] - 1
+            cache = shard.cache
+            shard.stored_due.extend(e for e in entries if e[1] not in cache)
+            shard.stored_due_until = end if len(entries) < limit else entries[-1][0] - 1
+        cache = shard.cache
+        stored = shard.stored_due
+        if not stored or stored[0][0] > until:
+            return due, shard.stored_due_until >= until
         fresh: list[str] = []
         waiting: list[tuple[int, str]] = []
-        for at, cid in work.stored_due:
-            if cid in shard.cache:
+        for at, cid in stored:
+            if cid in cache:
                 continue  # loaded already: its time is known from memory
             if at <= until and len(fresh) < self.due_chunk:
                 fresh.append(cid)
             else:
                 waiting.append((at, cid))
-        work.stored_due = waiting
-        complete = work.stored_due_until >= until and len(fresh) < self.due_chunk
+        shard.stored_due = waiting
+        complete = shard.stored_due_until >= until and len(fresh) < self.due_chunk
         return due + fresh, complete
 
     def _commit(self, shard: _Shard, result: BatchResult) -> None:
@@ -562,9 +573,12 @@ class ShardProcessor:
                 evicted.append(cid)
                 if len(evicted) == excess:
                     break
+        read_until = shard.stored_due_until
         for cid in evicted:
             del shard.cache[cid]
-            del shard.due_at[cid]
+            due = shard.due_at.pop(cid)
+            if due is not None and read_until is not None and due <= read_until:
+                bisect.insort(shard.stored_due, (due, cid))
 
     def _positions(self, shard: _Shard, applied: dict[str, list[int]]
                    ) -> dict[str, SourceProgress]:

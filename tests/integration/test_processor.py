@@ -73,6 +73,18 @@ def test_a_backlog_of_due_timers_fires_in_bounded_chunks(redis_client: redis.Red
     assert engine.process(ShardBatch(0, [], T0 + 4 * DAY, 9)).commands == []
 
 
+def test_timers_of_states_evicted_after_their_range_was_read_still_fire(
+        redis_client: redis.Redis, key_prefix: str) -> None:
+    # the day's events outgrow the chunk: a commit in the middle of the drain evicts
+    # eight of ten states whose timers (due the next day) fall in the range already read
+    engine = processor(redis_client, key_prefix, due_chunk=3, cache_customers=2)
+    result = engine.process(ShardBatch(0, visits(10), T0 + 3 * DAY, 9))
+    assert sorted(c["customer_id"] for c in result.commands) == sorted(
+        f"c{i}" for i in range(10))
+    assert len(cached(engine)) == 2
+    assert engine.process(ShardBatch(0, [], T0 + 4 * DAY, 9)).commands == []
+
+
 def test_the_shard_count_cannot_change_under_kept_state(redis_client: redis.Redis,
                                                         key_prefix: str) -> None:
     check_shard_count(redis_client, key_prefix, 8)

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from engine.errors import JourneysError
+
 Event = dict[str, Any]
 T = TypeVar("T")
 RedemptionHook = Callable[[str, int], str | None]
@@ -119,7 +121,7 @@ _EARLY_DAYS = 28.0
 _ARRIVE, _VISIT, _EMIT = 0, 1, 2
 
 
-class GeneratorConfigError(ValueError):
+class GeneratorConfigError(JourneysError, ValueError):
     """A `ChainConfig` value out of range."""
 
 

@@ -1,4 +1,5 @@
-"""The `journeys` command: validate, schema, run, fit, backtest, report, deliver, forget, demo."""
+"""The `journeys` command: validate, schema, run, fit, backtest, report, deliver, forget, demo,
+generate."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from typing import NoReturn
 
 import redis
 
+from benchmarks.generator_cli import DESCRIPTION as GENERATE_DESCRIPTION
+from benchmarks.generator_cli import add_generator_options, generate_command
 from connectors.delivery import deliver_command
 from engine.catalog import CatalogError
+from engine.cli_parser import CommandParser, add_version_option
 from engine.embedded_redis import EmbeddedRedisError
 from engine.errors import (
     JourneysError,
@@ -105,48 +109,59 @@ def _interrupted(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="journeys", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = CommandParser(prog="journeys", description=__doc__)
+    add_version_option(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     title="commands")
 
     validate = commands.add_parser("validate", help="check journey files; FILE:LINE:COL errors")
-    validate.add_argument("paths", nargs="+", help="journey files or folders")
-    validate.add_argument("--templates", help="also check every send action's template in "
-                                              "this folder (parts, syntax, variables)")
-    validate.add_argument("--languages", default="en",
-                          help="comma-separated languages the templates must exist in")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="journey files or folders")
+    validate.add_argument("--templates", metavar="DIR",
+                          help="also check every send action's template in this folder "
+                               "(parts, syntax, variables)")
+    validate.add_argument("--languages", default="en", metavar="LANG[,LANG...]",
+                          help="languages the templates must exist in (default en)")
     validate.set_defaults(handler=_validate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
     schema.set_defaults(handler=lambda a: schema_command(sys.stdout))
 
     run = commands.add_parser("run", help="run journeys over an events file")
-    run.add_argument("--journeys", nargs="+", required=True, help="journey files or folders")
-    run.add_argument("--events", help="events, one JSON object per line (or use --kafka)")
-    run.add_argument("--commands", default="-", help="where message commands go (- = stdout)")
-    run.add_argument("--segments", help="segments and loyalty tiers (default: the shipped "
-                                        "journeys_dsl/defaults/segments.yaml)")
-    run.add_argument("--scores", help="score model parameters written by `journeys fit` "
-                                      "(default: restaurant defaults in days)")
-    run.add_argument("--policies", help="frequency caps, quiet hours, send windows and consent "
-                                        "(see examples/policies.yaml; default: none)")
-    run.add_argument("--dead-letter", default="dead-letter.jsonl",
-                     help="where events that cannot be applied go, with the reason")
+    run.add_argument("--journeys", nargs="+", required=True, metavar="PATH",
+                     help="journey files or folders")
+    run.add_argument("--events", metavar="FILE",
+                     help="events, one JSON object per line (or use --kafka)")
+    run.add_argument("--commands", default="-", metavar="FILE",
+                     help="where message commands go (default -: stdout)")
+    run.add_argument("--segments", metavar="FILE",
+                     help="segments and loyalty tiers (default: the shipped "
+                          "journeys_dsl/defaults/segments.yaml)")
+    run.add_argument("--scores", metavar="FILE",
+                     help="score model parameters written by `journeys fit` "
+                          "(default: restaurant defaults in days)")
+    run.add_argument("--policies", metavar="FILE",
+                     help="frequency caps, quiet hours, send windows and consent "
+                          "(see examples/policies.yaml; default: none)")
+    run.add_argument("--dead-letter", default="dead-letter.jsonl", metavar="FILE",
+                     help="where events that cannot be applied go, with the reason and the "
+                          "input line (default dead-letter.jsonl)")
     _add_state_options(run)
     run.add_argument("--clock", choices=("event", "wall"), default="event",
                      help="event: timers fire as event time passes (replay, backtest); "
                           "wall: timers fire on the wall clock (live)")
     run.add_argument("--tail", action="store_true",
                      help="keep reading the events file as it grows (live runs)")
-    run.add_argument("--until", help="at the end of the file, move the event clock to this "
-                                     "time (ISO-8601) so timers due by then fire")
-    run.add_argument("--batch-lines", type=int, default=DEFAULT_BATCH_LINES,
+    run.add_argument("--until", metavar="TIME",
+                     help="at the end of the file, move the event clock to this time "
+                          "(ISO-8601) so timers due by then fire")
+    run.add_argument("--batch-lines", type=int, default=DEFAULT_BATCH_LINES, metavar="N",
                      help="events a source hands on at most per batch (default "
                           f"{DEFAULT_BATCH_LINES}); larger batches: more throughput, "
                           "more latency under load")
     run.add_argument("--max-skew", type=_duration_ms, metavar="DURATION",
                      help="refuse events further ahead of the stream's clock (default 7d on "
                           "the event clock, 1d on the wall clock)")
-    run.add_argument("--max-amount", type=float, default=DEFAULT_MAX_AMOUNT,
+    run.add_argument("--max-amount", type=float, default=DEFAULT_MAX_AMOUNT, metavar="AMOUNT",
                      help=f"refuse visits above this amount (default {DEFAULT_MAX_AMOUNT:,.0f})")
     run.add_argument("--dedup-window", type=_duration_ms, default=DEFAULT_DEDUP_WINDOW_MS,
                      metavar="DURATION",
@@ -157,49 +172,64 @@ def _parser() -> argparse.ArgumentParser:
                      help="customer states a process keeps decoded in memory between "
                           f"batches (default {DEFAULT_CACHE_CUSTOMERS:,}; 0: read every "
                           "state from Redis each batch)")
-    run.add_argument("--tick", type=float, default=1.0,
+    run.add_argument("--tick", type=float, default=1.0, metavar="SECONDS",
                      help="with --tail: seconds between clock ticks (default 1)")
-    run.add_argument("--idle-exit", type=float,
+    run.add_argument("--idle-exit", type=float, metavar="SECONDS",
                      help="with --tail: stop after this many seconds without a new event")
-    run.add_argument("--source-id", help="name of the input for resuming (default: its path)")
-    run.add_argument("--workers", type=int, default=1,
+    run.add_argument("--source-id", metavar="NAME",
+                     help="name of the input for resuming (default: its path)")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="worker threads per process (default 1; prefer processes)")
-    run.add_argument("--outage-limit", type=float, default=300.0,
+    run.add_argument("--outage-limit", type=float, default=300.0, metavar="SECONDS",
                      help="how long to wait for Redis after losing it before giving up "
                           "(seconds, default 300)")
-    run.add_argument("-i", "--process-id", type=int,
+    run.add_argument("-i", "--process-id", type=int, metavar="N",
                      help="this process's index in a cluster started with --addresses")
-    run.add_argument("-a", "--addresses",
+    run.add_argument("-a", "--addresses", metavar="HOST:PORT[,HOST:PORT...]",
                      help="host:port of every process of the cluster, comma-separated, in "
                           "process order; start one `journeys run` per address")
     _add_kafka_options(run)
     run.set_defaults(handler=_run, parser_error=run.error)
 
     fit = commands.add_parser("fit", help="fit BG/NBD and Gamma-Gamma to a transaction log")
-    fit.add_argument("path", help="CSV with customer_id,date,amount, or events JSONL")
+    fit.add_argument("path", metavar="FILE",
+                     help="CSV with customer_id,date,amount, or events JSONL")
     fit.add_argument("--unit", choices=("day", "week"), default="week",
                      help="the time unit of the parameters (default week)")
-    fit.add_argument("--calibration-end", help="last day of the calibration period "
-                                               "(default: the last transaction's day)")
-    fit.add_argument("--out", help="write the parameters here, for `journeys run --scores`")
+    fit.add_argument("--calibration-end", metavar="DATE",
+                     help="last day of the calibration period, YYYY-MM-DD (default: the last "
+                          "transaction's day)")
+    fit.add_argument("--out", metavar="FILE",
+                     help="write the parameters here, for `journeys run --scores` (default: "
+                          "print them)")
     fit.set_defaults(handler=lambda a: fit_command(
         a.path, unit=a.unit, calibration_end=a.calibration_end, out=a.out,
         stdout=sys.stdout, stderr=sys.stderr))
 
     backtest = commands.add_parser("backtest", help="replay history through journeys and "
                                                     "write an HTML report")
-    backtest.add_argument("--journeys", nargs="+", required=True)
-    backtest.add_argument("--events", required=True, help="the history, one event per line")
-    backtest.add_argument("--out", default="backtest.html", help="the HTML report to write")
-    backtest.add_argument("--segments")
-    backtest.add_argument("--scores")
-    backtest.add_argument("--policies")
-    backtest.add_argument("--until", help="move the event clock to this time at the end")
-    backtest.add_argument("--shards", type=int, default=8)
+    backtest.add_argument("--journeys", nargs="+", required=True, metavar="PATH",
+                          help="journey files or folders")
+    backtest.add_argument("--events", required=True, metavar="FILE",
+                          help="the history, one event per line")
+    backtest.add_argument("--out", default="backtest.html", metavar="FILE",
+                          help="the HTML report to write (default backtest.html)")
+    backtest.add_argument("--segments", metavar="FILE",
+                          help="segments and loyalty tiers (default: the shipped ones)")
+    backtest.add_argument("--scores", metavar="FILE",
+                          help="score model parameters written by `journeys fit` "
+                               "(default: restaurant defaults in days)")
+    backtest.add_argument("--policies", metavar="FILE",
+                          help="frequency caps, quiet hours, send windows and consent "
+                               "(default: none)")
+    backtest.add_argument("--until", metavar="TIME",
+                          help="move the event clock to this time (ISO-8601) at the end")
+    backtest.add_argument("--shards", type=int, default=8, metavar="N",
+                          help="state shards (default 8)")
     backtest.set_defaults(handler=_backtest)
 
     report = commands.add_parser("report", help="journey statistics of a live engine")
-    report.add_argument("--journeys", nargs="+", required=True,
+    report.add_argument("--journeys", nargs="+", required=True, metavar="PATH",
                         help="journey files, to show their steps in order")
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     _add_state_options(report)
@@ -211,23 +241,34 @@ def _parser() -> argparse.ArgumentParser:
 
     forget = commands.add_parser("forget", help="erase a customer's profile, enrollments, "
                                                 "vouchers and timers")
-    forget.add_argument("customers", nargs="+", help="customer ids")
+    forget.add_argument("customers", nargs="+", metavar="CUSTOMER_ID", help="customer ids")
     _add_state_options(forget)
     forget.set_defaults(handler=_forget)
 
     demo = commands.add_parser("demo", help="generate a venue chain's year and run the "
                                             "ten reference journeys on it")
-    demo.add_argument("--customers", type=int, default=3000)
-    demo.add_argument("--days", type=int, default=365)
-    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--customers", type=int, default=3000, metavar="N",
+                      help="customers in the generated chain (default 3000)")
+    demo.add_argument("--days", type=int, default=365, metavar="N",
+                      help="days of history (default 365)")
+    demo.add_argument("--seed", type=int, default=7, metavar="N",
+                      help="random seed of the generated chain (default 7)")
     demo.add_argument("--policies", default=str(EXAMPLES.parent / "policies.yaml"),
-                      help="messaging policies (default: examples/policies.yaml)")
-    demo.add_argument("--redeem", type=float, default=0.45,
-                      help="share of issued vouchers the customers redeem (0: none)")
-    demo.add_argument("--out", help="folder for events, commands and dead letters "
-                                    "(default: a temporary folder)")
+                      metavar="FILE", help="messaging policies (default: examples/policies.yaml)")
+    demo.add_argument("--redeem", type=float, default=0.45, metavar="SHARE",
+                      help="share of issued vouchers the customers redeem (default 0.45; "
+                           "0: none)")
+    demo.add_argument("--out", metavar="DIR",
+                      help="folder for events, commands and dead letters "
+                           "(default: a temporary folder)")
     _add_state_options(demo)
     demo.set_defaults(handler=_demo)
+
+    generate = commands.add_parser("generate", help="write a seeded venue chain's events "
+                                                    "as JSON lines",
+                                   description=GENERATE_DESCRIPTION)
+    add_generator_options(generate)
+    generate.set_defaults(handler=lambda a: generate_command(a, sys.stderr))
     return parser
 
 
@@ -236,9 +277,11 @@ def _add_kafka_options(parser: argparse.ArgumentParser) -> None:
     kafka.add_argument("--kafka", metavar="BOOTSTRAP",
                        help="Kafka bootstrap servers: read events from and write commands and "
                             "dead letters to topics; shards = the events topic's partitions")
-    kafka.add_argument("--events-topic", help="topic of events, keyed by customer_id")
-    kafka.add_argument("--commands-topic", help="topic for message commands")
-    kafka.add_argument("--dead-letter-topic", help="topic for events that cannot be applied")
+    kafka.add_argument("--events-topic", metavar="TOPIC",
+                       help="topic of events, keyed by customer_id")
+    kafka.add_argument("--commands-topic", metavar="TOPIC", help="topic for message commands")
+    kafka.add_argument("--dead-letter-topic", metavar="TOPIC",
+                       help="topic for events that cannot be applied")
     kafka.add_argument("--kafka-until-end", action="store_true",
                        help="stop when every partition reaches the end it had at start")
     kafka.add_argument("--kafka-config", metavar="FILE",
@@ -266,12 +309,16 @@ def _kafka_options(parser_error: Callable[[str], NoReturn],
 
 
 def _add_state_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis", help="Redis URL (default: an embedded server the engine "
-                                        "starts and stops itself)")
-    parser.add_argument("--state-dir", help="with the embedded server: keep its data here so "
-                                            "a later run resumes")
-    parser.add_argument("--shards", type=int, default=8, help="state shards (default 8)")
-    parser.add_argument("--prefix", default="je", help="Redis key prefix (default je)")
+    parser.add_argument("--redis", metavar="URL",
+                        help="Redis URL (default: an embedded server the engine starts and "
+                             "stops itself)")
+    parser.add_argument("--state-dir", metavar="DIR",
+                        help="with the embedded server: keep its data here so a later run "
+                             "resumes")
+    parser.add_argument("--shards", type=int, default=8, metavar="N",
+                        help="state shards (default 8)")
+    parser.add_argument("--prefix", default="je", metavar="PREFIX",
+                        help="Redis key prefix (default je)")
 
 
 def _run(args: argparse.Namespace) -> int:

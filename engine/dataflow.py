@@ -15,8 +15,9 @@ from connectors.jsonl import CommandSink, JsonlSink, JsonlSource, encode_dead_le
 from connectors.kafka import KafkaBatch, KafkaSource, source_id_of
 from connectors.kafka_sinks import KafkaCommandSink, KafkaDeadLetterSink
 from engine.catalog import Catalog
+from engine.line_marks import load_line_mark, save_line_mark
 from engine.processor import DEFAULT_CACHE_CUSTOMERS, ShardProcessor
-from engine.records import BatchResult, DeadLetter, ShardBatch
+from engine.records import BatchResult, DeadLetter, LineMark, ShardBatch
 from engine.redis_client import connect
 from engine.routing import (
     DEAD_LETTER_KEY,
@@ -156,11 +157,16 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
         dead: DeadLetter = item[1]
         return DEAD_LETTER_KEY, encode_dead_letter(dead)
 
+    def keep_line_mark(mark: LineMark) -> None:
+        save_line_mark(client, config.prefix, config.source_id, mark)
+
     flow = Dataflow("journeys")
     raw = op.input("events", flow, JsonlSource(
         config.events_path, start=config.start_position, batch_lines=config.batch_lines,
         tail=config.tail, tick_s=config.tick_s, until_ms=config.until_ms,
-        idle_exit_s=config.idle_exit_s, on_blank=lambda n: counters.add(blank=n)))
+        idle_exit_s=config.idle_exit_s, on_blank=lambda n: counters.add(blank=n),
+        line_mark=load_line_mark(client, config.prefix, config.source_id),
+        on_line_mark=keep_line_mark))
     routed = op.flat_map("route", raw, router.route)
     split = op.branch("split_dead", routed, lambda item: item[0] == DEAD_LETTER_KEY)
     results = _process_step(split.falses, processor)

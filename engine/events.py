@@ -53,6 +53,9 @@ class Event:
     """The input line, kept so a dead letter carries it intact."""
     at: int = 0
     """The source's clock when the event arrived behind it (set by the router; 0: not)."""
+    line: int | None = None
+    """The 1-based line of its input file (set by the router); None for a source without
+    lines (a Kafka partition)."""
 
     @property
     def applied_at(self) -> int:

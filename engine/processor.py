@@ -602,7 +602,7 @@ def _at_least(passed: int | None, day: int) -> bool:
 
 def _dead(event: Event, reason: str, source_id: str) -> DeadLetter:
     raw = event.raw if event.raw is not None else encode_event(event)
-    return DeadLetter(reason, raw, event.position, source_id)
+    return DeadLetter(reason, raw, event.position, source_id, event.line)
 
 
 def _day(boundary: int | None) -> str:

@@ -26,6 +26,9 @@ class RawBatch:
     position: int
     clock_hint: int | None = None
     idle: bool = False
+    line_numbers: list[int] | None = field(default=None, kw_only=True)
+    """Each line's 1-based line number in its file, in the order of `lines`; None for a
+    source without lines (a Kafka partition)."""
 
 
 @dataclass
@@ -50,6 +53,17 @@ class DeadLetter:
     raw: bytes
     position: int
     source: str
+    line: int | None = None
+    """The input's 1-based line number in its file; None for a source without lines."""
+
+
+@dataclass(frozen=True)
+class LineMark:
+    """A line start of an input file: the byte `offset` where line number `line` (1-based)
+    begins. A source resuming at another offset counts the lines between the two."""
+
+    offset: int
+    line: int
 
 
 @dataclass

@@ -7,6 +7,7 @@ import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Literal
 
 from engine.decoding import decode_line
@@ -89,19 +90,21 @@ class BatchRouter:
         dead: list[tuple[str, ShardBatch | DeadLetter]] = []
         wall = self.clock_mode == "wall"
         now = int(time.time() * 1000) if wall else self.clock
-        for position, line in raw.lines:
+        numbers = raw.line_numbers if raw.line_numbers is not None else repeat(None)
+        for (position, line), number in zip(raw.lines, numbers, strict=False):
             try:
                 event = decode_line(line, position)
             except EventError as exc:
                 dead.append((DEAD_LETTER_KEY,
-                             DeadLetter(exc.reason, line, position, self.source_id)))
+                             DeadLetter(exc.reason, line, position, self.source_id, number)))
                 continue
+            event.line = number
             # before the first event, the wall clock stands in: history is in the past
             reference = now if wall else (self.clock or int(time.time() * 1000))
             reason = self._refusal(event, reference)
             if reason is not None:
                 dead.append((DEAD_LETTER_KEY, DeadLetter(reason, line, position,
-                                                         self.source_id)))
+                                                         self.source_id, number)))
                 continue
             if not wall:
                 event.at = max(event.ts, self.clock)

@@ -16,6 +16,8 @@ one MULTI/EXEC transaction and the layout works on Redis Cluster:
                              engine must drop from its memory (and delete again)
     PREFIX:journeys          hash: "<journey>@<version>" -> the journey's source (JSON)
     PREFIX:meta              hash: "shards" -> the shard count the state was written with
+    PREFIX:lines             hash: source id -> a line start read and its number
+                             (engine.line_marks)
 """
 
 from __future__ import annotations

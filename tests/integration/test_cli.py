@@ -157,3 +157,40 @@ def test_two_processes_give_the_commands_of_one(tmp_path: Path, chain_events: Pa
             ports.append(sock.getsockname()[1])
     two = run(f"{key_prefix}two", tmp_path / "two.jsonl", [f"127.0.0.1:{p}" for p in ports])
     assert one and one == two
+
+
+def test_version_prints_the_installed_packages_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = journeys("--version", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"journeys {version('journey-engine')}"
+
+
+def test_help_lists_every_subcommand(tmp_path: Path) -> None:
+    result = journeys("--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in ("validate", "schema", "run", "fit", "backtest", "report", "deliver",
+                 "forget", "demo", "generate"):
+        assert f"\n    {name} " in result.stdout, name
+
+
+def test_generate_writes_the_same_file_as_the_benchmark_generator(tmp_path: Path) -> None:
+    options = ("--customers", "60", "--days", "30", "--venues", "3", "--seed", "5",
+               "--ts-format", "ms")
+    result = journeys("generate", *options, "--out", "journeys.jsonl", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "events in" in result.stderr
+    module = subprocess.run([sys.executable, "-m", "benchmarks.generator", *options, "--out",
+                             "module.jsonl"], cwd=tmp_path, text=True, capture_output=True,
+                            timeout=120, check=False)
+    assert module.returncode == 0, module.stderr
+    written = (tmp_path / "journeys.jsonl").read_bytes()
+    assert written and written == (tmp_path / "module.jsonl").read_bytes()
+
+
+def test_generate_to_stdout(tmp_path: Path) -> None:
+    result = journeys("generate", "--customers", "5", "--days", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") >= 1
+    assert all(line.startswith("{") for line in result.stdout.splitlines())

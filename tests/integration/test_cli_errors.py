@@ -196,3 +196,29 @@ def _wait_for_output(engine: subprocess.Popen[str], commands: Path) -> None:
         assert engine.poll() is None, engine.communicate()[1]
         assert time.monotonic() < deadline
         time.sleep(0.005)
+
+
+@pytest.mark.parametrize(("args", "names"), [
+    (("--customers", "many"), ("journeys generate:", "--customers", "'many'")),
+    (("--venues", "0"), ("venues must be 1..999",)),
+    (("--start", "first of may"), ("first of may",)),
+    (("--ts-format", "unix"), ("--ts-format", "'unix'")),
+    (("--out", "missing-folder/events.jsonl"), ("missing-folder/events.jsonl",)),
+])
+def test_generate_mistakes(tmp_path: Path, args: tuple[str, ...], names: tuple[str, ...]
+                           ) -> None:
+    result = journeys("generate", "--days", "2", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = lines_of(result.stderr)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("journeys")
+    for name in names:
+        assert name in lines[0]
+    assert not (tmp_path / "missing-folder").exists()
+
+
+def test_a_usage_mistake_is_one_line(tmp_path: Path) -> None:
+    result = journeys("run", "--journeys", str(EXAMPLES), "--shards", "eight", cwd=tmp_path)
+    assert result.returncode == 2
+    assert lines_of(result.stderr) == [
+        "journeys run: argument --shards: invalid int value: 'eight' (see journeys run --help)"]

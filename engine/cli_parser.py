@@ -1,0 +1,51 @@
+"""The argument parser the commands share: a mistake is one line, and the product's version.
+
+argparse prints the whole usage before a mistake; on a long command such as `journeys run`
+that buries the one line that matters. `CommandParser` prints only that line, with the
+command's name and where to read more, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import NoReturn
+
+DISTRIBUTION = "journey-engine"
+"""The name the package is installed under (pyproject.toml's project.name)."""
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+USAGE_MISTAKE = 2
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr, exit status 2.
+
+    Subcommand parsers made through `add_subparsers` are of the same class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_MISTAKE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def package_version() -> str:
+    """The installed package's version; from a source checkout that was never installed,
+    the version in its pyproject.toml; "unknown" when neither says."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        pass
+    try:
+        project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+        return str(project["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+def add_version_option(parser: argparse.ArgumentParser) -> None:
+    """`--version`: print the command's name and the package's version, then exit 0."""
+    parser.add_argument("--version", action="version",
+                        version=f"{parser.prog} {package_version()}",
+                        help="print the version and exit")
+

@@ -1,4 +1,5 @@
-"""The `journeys` command: validate, schema, run, fit, backtest, report, deliver, forget, demo."""
+"""The `journeys` command: validate, schema, run, fit, backtest, report, console, explain,
+deliver, forget, demo."""
 
 from __future__ import annotations
 
@@ -205,6 +206,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_state_options(report)
     report.set_defaults(handler=_report)
 
+    _add_console_commands(commands)
+
     commands.add_parser("deliver", add_help=False,
                         help="send message commands through the channels "
                              "(see docs/delivery.md; `journeys deliver --help`)")
@@ -388,6 +391,12 @@ def _report(args: argparse.Namespace) -> int:
         check_redis(url)
         return report_command(url, args.prefix, args.shards, args.journeys, args.json,
                               sys.stdout)
+
+
+def _add_console_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from engine.console.command import add_console_parsers
+
+    add_console_parsers(commands, _add_state_options)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ from engine.scoring_batch import score_states
 from engine.state import CustomerState
 from engine.store import (
     SNAPSHOT_DAYS_KEPT,
+    TIMELINE_KEPT,
     Boundary,
     ShardStore,
     SourceProgress,
@@ -103,6 +104,8 @@ class _Work:
     """(due time, customer) of stored timers read and not loaded yet, earliest first."""
     stored_due_until: int | None = None
     """Every stored timer due up to this time has been read since the last commit."""
+    timeline: list[tuple[str, bytes]] = field(default_factory=list)
+    """(customer, event line) of each event applied, in order, for the customers' timelines."""
     erased: list[str] = field(default_factory=list)
     """Customers taken off the shard's erasures list: the commit deletes them again and
     trims them off the list."""
@@ -186,8 +189,11 @@ class ShardProcessor:
                  policies: Policies = NO_POLICIES, due_chunk: int = 5000,
                  dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS,
                  cache_customers: int = DEFAULT_CACHE_CUSTOMERS,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None,
+                 timeline_kept: int = TIMELINE_KEPT) -> None:
         self.client = client
+        self.timeline_kept = timeline_kept
+        """Events and commands kept per customer for the console (0: no timeline)."""
         self.cache_per_shard = max(0, cache_customers) // max(shards, 1)
         self.telemetry = telemetry if telemetry is not None else telemetry_from_environment()
         self.due_chunk = due_chunk
@@ -476,6 +482,7 @@ class ShardProcessor:
             work.applied.setdefault(item.source_id, []).append(event.position)
             try:
                 self.runtime.apply_event(cache[event.customer_id], event, ctx, effects)
+                work.timeline.append((event.customer_id, event.raw or encode_event(event)))
                 result.applied_events += 1
                 work.figures.events += 1
             except DuplicateEvent as exc:
@@ -539,7 +546,9 @@ class ShardProcessor:
         with self.telemetry.batch(work.figures, max(shard.received.values(), default=-1)):
             shard.store.commit([shard.cache[c] for c in sorted(work.dirty)], shard.own.own,
                                sorted(shard.own.changed),
-                               work.effects.stats, positions, lines, boundary, work.erased)
+                               work.effects.stats, positions, lines, boundary, work.erased,
+                               _timelines(work, lines) if self.timeline_kept > 0 else None,
+                               self.timeline_kept)
             work.figures.commands = len(work.effects.commands)
             work.figures.dead_letters = len(work.dead_letters)
         shard.own.changed.clear()
@@ -580,6 +589,16 @@ class ShardProcessor:
             if upto != before.applied or extra != before.extra:
                 out[source_id] = SourceProgress(upto, extra)
         return out
+
+
+def _timelines(work: _Work, lines: list[bytes]) -> dict[str, list[bytes]]:
+    """Each customer's new timeline entries: the events applied, then the commands."""
+    out: dict[str, list[bytes]] = {}
+    for customer_id, line in work.timeline:
+        out.setdefault(customer_id, []).append(line)
+    for command, line in zip(work.effects.commands, lines, strict=True):
+        out.setdefault(command["customer_id"], []).append(line)
+    return out
 
 
 def _at_least(passed: int | None, day: int) -> bool:

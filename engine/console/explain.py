@@ -150,18 +150,13 @@ class Explainer:
                                 "the runtime refused the entry for a reason not listed here"))
             return JourneyExplanation(plan.key, plan.name, now, "would_not_enter",
                                       "Would not enter.", tuple(checks), facts)
-        draw = stable_fraction(state.customer_id, plan.journey_id)
         in_holdout = entered.holdout
-        checks.append(Check(
-            "holdout", not in_holdout,
-            f"draw {draw:.4f} {'<' if in_holdout else '≥'} holdout share {plan.holdout:.4f}: "
-            + ("enters the holdout, which gets no messages" if in_holdout
-               else "treated, gets the messages")))
+        checks.append(_holdout_check(state, plan, in_holdout))
         steps, ending = self._simulate(copy, plan, ctx, now, (entered, effects, sent_before))
         when = "now" if entry_at <= now else f"at {_when(entry_at, state)}"
         verdict = "holdout" if in_holdout else "would_enter"
         summary = (f"Would enter {when}, in the holdout: no messages." if in_holdout
-                   else f"Would enter {when}.")
+                   else f"Would enter {when}{_messages_summary(steps)}.")
         return JourneyExplanation(plan.key, plan.name, now, verdict, summary, tuple(checks),
                                   facts, steps, ending, (ASSUMPTION,))
 
@@ -377,6 +372,31 @@ class Explainer:
         return f"delayed by {', '.join(reasons) or 'the policies'} in {zone}"
 
 
+def _holdout_check(state: CustomerState, plan: JourneyPlan, in_holdout: bool) -> Check:
+    """The holdout draw the runtime made, with the number it drew."""
+    if plan.holdout <= 0:
+        return Check("holdout", True, "the journey has no holdout")
+    draw = stable_fraction(state.customer_id, plan.journey_id)
+    if in_holdout:
+        return Check("holdout", False, f"the customer's draw {draw:.4f} is under the holdout "
+                     f"share {plan.holdout:.2f}: enters the holdout, which gets no messages")
+    return Check("holdout", True, f"the customer's draw {draw:.4f} is not under the holdout "
+                 f"share {plan.holdout:.2f}: treated")
+
+
+def _messages_summary(steps: tuple[StepOutcome, ...]) -> str:
+    """", but no message would go out (no consent)" when messages are held back."""
+    outcomes = [message for step in steps for message in step.messages]
+    held = [m for m in outcomes if m.result != "sent"]
+    if not held:
+        return ""
+    reasons = ", ".join(sorted({m.result.replace("_", " ") for m in held}))
+    sent = len(outcomes) - len(held)
+    if not sent:
+        return f", but no message would go out ({reasons})"
+    return f", but {len(held)} of {len(outcomes)} messages would be held back ({reasons})"
+
+
 def _facts(enrollment: Enrollment, runtime: JourneyRuntime) -> EnrollmentFacts:
     plan = runtime.catalog.plan(enrollment.journey, enrollment.version)
     if enrollment.step == END:
@@ -407,11 +427,11 @@ def _reads_event(source: str) -> bool:
 
 def _condition_detail(result: ConditionCheck) -> str:
     if result.passed:
-        return "true"
+        return "holds"
     failing = result.failing if result.joiner == "and" else ()
     if failing:
-        return "false: " + "; ".join(part.source for part in failing)
-    return "false"
+        return "does not hold: " + "; ".join(part.source for part in failing)
+    return "does not hold"
 
 
 def _window(window: Minutes) -> str:

@@ -26,7 +26,7 @@ def add_console_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPa
                                                   "journeys, customers, explanations")
     console.add_argument("--host", default="127.0.0.1",
                          help="address to listen on (default 127.0.0.1)")
-    console.add_argument("--port", type=int, default=DEFAULT_PORT,
+    console.add_argument("--port", type=_port, default=DEFAULT_PORT,
                          help=f"port to listen on (default {DEFAULT_PORT})")
     console.add_argument("--token", help=f"the access token (default: ${TOKEN_VARIABLE}, "
                                          "else a new one printed at start)")
@@ -45,6 +45,16 @@ def add_console_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPa
     explain.set_defaults(handler=_explain)
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a port number, not {text!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"give a port from 1 to 65535, not {text}")
+    return port
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("the files the engine runs with (as given to "
                                       "`journeys run`)")
@@ -54,6 +64,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    _need_state(args, "explain")
     at = _time(args.at) if args.at else None
     models = EngineModels.load(args.segments, args.scores, args.policies)
     with redis_endpoint(args.redis, args.state_dir) as url:
@@ -84,9 +95,17 @@ def _time(text: str) -> int:
         raise ConsoleError(f"--at {text!r}: {exc}") from None
 
 
-def _console(args: argparse.Namespace) -> int:
-    from engine.console.server import serve
+def _need_state(args: argparse.Namespace, command: str) -> None:
+    if not args.redis and not args.state_dir:
+        raise ConsoleError(f"journeys {command} reads a running engine's state: give --redis "
+                           "URL (or --state-dir for an embedded state)")
 
+
+def _console(args: argparse.Namespace) -> int:
+    from engine.console.server import check_free, serve
+
+    _need_state(args, "console")
+    check_free(args.host, args.port)
     token = args.token or os.environ.get(TOKEN_VARIABLE) or ""
     generated = not token
     if generated:

@@ -228,3 +228,30 @@ def test_timelines_are_capped_and_erased_with_the_customer(console: Console) -> 
         assert not client.exists(key)
     finally:
         client.close()
+
+
+def test_mistakes_on_the_command_line_get_one_line(console: Console) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, text=True,
+                              capture_output=True, timeout=60, check=False,
+                              env={**os.environ, "JOURNEYS_CONSOLE_TOKEN": TOKEN})
+
+    state = ("--redis", console.redis_url, "--prefix", console.prefix)
+    port = console.url.rsplit(":", 1)[1]
+    cases = [
+        (("explain", "bob", *state, "--journey", "nope"), "no journey 'nope' in the engine"),
+        (("explain", "bob", *state, "--at", "yesterday"), "--at 'yesterday'"),
+        (("explain", "bob"), "give --redis URL"),
+        (("console", *state, "--port", port), f"cannot listen on 127.0.0.1:{port}"),
+        (("console", *state, "--token", "short"), "token is too short"),
+    ]
+    for args, said in cases:
+        result = run(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and said in lines[0], (args, result.stderr)
+    # a malformed option: argparse's usage, then its one error line
+    result = run("console", *state, "--port", "99999")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "argument --port: give a port from 1 to 65535, not 99999")

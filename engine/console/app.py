@@ -86,17 +86,17 @@ def create_app(engine: LiveEngine, token: str) -> Starlette:
 
     def explain(request: Request) -> Response:
         customer_id = request.path_params["customer_id"]
-        journey_id = request.query_params.get("journey") or None
+        journey_ids = [j for j in request.query_params.getlist("journey") if j]
         at_text = request.query_params.get("at", "").strip()
         try:
             at = _time(at_text) if at_text else None
-            state, explanations = engine.explain(customer_id, journey_id, at)
+            state, explanations = engine.explain(customer_id, journey_ids, at)
         except ConsoleError as exc:
             return page(request, "message.html", {"title": "Cannot explain",
                                                   "message": exc.message}, 404)
         return page(request, "explain.html", {
             "customer_id": customer_id, "tz": state.profile.timezone,
-            "explanations": explanations, "journey": journey_id or "", "at": at_text,
+            "explanations": explanations, "chosen": journey_ids, "at": at_text,
             "journeys": [plan.journey_id for plan in engine.current_plans()]})
 
     async def login(request: Request) -> Response:

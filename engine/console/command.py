@@ -37,7 +37,8 @@ def add_console_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPa
     explain = commands.add_parser("explain", help="why a customer would or would not enter "
                                                   "each journey now, step by step")
     explain.add_argument("customer", help="customer id, email or phone")
-    explain.add_argument("--journey", help="explain this journey only (its id)")
+    explain.add_argument("--journey", action="append", default=[],
+                         help="explain this journey only (its id; give it again for more)")
     explain.add_argument("--at", help="explain as of this time (ISO-8601 with offset or epoch "
                                       "ms; default: the engine's clock)")
     _add_model_options(explain)

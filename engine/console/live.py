@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -180,19 +181,22 @@ class LiveEngine:
                               models.policies)
 
     # ------------------------------------------------------------------ explanations
-    def explain(self, customer_id: str, journey_id: str | None = None,
+    def explain(self, customer_id: str, journey_ids: Sequence[str] = (),
                 at: int | None = None) -> tuple[CustomerState, list[JourneyExplanation]]:
-        """The customer's state and an explanation for each journey's current version (or
-        for `journey_id` alone) at `at` (default: the engine's clock)."""
+        """The customer's state and an explanation for the current version of each journey
+        (or of those in `journey_ids`, in that order) at `at` (default: the engine's
+        clock)."""
         state = self.state(customer_id)
         if state is None:
             raise ConsoleError(f"no customer {customer_id!r} under prefix {self.prefix!r}")
         plans = self.current_plans()
-        if journey_id is not None:
-            plans = [plan for plan in plans if plan.journey_id == journey_id]
-            if not plans:
-                known = ", ".join(p.journey_id for p in self.current_plans()) or "none"
-                raise ConsoleError(f"no journey {journey_id!r} in the engine (known: {known})")
+        if journey_ids:
+            by_id = {plan.journey_id: plan for plan in plans}
+            unknown = [journey_id for journey_id in journey_ids if journey_id not in by_id]
+            if unknown:
+                known = ", ".join(by_id) or "none"
+                raise ConsoleError(f"no journey {unknown[0]!r} in the engine (known: {known})")
+            plans = [by_id[journey_id] for journey_id in dict.fromkeys(journey_ids)]
         now = at if at is not None else self.clock(state)
         ctx = self.context(now)
         explainer = Explainer(self.runtime(), self.models.policies)

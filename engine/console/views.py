@@ -108,7 +108,7 @@ def customer_page(engine: LiveEngine, state: CustomerState) -> CustomerPage:
             "step": step if enrollment.active else "",
             "due": when(enrollment.due_at, tz) if enrollment.due_at else "",
             "ended": when(enrollment.ended_at, tz) if enrollment.ended_at else "",
-            "reason": (enrollment.end_reason or "").replace("_", " "),
+            "reason": (enrollment.end_reason or "").replace("_", " ").replace(":", ": "),
             "goal": enrollment.goal_reached, "active": enrollment.active,
             "segment": enrollment.segment or "",
         })

@@ -44,7 +44,7 @@ from engine.runner import (
 )
 from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring import ScoreModelError
-from engine.store import StateStoreError
+from engine.store import TIMELINE_KEPT, StateStoreError
 from journeys_dsl.commands import schema_command, validate_command
 from journeys_dsl.durations import DurationError, parse_duration
 from journeys_dsl.errors import JourneyValidationError
@@ -153,6 +153,9 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="DURATION",
                      help="refuse an event id already applied within this much of the "
                           "customer's event time, from any file or topic (default 30d)")
+    run.add_argument("--timeline", type=_non_negative_int, default=TIMELINE_KEPT, metavar="N",
+                     help="latest events and messages kept per customer for `journeys "
+                          f"console` (default {TIMELINE_KEPT}; 0: none)")
     run.add_argument("--cache-customers", type=_non_negative_int,
                      default=DEFAULT_CACHE_CUSTOMERS, metavar="N",
                      help="customer states a process keeps decoded in memory between "
@@ -290,7 +293,7 @@ def _run(args: argparse.Namespace) -> int:
         until_ms=until, workers=args.workers, tail=args.tail, tick_s=args.tick,
         batch_lines=args.batch_lines, max_skew_ms=args.max_skew,
         max_amount=args.max_amount, dedup_window_ms=args.dedup_window,
-        cache_customers=args.cache_customers,
+        cache_customers=args.cache_customers, timeline_kept=args.timeline,
         idle_exit_s=args.idle_exit, process_id=args.process_id,
         addresses=tuple(a for a in (args.addresses or "").split(",") if a),
     )

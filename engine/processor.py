@@ -54,6 +54,7 @@ from engine.store import (
     snapshots_at,
 )
 from engine.telemetry import BatchFigures, Telemetry, telemetry_from_environment
+from engine.timeline import event_entry, message_entry
 from engine.timeutil import DAY_MS, iso_utc, utc_day_start
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
@@ -104,8 +105,8 @@ class _Work:
     """(due time, customer) of stored timers read and not loaded yet, earliest first."""
     stored_due_until: int | None = None
     """Every stored timer due up to this time has been read since the last commit."""
-    timeline: list[tuple[str, bytes]] = field(default_factory=list)
-    """(customer, event line) of each event applied, in order, for the customers' timelines."""
+    timeline: list[Event] = field(default_factory=list)
+    """The events applied, in order, for the customers' timelines."""
     erased: list[str] = field(default_factory=list)
     """Customers taken off the shard's erasures list: the commit deletes them again and
     trims them off the list."""
@@ -482,7 +483,7 @@ class ShardProcessor:
             work.applied.setdefault(item.source_id, []).append(event.position)
             try:
                 self.runtime.apply_event(cache[event.customer_id], event, ctx, effects)
-                work.timeline.append((event.customer_id, event.raw or encode_event(event)))
+                work.timeline.append(event)
                 result.applied_events += 1
                 work.figures.events += 1
             except DuplicateEvent as exc:
@@ -547,7 +548,7 @@ class ShardProcessor:
             shard.store.commit([shard.cache[c] for c in sorted(work.dirty)], shard.own.own,
                                sorted(shard.own.changed),
                                work.effects.stats, positions, lines, boundary, work.erased,
-                               _timelines(work, lines) if self.timeline_kept > 0 else None,
+                               _timelines(work) if self.timeline_kept > 0 else None,
                                self.timeline_kept)
             work.figures.commands = len(work.effects.commands)
             work.figures.dead_letters = len(work.dead_letters)
@@ -591,13 +592,13 @@ class ShardProcessor:
         return out
 
 
-def _timelines(work: _Work, lines: list[bytes]) -> dict[str, list[bytes]]:
-    """Each customer's new timeline entries: the events applied, then the commands."""
+def _timelines(work: _Work) -> dict[str, list[bytes]]:
+    """Each customer's new timeline entries: the events applied, then the messages."""
     out: dict[str, list[bytes]] = {}
-    for customer_id, line in work.timeline:
-        out.setdefault(customer_id, []).append(line)
-    for command, line in zip(work.effects.commands, lines, strict=True):
-        out.setdefault(command["customer_id"], []).append(line)
+    for event in work.timeline:
+        out.setdefault(event.customer_id, []).append(event_entry(event))
+    for command in work.effects.commands:
+        out.setdefault(command["customer_id"], []).append(message_entry(command))
     return out
 
 

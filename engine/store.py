@@ -14,8 +14,8 @@ one MULTI/EXEC transaction and the layout works on Redis Cluster:
     {p:sN}:outbox            list: commands committed but not yet written by the sink
     {p:sN}:erased            list: customers erased by `journeys forget` that a running
                              engine must drop from its memory (and delete again)
-    {p:sN}:t:<customer_id>   list: the customer's latest events and commands (their JSON
-                             lines), oldest first, capped at TIMELINE_KEPT, for the console
+    {p:sN}:t:<customer_id>   list: the customer's latest events and messages (compact
+                             JSON, engine.timeline), capped at TIMELINE_KEPT, for the console
     PREFIX:journeys          hash: "<journey>@<version>" -> the journey's source (JSON)
     PREFIX:meta              hash: "shards" -> the shard count the state was written with
 """
@@ -43,8 +43,9 @@ PUSH_TIMELINES = (
 """Appends to each list KEYS[i] its ARGV entries (a count, then the entries) and trims it
 to the last ARGV[1] entries."""
 TIMELINE_KEPT = 20
-"""Entries (events and commands) kept per customer for the console's timeline: about 8 KB a
-customer at most (a visit line with items is about 300 bytes, a command about 500)."""
+"""Entries (events and messages, `engine.timeline`) kept per customer for the console: on
+the demo chain (3,000 customers, 52,058 events) 9.9 entries and 1.7 KB of Redis memory a
+customer, against 0.9 KB for its state."""
 
 
 class StateStoreError(RuntimeError):

@@ -204,7 +204,7 @@ class LiveEngine:
         explanations = []
         for plan in plans:
             entry = plan.entry
-            sample = latest_event(lines, entry.event_type) \
+            sample = latest_event(customer_id, lines, entry.event_type) \
                 if isinstance(entry, EventEntry) else None
             explanations.append(explainer.explain(state, plan, ctx, now, sample))
         return state, explanations

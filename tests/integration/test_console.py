@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import pytest
 import redis
 
@@ -24,8 +25,10 @@ from benchmarks.tansu import free_port
 from engine.cli import main
 from engine.forget import forget_customer
 from engine.routing import shard_of
+from engine.runner import RunOptions, run_on
 from engine.store import TIMELINE_KEPT, ShardStore, delete_matching
-from tests.integration.harness import Engine, at, event, visit
+from journeys_dsl.loader import load_journeys
+from tests.integration.harness import SCENARIO_SKEW_MS, Engine, at, event, visit
 
 pytestmark = pytest.mark.integration
 
@@ -255,3 +258,24 @@ def test_mistakes_on_the_command_line_get_one_line(console: Console) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].endswith(
         "argument --port: give a port from 1 to 65535, not 99999")
+
+
+def test_no_timeline_is_written_when_it_is_turned_off(redis_url: str, key_prefix: str,
+                                                      tmp_path: Path) -> None:
+    (tmp_path / "thanks.yaml").write_text(JOURNEY)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in EVENTS))
+    options = RunOptions(journeys=[str(tmp_path / "thanks.yaml")], events=str(events),
+                         commands=str(tmp_path / "commands.jsonl"),
+                         dead_letter=str(tmp_path / "dead.jsonl"), shards=SHARDS,
+                         prefix=key_prefix, until_ms=None, max_skew_ms=SCENARIO_SKEW_MS,
+                         timeline_kept=0)
+    summary = run_on(redis_url, options, load_journeys(options.journeys))
+    assert summary.events_read == len(EVENTS) and summary.commands == 2
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.exists(ShardStore(client, key_prefix, shard_of("ann", SHARDS))
+                             .customer_key("ann"))
+        assert not list(client.scan_iter(match=f"{{{key_prefix}:s*}}:t:*"))
+    finally:
+        client.close()

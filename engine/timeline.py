@@ -35,9 +35,10 @@ def message_entry(command: dict[str, Any]) -> bytes:
                          command["step"], command["channel"], command["template"]])
 
 
-def entry_event(customer_id: str, entry: list[Any]) -> Event | None:
-    """The event an event entry stands for (items by name only), or None for a message."""
-    if entry[0] != EVENT:
+def entry_event(customer_id: str, entry: Any) -> Event | None:
+    """The event an event entry stands for (items by name only); None for a message or
+    anything else."""
+    if not isinstance(entry, list) or len(entry) != 5 or entry[0] != EVENT:
         return None
     _, ts, event_type, event_id, fields = entry
     data = dict(fields)

@@ -23,6 +23,7 @@ from engine.runtime import JourneyRuntime
 from engine.scope import ScopeContext
 from engine.scoring import DEFAULT_MODEL, ScoreModel, load_model
 from engine.state import CustomerState
+from engine.state_codec import unpack
 from engine.store import (
     ShardStore,
     passed_boundaries,
@@ -142,15 +143,16 @@ class LiveEngine:
             return []
         out = []
         for key, raw in zip(keys, self.client.mget(keys), strict=True):
-            if raw is None:
+            if not isinstance(raw, bytes) or not raw:
                 continue
-            customer_id = key.decode()[len(prefix):]
-            profile = CustomerState.from_bytes(customer_id, raw).profile  # type: ignore[arg-type]
+            profile = unpack(raw)[0].get("p", {})  # the profile alone, not the whole state
             if email is not None:
-                if (profile.email or "").lower() == email:
-                    out.append(customer_id)
-            elif profile.phone and "".join(c for c in profile.phone if c.isdigit()) == digits:
-                out.append(customer_id)
+                found = str(profile.get("email") or "").lower() == email
+            else:
+                phone = str(profile.get("phone") or "")
+                found = bool(phone) and "".join(c for c in phone if c.isdigit()) == digits
+            if found:
+                out.append(key.decode()[len(prefix):])
         return out
 
     # ------------------------------------------------------------------ time and scope

@@ -45,7 +45,7 @@ def latest_event(customer_id: str, lines: list[bytes], event_type: str) -> Event
     for line in lines:
         try:
             event = entry_event(customer_id, orjson.loads(line))
-        except (orjson.JSONDecodeError, ValueError, TypeError, IndexError):
+        except (orjson.JSONDecodeError, ValueError, TypeError):
             continue
         if event is not None and event.type == event_type and (
                 found is None or event.ts >= found.ts):
@@ -69,6 +69,6 @@ def _entry(line: bytes) -> TimelineEntry | None:
                 detail += (", " if detail else "") + "items " + ", ".join(
                     map(str, fields["items"]))
             return TimelineEntry(int(ts), "event", str(event_type), detail)
-    except (orjson.JSONDecodeError, EventError, ValueError, TypeError, IndexError):
+    except (orjson.JSONDecodeError, EventError, ValueError, TypeError, IndexError, KeyError):
         return None
     return None

@@ -21,6 +21,7 @@ from engine.runtime import Effects, JourneyRuntime, stable_fraction
 from engine.scope import ScopeContext, build_scope
 from engine.state import CustomerState, Enrollment
 from engine.timeutil import DAY_MS, local_datetime
+from journeys_dsl.expressions import parse_expression
 from journeys_dsl.plan import (
     END,
     DateEntry,
@@ -422,7 +423,8 @@ def _isolated_copy(state: CustomerState, journey_id: str, *, keep_armed: bool) -
 
 
 def _reads_event(source: str) -> bool:
-    return "event." in source
+    """Whether a condition reads a field of the event."""
+    return any(ref.root == "event" for ref in parse_expression(source).refs)
 
 
 def _condition_detail(result: ConditionCheck) -> str:

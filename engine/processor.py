@@ -194,7 +194,7 @@ class ShardProcessor:
                  timeline_kept: int = TIMELINE_KEPT) -> None:
         self.client = client
         self.timeline_kept = timeline_kept
-        """Events and commands kept per customer for the console (0: no timeline)."""
+        """Events and messages kept per customer for the console (0: no timeline)."""
         self.cache_per_shard = max(0, cache_customers) // max(shards, 1)
         self.telemetry = telemetry if telemetry is not None else telemetry_from_environment()
         self.due_chunk = due_chunk

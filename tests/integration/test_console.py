@@ -16,10 +16,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 import pytest
 import redis
+from tcp_proxy import TcpProxy
 
 from benchmarks.tansu import free_port
 from engine.cli import main
@@ -279,3 +281,28 @@ def test_no_timeline_is_written_when_it_is_turned_off(redis_url: str, key_prefix
         assert not list(client.scan_iter(match=f"{{{key_prefix}:s*}}:t:*"))
     finally:
         client.close()
+
+
+def test_a_lost_redis_gives_a_503_page_and_the_console_recovers(console: Console) -> None:
+    redis_port = int(urlsplit(console.redis_url).port or 6379)
+    database = urlsplit(console.redis_url).path or "/0"
+    with TcpProxy(redis_port) as proxy:
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine", "console", "--redis",
+             f"redis://{proxy.address}{database}", "--prefix", console.prefix,
+             "--shards", str(SHARDS), "--port", str(port)], cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "JOURNEYS_CONSOLE_TOKEN": TOKEN})
+        url = f"http://127.0.0.1:{port}"
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        try:
+            _wait_until_up(url, process)
+            assert _status(url + "/customers/bob", bearer) == 200
+            proxy.stop()
+            assert _status(url + "/customers/bob", bearer) == 503
+            proxy.start()
+            assert _status(url + "/customers/bob", bearer) == 200
+        finally:
+            process.terminate()
+            process.wait(10)

@@ -216,7 +216,7 @@ def _parser() -> argparse.ArgumentParser:
                              "(see docs/delivery.md; `journeys deliver --help`)")
 
     forget = commands.add_parser("forget", help="erase a customer's profile, enrollments, "
-                                                "vouchers and timers")
+                                                "vouchers, timers and timeline")
     forget.add_argument("customers", nargs="+", help="customer ids")
     _add_state_options(forget)
     forget.set_defaults(handler=_forget)

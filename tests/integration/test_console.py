@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import orjson
 import pytest
 import redis
+from harness import SCENARIO_SKEW_MS, Engine, at, event, visit
 from tcp_proxy import TcpProxy
 
 from benchmarks.tansu import free_port
@@ -30,7 +31,6 @@ from engine.routing import shard_of
 from engine.runner import RunOptions, run_on
 from engine.store import TIMELINE_KEPT, ShardStore, delete_matching
 from journeys_dsl.loader import load_journeys
-from tests.integration.harness import SCENARIO_SKEW_MS, Engine, at, event, visit
 
 pytestmark = pytest.mark.integration
 

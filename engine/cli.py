@@ -1,5 +1,5 @@
-"""The `journeys` command: validate, schema, run, fit, backtest, report, deliver, forget, demo,
-generate."""
+"""The `journeys` command: validate, schema, run, fit, backtest, report, console, explain,
+deliver, forget, demo, generate."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import redis
 
@@ -47,7 +47,7 @@ from engine.runner import (
 )
 from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring import ScoreModelError
-from engine.store import StateStoreError
+from engine.store import SUGGESTED_TIMELINE, TIMELINE_KEPT, StateStoreError
 from journeys_dsl.commands import schema_command, validate_command
 from journeys_dsl.durations import DurationError, parse_duration
 from journeys_dsl.errors import JourneyValidationError
@@ -167,6 +167,10 @@ def _parser() -> argparse.ArgumentParser:
                      metavar="DURATION",
                      help="refuse an event id already applied within this much of the "
                           "customer's event time, from any file or topic (default 30d)")
+    run.add_argument("--timeline", type=_non_negative_int, default=TIMELINE_KEPT, metavar="N",
+                     help="latest events and messages kept per customer for `journeys "
+                          f"console` (default {TIMELINE_KEPT}: none; {SUGGESTED_TIMELINE} "
+                          "serves the console)")
     run.add_argument("--cache-customers", type=_non_negative_int,
                      default=DEFAULT_CACHE_CUSTOMERS, metavar="N",
                      help="customer states a process keeps decoded in memory between "
@@ -235,12 +239,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_state_options(report)
     report.set_defaults(handler=_report)
 
+    _add_console_commands(commands)
+
     commands.add_parser("deliver", add_help=False,
                         help="send message commands through the channels "
                              "(see docs/delivery.md; `journeys deliver --help`)")
 
     forget = commands.add_parser("forget", help="erase a customer's profile, enrollments, "
-                                                "vouchers and timers")
+                                                "vouchers, timers and timeline")
     forget.add_argument("customers", nargs="+", metavar="CUSTOMER_ID", help="customer ids")
     _add_state_options(forget)
     forget.set_defaults(handler=_forget)
@@ -334,7 +340,7 @@ def _run(args: argparse.Namespace) -> int:
         until_ms=until, workers=args.workers, tail=args.tail, tick_s=args.tick,
         batch_lines=args.batch_lines, max_skew_ms=args.max_skew,
         max_amount=args.max_amount, dedup_window_ms=args.dedup_window,
-        cache_customers=args.cache_customers,
+        cache_customers=args.cache_customers, timeline_kept=args.timeline,
         idle_exit_s=args.idle_exit, process_id=args.process_id,
         addresses=tuple(a for a in (args.addresses or "").split(",") if a),
     )
@@ -435,6 +441,12 @@ def _report(args: argparse.Namespace) -> int:
         check_redis(url)
         return report_command(url, args.prefix, args.shards, args.journeys, args.json,
                               sys.stdout)
+
+
+def _add_console_commands(commands: argparse._SubParsersAction[Any]) -> None:
+    from engine.console.command import add_console_parsers
+
+    add_console_parsers(commands, _add_state_options)
 
 
 def _validate(args: argparse.Namespace) -> int:

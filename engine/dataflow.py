@@ -30,7 +30,7 @@ from engine.routing import (
 from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.shard_keys import shard_keys
-from engine.store import acknowledge_outbox
+from engine.store import TIMELINE_KEPT, acknowledge_outbox
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
@@ -78,6 +78,8 @@ class FlowConfig:
     """How long, in a customer's event time, an applied event id is refused again."""
     cache_customers: int = DEFAULT_CACHE_CUSTOMERS
     """Committed customer states the process keeps decoded in memory."""
+    timeline_kept: int = TIMELINE_KEPT
+    """Events and messages kept per customer for the console (0: no timeline)."""
 
 
 def _commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
@@ -147,7 +149,8 @@ def build_flow(config: FlowConfig, catalog: Catalog, counters: RunCounters,
                                source_id=config.source_id, shards=config.shards,
                                score_model=score_model, customer_model=customer_model,
                                policies=policies, dedup_window_ms=config.dedup_window_ms,
-                               cache_customers=config.cache_customers)
+                               cache_customers=config.cache_customers,
+                               timeline_kept=config.timeline_kept)
 
     def dead_of(item: tuple[str, BatchResult]) -> list[tuple[str, bytes]]:
         counters.add(dead=len(item[1].dead_letters))
@@ -202,7 +205,8 @@ def build_kafka_flow(config: FlowConfig, kafka: KafkaFlow, catalog: Catalog,
         connect(config.redis_url), catalog, prefix=config.prefix,
         source_id=source_id_of(kafka.events_topic, 0), shards=config.shards,
         score_model=score_model, customer_model=customer_model, policies=policies,
-        dedup_window_ms=config.dedup_window_ms, cache_customers=config.cache_customers)
+        dedup_window_ms=config.dedup_window_ms, cache_customers=config.cache_customers,
+        timeline_kept=config.timeline_kept)
 
     def route(raw: KafkaBatch) -> list[tuple[str, Any]]:
         routed = routers[raw.source_id].route(raw)

@@ -14,7 +14,7 @@ from benchmarks.responses import voucher_responses
 from engine.embedded_redis import EmbeddedRedis
 from engine.redis_client import connect
 from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
-from engine.store import read_stats
+from engine.store import SUGGESTED_TIMELINE, read_stats
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
 
@@ -62,7 +62,8 @@ def _options(journeys: Path, events: Path, commands: Path, out: Path, shards: in
              prefix: str, policies: str | None) -> RunOptions:
     return RunOptions(journeys=[str(journeys)], events=str(events), commands=str(commands),
                       dead_letter=str(out / "dead-letter.jsonl"), shards=shards, prefix=prefix,
-                      source_id=f"demo:{events.name}", policies=policies)
+                      source_id=f"demo:{events.name}", policies=policies,
+                      timeline_kept=SUGGESTED_TIMELINE)
 
 
 def describe(chain: ChainConfig, redemption_share: float) -> str:

@@ -1,4 +1,5 @@
-"""Erasing a customer: profile, enrollments, vouchers and timers, in one transaction."""
+"""Erasing a customer: profile, enrollments, vouchers, timers and timeline, in one
+transaction."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def forget_customer(client: redis.Redis, prefix: str, customer_id: str,
     shard = shard_of(customer_id, count)
     store = ShardStore(client, prefix, shard)
     pipe = client.pipeline(transaction=True)
-    pipe.delete(store.customer_key(customer_id))
+    pipe.delete(store.customer_key(customer_id), store.timeline_key(customer_id))
     pipe.zrem(store.timers_key, customer_id)
     # a running engine keeps states in memory: this tells it to drop the customer's
     pipe.rpush(store.erased_key, customer_id)

@@ -43,6 +43,7 @@ from engine.scoring_batch import score_states
 from engine.state import CustomerState
 from engine.store import (
     SNAPSHOT_DAYS_KEPT,
+    TIMELINE_KEPT,
     Boundary,
     ShardStore,
     SourceProgress,
@@ -53,6 +54,7 @@ from engine.store import (
     snapshots_at,
 )
 from engine.telemetry import BatchFigures, Telemetry, telemetry_from_environment
+from engine.timeline import event_entry, message_entry
 from engine.timeutil import DAY_MS, iso_utc, utc_day_start
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
@@ -99,6 +101,8 @@ class _Work:
     applied: dict[str, list[int]] = field(default_factory=dict)
     boundaries: list[int] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    timeline: list[Event] = field(default_factory=list)
+    """The events applied, in order, for the customers' timelines."""
     erased: list[str] = field(default_factory=list)
     """Customers taken off the shard's erasures list: the commit deletes them again and
     trims them off the list."""
@@ -189,8 +193,11 @@ class ShardProcessor:
                  policies: Policies = NO_POLICIES, due_chunk: int = 5000,
                  dedup_window_ms: int = DEFAULT_DEDUP_WINDOW_MS,
                  cache_customers: int = DEFAULT_CACHE_CUSTOMERS,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None,
+                 timeline_kept: int = TIMELINE_KEPT) -> None:
         self.client = client
+        self.timeline_kept = timeline_kept
+        """Events and messages kept per customer for the console (0: no timeline)."""
         self.cache_per_shard = max(0, cache_customers) // max(shards, 1)
         self.telemetry = telemetry if telemetry is not None else telemetry_from_environment()
         self.due_chunk = due_chunk
@@ -483,6 +490,7 @@ class ShardProcessor:
             work.applied.setdefault(item.source_id, []).append(event.position)
             try:
                 self.runtime.apply_event(cache[event.customer_id], event, ctx, effects)
+                work.timeline.append(event)
                 result.applied_events += 1
                 work.figures.events += 1
             except DuplicateEvent as exc:
@@ -550,7 +558,9 @@ class ShardProcessor:
         with self.telemetry.batch(work.figures, max(shard.received.values(), default=-1)):
             shard.store.commit([shard.cache[c] for c in sorted(work.dirty)], shard.own.own,
                                sorted(shard.own.changed),
-                               work.effects.stats, positions, lines, boundary, work.erased)
+                               work.effects.stats, positions, lines, boundary, work.erased,
+                               _timelines(work) if self.timeline_kept > 0 else None,
+                               self.timeline_kept)
             work.figures.commands = len(work.effects.commands)
             work.figures.dead_letters = len(work.dead_letters)
         shard.own.changed.clear()
@@ -594,6 +604,16 @@ class ShardProcessor:
             if upto != before.applied or extra != before.extra:
                 out[source_id] = SourceProgress(upto, extra)
         return out
+
+
+def _timelines(work: _Work) -> dict[str, list[bytes]]:
+    """Each customer's new timeline entries: the events applied, then the messages."""
+    out: dict[str, list[bytes]] = {}
+    for event in work.timeline:
+        out.setdefault(event.customer_id, []).append(event_entry(event))
+    for command in work.effects.commands:
+        out.setdefault(command["customer_id"], []).append(message_entry(command))
+    return out
 
 
 def _at_least(passed: int | None, day: int) -> bool:

@@ -26,6 +26,7 @@ from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring import DEFAULT_MODEL, ScoreModel, load_model
 from engine.scoring_kernels import warm_up
 from engine.store import (
+    TIMELINE_KEPT,
     LayoutError,
     StateStoreError,
     check_shard_count,
@@ -99,6 +100,8 @@ class RunOptions:
     """How long, in a customer's event time, an applied event id is refused again."""
     cache_customers: int = DEFAULT_CACHE_CUSTOMERS
     """Committed customer states the process keeps decoded in memory."""
+    timeline_kept: int = TIMELINE_KEPT
+    """Events and messages kept per customer for the console (0: no timeline)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
     config.max_amount = options.max_amount
     config.dedup_window_ms = options.dedup_window_ms
     config.cache_customers = options.cache_customers
+    config.timeline_kept = options.timeline_kept
     sync_versions(client, options.prefix, catalog)
     counters = RunCounters()
     if score_model is None:

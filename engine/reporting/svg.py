@@ -106,15 +106,17 @@ def message_bars(steps: Sequence[StepStats], title: str) -> str:
     if not rows:
         return ""
     label_w, bar_w, row_h, top = 190, 280, 26, 8
-    width, height = label_w + bar_w + 210, top + row_h * len(rows) + 8
+    notes = [f"{sent:,} sent" + (f" · {why}" if held else "") for _, _, sent, held, why in rows]
+    # room for the longest note after a full bar (12px text: under 7px a character)
+    note_w = max(210, 7 * max(len(note) for note in notes) + 12)
+    width, height = label_w + bar_w + note_w, top + row_h * len(rows) + 8
     peak = max(sent + held for _, _, sent, held, _ in rows) or 1
     body = []
-    for index, (step_id, channel, sent, held, why) in enumerate(rows):
+    for index, (step_id, channel, sent, held, _) in enumerate(rows):
         y = top + index * row_h
         sent_w, held_w = bar_w * sent / peak, bar_w * held / peak
         body.append(text(label_w - 10, y + 16, f"{step_id} · {channel}", "label", "end"))
         body.append(rect(label_w, y + 4, sent_w, row_h - 8, channel_colour(channel)))
         body.append(rect(label_w + sent_w, y + 4, held_w, row_h - 8, NOT_SENT))
-        note = f"{sent:,} sent" + (f" · {why}" if held else "")
-        body.append(text(label_w + sent_w + held_w + 6, y + 16, note, "value"))
+        body.append(text(label_w + sent_w + held_w + 6, y + 16, notes[index], "value"))
     return svg("messages", width, height, body, title)

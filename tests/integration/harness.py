@@ -73,6 +73,7 @@ class Engine:
     journeys: list[str]
     shards: int = 4
     policies: str | None = None
+    timeline_kept: int = 0
     runs: int = 0
     summaries: list[RunSummary] = field(default_factory=list)
 
@@ -92,7 +93,7 @@ class Engine:
             shards=self.shards, prefix=self.prefix, source_id=source_id,
             policies=self.policies,
             until_ms=int(datetime.fromisoformat(until).timestamp() * 1000) if until else None,
-            batch_lines=7, max_skew_ms=SCENARIO_SKEW_MS,
+            batch_lines=7, max_skew_ms=SCENARIO_SKEW_MS, timeline_kept=self.timeline_kept,
         )
         self.summaries.append(run_on(self.redis_url, options, load_journeys(self.journeys)))
         return read_jsonl(commands_path)

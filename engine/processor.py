@@ -485,12 +485,14 @@ class ShardProcessor:
         score_states(touched, day, self.runtime.score_model)
         ctx = self.runtime.context(view, shard.own)
         effects = work.effects
+        timeline = work.timeline if self.timeline_kept > 0 else None
         for item in pending:
             event = item.event
             work.applied.setdefault(item.source_id, []).append(event.position)
             try:
                 self.runtime.apply_event(cache[event.customer_id], event, ctx, effects)
-                work.timeline.append(event)
+                if timeline is not None:
+                    timeline.append(event)
                 result.applied_events += 1
                 work.figures.events += 1
             except DuplicateEvent as exc:

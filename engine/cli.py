@@ -13,7 +13,8 @@ from typing import NoReturn
 
 import redis
 
-from connectors.delivery import deliver_command
+from connectors.delivery_cli import DESCRIPTION as DELIVER_DESCRIPTION
+from connectors.delivery_cli import add_deliver_arguments, run_deliver
 from engine.catalog import CatalogError
 from engine.embedded_redis import EmbeddedRedisError
 from engine.errors import (
@@ -60,8 +61,6 @@ INTERRUPTED = 130
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `journeys` command."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["deliver"]:
-        return deliver_command(arguments[1:])
     parser = _parser()
     args = parser.parse_args(arguments)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -205,9 +204,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_state_options(report)
     report.set_defaults(handler=_report)
 
-    commands.add_parser("deliver", add_help=False,
-                        help="send message commands through the channels "
-                             "(see docs/delivery.md; `journeys deliver --help`)")
+    deliver = commands.add_parser("deliver", description=DELIVER_DESCRIPTION,
+                                  help="send message commands through the channels, each "
+                                       "when due (see docs/delivery.md)")
+    add_deliver_arguments(deliver)
+    deliver.set_defaults(handler=run_deliver, parser_error=deliver.error)
 
     forget = commands.add_parser("forget", help="erase a customer's profile, enrollments, "
                                                 "vouchers and timers")

@@ -1,16 +1,24 @@
-"""A JSON POST over urllib with a timeout, redirects off, and errors as values."""
+"""A JSON POST over a shared pool of keep-alive connections (httpx), redirects off, errors
+as values.
+
+One `httpx.Client` serves every HTTP channel of the process: it is safe to share between
+threads and keeps up to `POOL_CONNECTIONS` connections open per host, so concurrent sends
+reuse connections instead of opening one per message.
+"""
 
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import Message as HeaderMap
 from typing import Any
 
+import httpx
+
 MAX_BODY_BYTES = 1 << 20
+POOL_CONNECTIONS = 128
+"""Connections kept per process; above the delivery worker's default concurrency (64)."""
 
 
 @dataclass(frozen=True)
@@ -38,13 +46,19 @@ class TransportError(OSError):
         self.reason = reason
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
-                         headers: HeaderMap, newurl: str) -> None:
-        return None
+_client: httpx.Client | None = None
+_client_lock = threading.Lock()
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+def shared_client() -> httpx.Client:
+    """The process's pooled client, created on first use."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            limits = httpx.Limits(max_connections=POOL_CONNECTIONS,
+                                  max_keepalive_connections=POOL_CONNECTIONS)
+            _client = httpx.Client(limits=limits, follow_redirects=False, trust_env=False)
+        return _client
 
 
 def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
@@ -54,29 +68,19 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
     `redact` is a part of the URL (a token) replaced by `***` in error messages.
     """
     shown = url.replace(redact, "***") if redact else url
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
     try:
-        with _OPENER.open(request, timeout=timeout_s) as response:
-            return HttpReply(response.status, response.read(MAX_BODY_BYTES),
-                             dict(response.headers.items()))
-    except urllib.error.HTTPError as exc:
-        try:
-            data = exc.read(MAX_BODY_BYTES)
-        except OSError:
-            data = b""
-        finally:
-            exc.close()
-        return HttpReply(exc.code, data, dict(exc.headers.items()) if exc.headers else {})
-    except urllib.error.URLError as exc:
-        raise TransportError(shown, _reason(exc.reason, timeout_s, redact)) from None
-    except (OSError, ValueError) as exc:
-        raise TransportError(shown, _reason(exc, timeout_s, redact)) from None
+        response = shared_client().post(
+            url, content=body, timeout=timeout_s,
+            headers={"Content-Type": "application/json", **headers})
+    except httpx.TimeoutException:
+        raise TransportError(shown, f"no response within {timeout_s:g}s") from None
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
+        raise TransportError(shown, _reason(exc, redact)) from None
+    return HttpReply(response.status_code, response.content[:MAX_BODY_BYTES],
+                     dict(response.headers.items()))
 
 
-def _reason(reason: object, timeout_s: float, redact: str | None) -> str:
-    if isinstance(reason, TimeoutError):
-        return f"no response within {timeout_s:g}s"
+def _reason(reason: object, redact: str | None) -> str:
     text = str(reason) or type(reason).__name__
     return text.replace(redact, "***") if redact else text
 

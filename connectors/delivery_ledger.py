@@ -27,7 +27,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,9 +90,9 @@ class Ledger(Protocol):
 
     def is_delivered(self, command_id: str) -> bool: ...
 
-    def claim(self, command_id: str, owner: str, lease_s: float) -> bool:
-        """Take the command for `owner` unless it is delivered, held or claimed by a live
-        lease; True when taken."""
+    def claim(self, command_ids: Sequence[str], owner: str, lease_s: float) -> set[str]:
+        """Take each command for `owner` unless it is delivered, held or claimed by a live
+        lease; the ids taken."""
         ...
 
     def hold(self, command_id: str, due_ms: int, command: bytes) -> bool:
@@ -181,18 +181,22 @@ class DeliveryLedger:
         entry = self.get(command_id)
         return entry is not None and entry.status == "delivered"
 
-    def claim(self, command_id: str, owner: str, lease_s: float) -> bool:
+    def claim(self, command_ids: Sequence[str], owner: str, lease_s: float) -> set[str]:
         now = _now_ms()
+        taken: set[str] = set()
         with self._transaction():
-            cursor = self._db.execute(
-                "INSERT INTO deliveries (command_id, status, attempts, detail, updated_at, "
-                "owner, lease_until) VALUES (:id, 'sending', 0, '', :at, :owner, :until) "
-                "ON CONFLICT (command_id) DO UPDATE SET status = 'sending', "
-                "owner = excluded.owner, lease_until = excluded.lease_until, "
-                f"updated_at = excluded.updated_at WHERE {self._CLAIMABLE}",
-                {"id": command_id, "at": _iso(now), "owner": owner,
-                 "until": now + int(lease_s * 1000), "now": now})
-            return cursor.rowcount == 1
+            for command_id in command_ids:
+                cursor = self._db.execute(
+                    "INSERT INTO deliveries (command_id, status, attempts, detail, updated_at, "
+                    "owner, lease_until) VALUES (:id, 'sending', 0, '', :at, :owner, :until) "
+                    "ON CONFLICT (command_id) DO UPDATE SET status = 'sending', "
+                    "owner = excluded.owner, lease_until = excluded.lease_until, "
+                    f"updated_at = excluded.updated_at WHERE {self._CLAIMABLE}",
+                    {"id": command_id, "at": _iso(now), "owner": owner,
+                     "until": now + int(lease_s * 1000), "now": now})
+                if cursor.rowcount == 1:
+                    taken.add(command_id)
+        return taken
 
     def hold(self, command_id: str, due_ms: int, command: bytes) -> bool:
         now = _now_ms()
@@ -422,10 +426,15 @@ class RedisLedger:
         status = self._client.hget(self._entry + command_id, "status")
         return status == b"delivered"
 
-    def claim(self, command_id: str, owner: str, lease_s: float) -> bool:
+    def claim(self, command_ids: Sequence[str], owner: str, lease_s: float) -> set[str]:
         now = _now_ms()
-        return bool(self._claim(keys=[self._entry + command_id, self._leases],
-                                args=[owner, now, int(lease_s * 1000), _iso(now), command_id]))
+        pipe = self._client.pipeline(transaction=False)
+        for command_id in command_ids:
+            self._claim(keys=[self._entry + command_id, self._leases],
+                        args=[owner, now, int(lease_s * 1000), _iso(now), command_id],
+                        client=pipe)
+        return {command_id for command_id, taken in zip(command_ids, pipe.execute(),
+                                                        strict=True) if taken}
 
     def hold(self, command_id: str, due_ms: int, command: bytes) -> bool:
         now = _now_ms()

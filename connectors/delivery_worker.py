@@ -194,8 +194,19 @@ class DeliveryWorker:
     def _handle(self, batch: list[Incoming], pool: ThreadPoolExecutor | None) -> int:
         """Hold, claim and send a batch plus the held commands now due; how many were sent."""
         now_ms = self._now_ms()
-        claimed = [command for item in batch
-                   if (command := self._admit(item, now_ms)) is not None]
+        due: dict[str, dict[str, Any]] = {}
+        for item in batch:
+            command = self._admit(item, now_ms)
+            if command is None:
+                continue
+            if command["command_id"] in due:
+                self.summary.skipped += 1  # the same command twice in one batch
+            else:
+                due[command["command_id"]] = command
+        taken = self.ledger.claim(list(due), self.options.owner, self.options.lease_s) \
+            if due else set()
+        self.summary.skipped += len(due) - len(taken)
+        claimed = [command for command_id, command in due.items() if command_id in taken]
         room = max(self.options.batch_size - len(claimed), 1)
         for raw in self.ledger.claim_due(self.options.owner, self.options.lease_s, room,
                                          now_ms):
@@ -213,7 +224,7 @@ class DeliveryWorker:
         return len(claimed)
 
     def _admit(self, item: Incoming, now_ms: int) -> dict[str, Any] | None:
-        """The command when this worker is to send it now; holds, skips or refuses it
+        """The command when it is due (to be claimed); holds, dead-letters or refuses it
         otherwise."""
         problem = item.problem or command_problem(item.command)
         if problem is not None:
@@ -235,11 +246,7 @@ class DeliveryWorker:
             else:
                 self.summary.skipped += 1
             return None
-        if self.ledger.claim(command_id, self.options.owner, self.options.lease_s):
-            return command
-        self.summary.skipped += 1
-        logger.info("command %s: already delivered, held or claimed; skipped", command_id)
-        return None
+        return command
 
     def _deliver_one(self, command: dict[str, Any]) -> tuple[Status, int]:
         command_id = command["command_id"]

@@ -12,6 +12,7 @@ Two figures, each from real processes:
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -37,10 +38,17 @@ class DeliveryFigures:
     distinct: int
     seconds: float
     """From the receiver's first request to its last."""
+    worker_cpu_s: float = 0.0
+    """User and system CPU time of the worker processes."""
 
     @property
     def per_second(self) -> float:
         return self.received / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_ms_per_message(self) -> float:
+        """Worker CPU per message received: a figure less bent by a loaded machine."""
+        return 1000 * self.worker_cpu_s / self.received if self.received else 0.0
 
     @property
     def duplicates(self) -> int:
@@ -114,9 +122,15 @@ def _finish(process: subprocess.Popen[bytes], timeout_s: float) -> None:
                            f"{err.decode(errors='replace')[-500:]}")
 
 
-def _received(keys: Path, commands: int, seconds: float) -> DeliveryFigures:
+def _children_cpu_s() -> float:
+    """CPU time of the child processes reaped so far (the receiver is reaped last)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _received(keys: Path, commands: int, seconds: float, cpu_s: float) -> DeliveryFigures:
     lines = [line for line in keys.read_bytes().splitlines() if line]
-    return DeliveryFigures(commands, len(lines), len(Counter(lines)), seconds)
+    return DeliveryFigures(commands, len(lines), len(Counter(lines)), seconds, cpu_s)
 
 
 def _timed_count(keys: Path) -> int:
@@ -128,6 +142,7 @@ def throughput(work: Path, commands: int, timeout_s: float = 600.0) -> DeliveryF
     work.mkdir(parents=True, exist_ok=True)
     with receiver(work) as (url, keys):
         write_inputs(work, url, commands)
+        cpu_before = _children_cpu_s()
         process = worker(work, work / "throughput.sqlite")
         first = last = None
         deadline = time.monotonic() + timeout_s
@@ -141,7 +156,8 @@ def throughput(work: Path, commands: int, timeout_s: float = 600.0) -> DeliveryF
             time.sleep(0.005)
         _finish(process, max(deadline - time.monotonic(), 1.0))
         last = last or time.monotonic()
-        return _received(keys, commands, last - (first or last))
+        return _received(keys, commands, last - (first or last),
+                         _children_cpu_s() - cpu_before)
 
 
 def kill_and_restart(work: Path, commands: int, timeout_s: float = 600.0) -> DeliveryFigures:
@@ -151,6 +167,7 @@ def kill_and_restart(work: Path, commands: int, timeout_s: float = 600.0) -> Del
     with receiver(work) as (url, keys):
         write_inputs(work, url, commands)
         began = time.monotonic()
+        cpu_before = _children_cpu_s()
         process = worker(work, ledger, "--worker-id", "bench-worker")
         deadline = began + timeout_s
         while _timed_count(keys) < commands // 3:
@@ -161,4 +178,5 @@ def kill_and_restart(work: Path, commands: int, timeout_s: float = 600.0) -> Del
         process.wait()
         _finish(worker(work, ledger, "--worker-id", "bench-worker"),
                 max(deadline - time.monotonic(), 1.0))
-        return _received(keys, commands, time.monotonic() - began)
+        return _received(keys, commands, time.monotonic() - began,
+                         _children_cpu_s() - cpu_before)

@@ -284,7 +284,8 @@ def _delivery_rows(work: Path, commands: int, say: Callable[[str], None]) -> lis
     sent = throughput(work / "throughput", commands)
     rows = [Row(f"{DELIVERY}: webhooks to a loopback receiver, SQLite ledger",
                 sent.received, sent.seconds, None,
-                f"messages/s; {sent.duplicates} repeated, {sent.lost} lost")]
+                f"messages/s; worker CPU {sent.cpu_ms_per_message:.2f} ms per message; "
+                f"{sent.duplicates} repeated, {sent.lost} lost")]
     say(f"{rows[-1].scenario}: {sent.per_second:,.0f} messages/s")
     killed = kill_and_restart(work / "killed", commands)
     rows.append(Row(f"{DELIVERY}: kill -9 at a third, restart", killed.received,

@@ -116,10 +116,17 @@ class Ledger(Protocol):
         """End the leases of `owner` (a worker restarted under the same id) at once."""
         ...
 
+    def record(self, command_id: str, status: Status, attempts: int,
+               provider_id: str | None = None, detail: str = "",
+               at: datetime | None = None) -> None:
+        """Record an outcome and end the claim, atomically; `attempts` adds to those
+        recorded before."""
+        ...
+
     def mark(self, command_id: str, status: Status, attempts: int,
              provider_id: str | None = None, detail: str = "",
              at: datetime | None = None) -> LedgerEntry:
-        """Record an outcome and end the claim; `attempts` adds to those recorded before."""
+        """`record`, then the entry as it now stands."""
         ...
 
     def close(self) -> None: ...
@@ -184,6 +191,8 @@ class DeliveryLedger:
     def claim(self, command_ids: Sequence[str], owner: str, lease_s: float) -> set[str]:
         now = _now_ms()
         taken: set[str] = set()
+        values = {"at": _iso(now), "owner": owner, "until": now + int(lease_s * 1000),
+                  "now": now}
         with self._transaction():
             for command_id in command_ids:
                 cursor = self._db.execute(
@@ -192,8 +201,7 @@ class DeliveryLedger:
                     "ON CONFLICT (command_id) DO UPDATE SET status = 'sending', "
                     "owner = excluded.owner, lease_until = excluded.lease_until, "
                     f"updated_at = excluded.updated_at WHERE {self._CLAIMABLE}",
-                    {"id": command_id, "at": _iso(now), "owner": owner,
-                     "until": now + int(lease_s * 1000), "now": now})
+                    {"id": command_id, **values})
                 if cursor.rowcount == 1:
                     taken.add(command_id)
         return taken
@@ -246,13 +254,13 @@ class DeliveryLedger:
                 (owner,))
             return cursor.rowcount
 
-    def mark(self, command_id: str, status: Status, attempts: int,
-             provider_id: str | None = None, detail: str = "",
-             at: datetime | None = None) -> LedgerEntry:
-        """Record an outcome in one transaction; `attempts` adds to those recorded before."""
+    def record(self, command_id: str, status: Status, attempts: int,
+               provider_id: str | None = None, detail: str = "",
+               at: datetime | None = None) -> None:
+        """Record an outcome in one statement (a transaction of its own)."""
         _check_mark(status, attempts)
         updated_at = iso_ms(at or datetime.now(UTC))
-        with self._transaction():
+        with self._lock:
             self._db.execute(
                 "INSERT INTO deliveries (command_id, status, attempts, provider_id, detail, "
                 "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (command_id) DO UPDATE SET "
@@ -261,6 +269,12 @@ class DeliveryLedger:
                 "detail = excluded.detail, updated_at = excluded.updated_at, owner = NULL, "
                 "lease_until = NULL, due_ms = NULL, command = NULL",
                 (command_id, status, attempts, provider_id, detail, updated_at))
+
+    def mark(self, command_id: str, status: Status, attempts: int,
+             provider_id: str | None = None, detail: str = "",
+             at: datetime | None = None) -> LedgerEntry:
+        """Record an outcome; the entry as it now stands."""
+        self.record(command_id, status, attempts, provider_id, detail, at)
         entry = self.get(command_id)
         assert entry is not None
         return entry
@@ -460,13 +474,18 @@ class RedisLedger:
     def release(self, owner: str) -> int:
         return int(self._release(keys=[self._leases], args=[self._entry, owner]))
 
-    def mark(self, command_id: str, status: Status, attempts: int,
-             provider_id: str | None = None, detail: str = "",
-             at: datetime | None = None) -> LedgerEntry:
+    def record(self, command_id: str, status: Status, attempts: int,
+               provider_id: str | None = None, detail: str = "",
+               at: datetime | None = None) -> None:
         _check_mark(status, attempts)
         updated_at = iso_ms(at or datetime.now(UTC))
         self._mark(keys=[self._entry + command_id, self._held, self._leases, self._commands],
                    args=[status, attempts, detail, updated_at, provider_id or "", command_id])
+
+    def mark(self, command_id: str, status: Status, attempts: int,
+             provider_id: str | None = None, detail: str = "",
+             at: datetime | None = None) -> LedgerEntry:
+        self.record(command_id, status, attempts, provider_id, detail, at)
         entry = self.get(command_id)
         assert entry is not None
         return entry

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -211,8 +211,14 @@ class DeliveryWorker:
         for raw in self.ledger.claim_due(self.options.owner, self.options.lease_s, room,
                                          now_ms):
             claimed.append(orjson.loads(raw))
-        outcomes = pool.map(self._deliver_one, claimed) if pool is not None else \
-            map(self._deliver_one, claimed)
+        if pool is not None:
+            # one wait for the whole batch: waking the reading thread per result costs
+            # more CPU than the sends' own bookkeeping
+            futures = [pool.submit(self._deliver_one, command) for command in claimed]
+            wait(futures)
+            outcomes = [future.result() for future in futures]
+        else:
+            outcomes = [self._deliver_one(command) for command in claimed]
         for status, attempts in outcomes:
             self.summary.attempts += attempts
             if status == "delivered":
@@ -259,8 +265,8 @@ class DeliveryWorker:
             reason = result.detail if attempts <= 1 else \
                 f"{result.detail} (after {attempts} attempts)"
             self._dead_letter(command, reason, result.status, attempts)
-        self.ledger.mark(command_id, result.status, attempts, result.provider_id,
-                         result.detail, self._now())
+        self.ledger.record(command_id, result.status, attempts, result.provider_id,
+                           result.detail, self._now())
         logger.info("command %s via %s: %s after %d attempt(s): %s", command_id,
                     command["channel"], result.status, attempts, result.detail)
         return result.status, attempts

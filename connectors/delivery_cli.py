@@ -154,10 +154,12 @@ def _run(args: argparse.Namespace) -> int:
                                 batch_size=args.batch, lease_s=args.lease, serve=args.serve,
                                 allow_backtest=args.allow_backtest)
         ledger = open_ledger(args.ledger, args.ledger_prefix)
+        previous = signal.getsignal(signal.SIGTERM)
         try:
             summary = deliver_source(source, sender, ledger, args.events_out,
                                      args.dead_letter, options, on_worker=_stop_on_sigterm)
         finally:
+            signal.signal(signal.SIGTERM, previous)
             ledger.close()
     finally:
         source.close()
@@ -166,6 +168,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _stop_on_sigterm(worker: DeliveryWorker) -> None:
+    """SIGTERM: finish the batch in hand, record it, and stop."""
     signal.signal(signal.SIGTERM, lambda _signum, _frame: worker.stop())
 
 

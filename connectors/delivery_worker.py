@@ -212,8 +212,7 @@ class DeliveryWorker:
                                          now_ms):
             claimed.append(orjson.loads(raw))
         if pool is not None:
-            # one wait for the whole batch: waking the reading thread per result costs
-            # more CPU than the sends' own bookkeeping
+            # one wait for the whole batch rather than a wake-up of this thread per result
             futures = [pool.submit(self._deliver_one, command) for command in claimed]
             wait(futures)
             outcomes = [future.result() for future in futures]

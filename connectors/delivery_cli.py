@@ -141,6 +141,9 @@ def run_deliver(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from connectors.templates import TemplateStore
 
+    if not Path(args.templates).is_dir():
+        raise JourneysError("is not a folder (--templates): give the message templates "
+                            "folder", file=args.templates)
     config = load_delivery_config(args.config)
     sender = sender_for(config, TemplateStore(Path(args.templates)))
     source = _source(args)

@@ -411,7 +411,11 @@ class RedisLedger:
 
     def __init__(self, url: str, prefix: str = "journeys-delivery") -> None:
         self.where = f"{url} (prefix {prefix})"
-        self._client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5)
+        try:
+            self._client = redis.Redis.from_url(url, socket_timeout=30,
+                                                socket_connect_timeout=5)
+        except ValueError as exc:
+            raise LedgerError(self.where, f"not a usable Redis URL: {exc}") from None
         tag = "{" + prefix + "}"
         self._entry = f"{tag}:e:"
         self._held = f"{tag}:held"

@@ -239,6 +239,10 @@ def test_deliver_is_a_journeys_subcommand_with_help(capsys: pytest.CaptureFixtur
     (["--ledger", ""], "--ledger required unless --dry-run"),
     (["--concurrency", "0"], "must be at least 1"),
     (["--commands", "/nonexistent/commands.jsonl"], "no such file (--commands)"),
+    (["--templates", "/nonexistent/templates"], "is not a folder (--templates)"),
+    (["--ledger", "redis://:notaport"], "not a usable Redis URL"),
+    (["--ledger", "redis://127.0.0.1:1/0"], "cannot reach Redis"),
+    (["--ledger", "/nonexistent/ledger.sqlite"], "cannot open the SQLite ledger"),
 ])
 def test_mistakes_on_the_command_line_are_one_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],

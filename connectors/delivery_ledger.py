@@ -27,7 +27,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,9 +46,6 @@ __all__ = [
     "iso_ms",
     "open_ledger",
 ]
-
-LEDGER_STATUSES = ("held", "sending", *STATUSES)
-
 
 class LedgerError(RuntimeError):
     """A ledger that cannot be opened or used; names the ledger."""
@@ -493,13 +490,6 @@ class RedisLedger:
         entry = self.get(command_id)
         assert entry is not None
         return entry
-
-    def entries(self) -> Iterator[LedgerEntry]:
-        """Every command the ledger knows (a scan: for checks, not the sending path)."""
-        for key in self._client.scan_iter(match=f"{self._entry}*", count=1000):
-            entry = self.get(key.decode()[len(self._entry):])
-            if entry is not None:
-                yield entry
 
     def close(self) -> None:
         self._client.close()

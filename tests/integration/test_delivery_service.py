@@ -194,6 +194,31 @@ def test_commands_are_read_from_kafka_and_offsets_committed_after_the_ledger(
         assert len(received.keys()) == 40
 
 
+def test_a_serving_worker_sends_commands_as_they_arrive_on_kafka(
+        received: Received, tmp_path: Path) -> None:
+    paths = write_setup(tmp_path, received.url)
+    with tansu_broker() as bootstrap:
+        topic = f"commands-{time.time_ns()}"
+        create_topics(bootstrap, {topic: 2})
+        serving = worker(["--kafka", bootstrap, "--commands-topic", topic, "--serve",
+                          *deliver_args(paths, tmp_path / "l.sqlite")[2:]])
+        try:
+            time.sleep(2.0)  # the worker is up and waiting
+            assert serving.poll() is None
+            produce(bootstrap, topic, [(f"c{n}", orjson.dumps(command(f"live{n}")))
+                                       for n in range(5)])
+            assert received.wait_for(5, 30)
+            assert wait_until(lambda: committed(bootstrap, topic, "journeys-deliver") == 5,
+                              10)
+            serving.send_signal(signal.SIGTERM)
+            out, err = serving.communicate(timeout=30)
+        finally:
+            serving.kill()
+        assert serving.returncode == 0, err
+        assert "5 delivered" in out
+        assert sorted(received.keys()) == [f"live{n}" for n in range(5)]
+
+
 def committed(bootstrap: str, topic: str, group: str) -> int:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:

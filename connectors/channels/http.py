@@ -1,26 +1,26 @@
-"""A JSON POST over a shared pool of keep-alive connections (urllib3), redirects off,
-errors as values.
+"""A JSON POST over the process's pool of keep-alive connections, redirects off, errors as
+values.
 
-One `urllib3.PoolManager` serves every HTTP channel of the process: it is safe to share
-between threads and keeps up to `POOL_CONNECTIONS` connections open per host, so
-concurrent sends reuse connections instead of opening one per message. (urllib3 rather
-than httpx: on the benchmark's loopback receiver it posted 2,220 requests/s from 8
-threads where httpx's client managed 1,060/s from 1 or 8 threads.)
+Every HTTP channel of a process shares `connections.CONNECTIONS`, so concurrent sends
+reuse connections instead of opening one per message.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import urllib3
+from connectors.channels.connections import CONNECTIONS
 
 MAX_BODY_BYTES = 1 << 20
-POOL_CONNECTIONS = 128
-"""Connections kept per host; at least the delivery worker's concurrency."""
+STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+         ConnectionAbortedError)
+"""Errors of a kept connection the server closed while it was idle: sent again once, on a
+new connection."""
 
 
 @dataclass(frozen=True)
@@ -48,20 +48,6 @@ class TransportError(OSError):
         self.reason = reason
 
 
-_pool: urllib3.PoolManager | None = None
-_pool_lock = threading.Lock()
-
-
-def shared_pool() -> urllib3.PoolManager:
-    """The process's connection pool, created on first use."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = urllib3.PoolManager(num_pools=32, maxsize=POOL_CONNECTIONS, block=False,
-                                        retries=False)
-        return _pool
-
-
 def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
          *, redact: str | None = None) -> HttpReply:
     """POST `body` to `url`; any HTTP status is a reply, anything else a `TransportError`.
@@ -69,21 +55,39 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
     `redact` is a part of the URL (a token) replaced by `***` in error messages.
     """
     shown = url.replace(redact, "***") if redact else url
+    parts = urlsplit(url)
     try:
-        response = shared_pool().request(
-            "POST", url, body=body, redirect=False, timeout=urllib3.Timeout(timeout_s),
-            headers={"Content-Type": "application/json", **headers}, preload_content=False)
-    except urllib3.exceptions.TimeoutError:
-        raise TransportError(shown, f"no response within {timeout_s:g}s") from None
-    except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-        raise TransportError(shown, _reason(exc, redact)) from None
-    try:
-        data = response.read(MAX_BODY_BYTES)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise TransportError(shown, _reason(exc, redact)) from None
-    finally:
-        response.release_conn()
-    return HttpReply(response.status, data, dict(response.headers.items()))
+        port = parts.port
+    except ValueError:
+        raise TransportError(shown, "the URL's port is not a number") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TransportError(shown, "not a usable http:// or https:// URL")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    sent = {"Content-Type": "application/json", **headers}
+    port = port or (443 if parts.scheme == "https" else 80)
+    for _attempt in range(2):
+        connection, reused = CONNECTIONS.take(parts.scheme, parts.hostname, port, timeout_s)
+        try:
+            connection.request("POST", target, body=body, headers=sent)
+            response = connection.getresponse()
+            data = response.read(MAX_BODY_BYTES)
+        except STALE as exc:
+            CONNECTIONS.discard(connection)
+            if reused:
+                continue
+            raise TransportError(shown, _reason(exc, redact)) from None
+        except TimeoutError:
+            CONNECTIONS.discard(connection)
+            raise TransportError(shown, f"no response within {timeout_s:g}s") from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            CONNECTIONS.discard(connection)
+            raise TransportError(shown, _reason(exc, redact)) from None
+        if response.will_close or not response.isclosed():  # closing, or body left unread
+            CONNECTIONS.discard(connection)
+        else:
+            CONNECTIONS.give(connection)
+        return HttpReply(response.status, data, dict(response.getheaders()))
+    raise TransportError(shown, "the server closed the connection")
 
 
 def _reason(reason: object, redact: str | None) -> str:

@@ -20,12 +20,13 @@ class Size:
     rates: tuple[int, ...]
     latency_s: float
     naive_limit_s: float
+    deliveries: int
 
 
 # the naive baseline's limit lets it read the whole stream, so that its rate and the
 # engine's cover the same events (its timer sweep slows down as timers pile up)
-QUICK = Size(1_500, 365, (0, 100_000), (1_000,), 5.0, 60.0)
-FULL = Size(20_000, 365, (0, 1_000_000, 5_000_000), (1_000, 10_000), 10.0, 1200.0)
+QUICK = Size(1_500, 365, (0, 100_000), (1_000,), 5.0, 60.0, 3_000)
+FULL = Size(20_000, 365, (0, 1_000_000, 5_000_000), (1_000, 10_000), 10.0, 1200.0, 30_000)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_suite(size.customers, size.days, redis_url=args.redis, pending=size.pending,
                        rates=size.rates, latency_s=size.latency_s,
                        naive_limit_s=size.naive_limit_s, kafka=args.kafka,
+                       deliveries=size.deliveries,
                        say=lambda line: print(line, file=sys.stderr, flush=True))
     print(f"machine: {machine()}")
     print(f"command: python -m benchmarks{' --quick' if args.quick else ''}"

@@ -29,6 +29,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.run import cli_main
 
 from benchmarks.bytewax_native import run_bytewax_native
+from benchmarks.delivery_bench import kill_and_restart, throughput
 from benchmarks.generator import ChainConfig, write_jsonl
 from benchmarks.kafka_bench import (
     PARTITIONS,
@@ -228,8 +229,10 @@ def decode_limit(events: Path) -> Row:
 
 def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequence[int],
               rates: Sequence[int], latency_s: float, naive_limit_s: float,
-              say: Callable[[str], None], kafka: str | None = None) -> SuiteResult:
-    """Every scenario on one generated chain; `say` reports progress."""
+              say: Callable[[str], None], kafka: str | None = None,
+              deliveries: int = 0) -> SuiteResult:
+    """Every scenario on one generated chain; `say` reports progress. `deliveries`: how
+    many commands the delivery rows send (0: no delivery rows)."""
     result = SuiteResult()
     with _workdir() as work, redis_endpoint(redis_url) as url:
         client = connect(url)
@@ -266,8 +269,32 @@ def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequ
         result.rows.extend(_baselines(events, url, work, naive_limit_s, say))
         result.rows.extend(_timer_rows(events, url, pending, say))
         result.extra.extend(_latency_lines(url, rates, latency_s, say))
+        result.rows.extend(_delivery_rows(work / "delivery", deliveries, say))
         delete_matching(client, f"*{tag}*")
     return result
+
+
+DELIVERY = "delivery"
+"""Scenario names starting with this are messages, not events: no ratios to the engine's."""
+
+
+def _delivery_rows(work: Path, commands: int, say: Callable[[str], None]) -> list[Row]:
+    if not commands:
+        return []
+    sent = throughput(work / "throughput", commands)
+    rows = [Row(f"{DELIVERY}: webhooks to a loopback receiver, SQLite ledger",
+                sent.received, sent.seconds, None,
+                f"messages/s; worker CPU {sent.cpu_ms_per_message:.2f} ms per message; "
+                f"{sent.duplicates} repeated, {sent.lost} lost")]
+    say(f"{rows[-1].scenario}: {sent.per_second:,.0f} messages/s")
+    killed = kill_and_restart(work / "killed", commands)
+    rows.append(Row(f"{DELIVERY}: kill -9 at a third, restart", killed.received,
+                    killed.seconds, None,
+                    f"{killed.lost} lost, {killed.duplicates} requests repeated (same "
+                    f"Idempotency-Key), {killed.distinct:,} of {killed.commands:,} arrived; "
+                    "rate includes the restart"))
+    say(f"{rows[-1].scenario}: {killed.lost} lost, {killed.duplicates} repeated")
+    return rows
 
 
 def _kafka_rows(events: Path, url: str, bootstrap: str | None, tag: str,
@@ -364,6 +391,10 @@ def format_table(result: SuiteResult) -> str:
         rate = row.events_per_s
         # Kafka rows against the Kafka ceiling, the others against reading the file
         ceiling_rate = kafka_ceiling_rate if "Kafka" in row.scenario else file_ceiling
+        if row.scenario.startswith(DELIVERY):
+            rows.append((row.scenario, f"{row.events:,}", f"{rate:,.0f}", "-", "-", "-", "-",
+                         "-", row.note))
+            continue
         rows.append((
             row.scenario, f"{row.events:,}", f"{rate:,.0f}",
             f"{rate / decode_rate:.2f}x" if decode_rate else "-",

@@ -4,10 +4,11 @@
     channels:
       email: {host: smtp.example.com, port: 587, security: starttls,
               username: mailer, password_env: SMTP_PASSWORD, from: "Chain <hi@example.com>"}
-      telegram: {token_env: TELEGRAM_TOKEN}
+      telegram: {token_env: TELEGRAM_TOKEN, rate_per_second: 25, burst: 30}
 
 YAML or JSON. Secrets are never written in the file: `*_env` keys name environment
-variables that hold them. Every error names the file and the key.
+variables that hold them. `rate_per_second` and `burst` cap a channel's sends (see
+`connectors.delivery_rate`). Every error names the file and the key.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "ChannelConfig",
     "DeliveryConfig",
     "DeliveryConfigError",
+    "RateLimit",
     "RetrySettings",
     "build_connectors",
     "load_delivery_config",
@@ -83,11 +85,21 @@ class RetrySettings:
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """At most `burst` sends at once, then `rate_per_second` sends a second."""
+
+    rate_per_second: float
+    burst: int
+
+
+@dataclass(frozen=True)
 class ChannelConfig:
-    """One channel's connector type and its settings (secrets resolved)."""
+    """One channel's connector type, its settings (secrets resolved) and its send rate."""
 
     type: str
     settings: SmtpSettings | WebhookSettings | TelegramSettings | WhatsAppSettings
+    rate: RateLimit | None = None
+    """None: sends as fast as the worker's concurrency allows."""
 
 
 @dataclass(frozen=True)
@@ -253,6 +265,21 @@ _PARSERS: Mapping[str, Callable[[_Section], Any]] = {
 }
 
 
+def _rate(s: _Section) -> RateLimit | None:
+    """The channel's `rate_per_second` and `burst` (default: one second's worth)."""
+    rate = s.number("rate_per_second", 0.0)
+    burst = s.number("burst", 0, integer=True)
+    if not rate:
+        if burst:
+            raise s.error("burst", "needs rate_per_second as well")
+        if "rate_per_second" in s.data:
+            raise s.error("rate_per_second", "must be above 0 (leave it out for no limit)")
+        return None
+    if "burst" in s.data and burst < 1:
+        raise s.error("burst", f"must be at least 1, not {burst!r}")
+    return RateLimit(float(rate), int(burst) if burst else max(1, math.ceil(rate)))
+
+
 def _retry(data: Any, path: str) -> RetrySettings:
     if data is None:
         return RetrySettings()
@@ -289,8 +316,9 @@ def parse_delivery_config(data: Any, path: Path | str,
         s = _section(body, key, where, env)
         kind = s.choice("type", CONNECTOR_TYPES, DEFAULT_TYPES[name])
         settings = _PARSERS[kind](s)
+        rate = _rate(s)
         s.check_unknown()
-        channels[name] = ChannelConfig(kind, settings)
+        channels[name] = ChannelConfig(kind, settings, rate)
     return DeliveryConfig(where, channels, _retry(data.get("retry"), where))
 
 

@@ -16,7 +16,8 @@ import redis
 
 from benchmarks.generator_cli import DESCRIPTION as GENERATE_DESCRIPTION
 from benchmarks.generator_cli import add_generator_options, generate_command
-from connectors.delivery import deliver_command
+from connectors.delivery_cli import DESCRIPTION as DELIVER_DESCRIPTION
+from connectors.delivery_cli import add_deliver_arguments, run_deliver
 from engine.catalog import CatalogError
 from engine.cli_parser import CommandParser, add_version_option
 from engine.embedded_redis import EmbeddedRedisError
@@ -64,8 +65,6 @@ INTERRUPTED = 130
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `journeys` command."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["deliver"]:
-        return deliver_command(arguments[1:])
     parser = _parser()
     args = parser.parse_args(arguments)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -241,9 +240,11 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_console_commands(commands)
 
-    commands.add_parser("deliver", add_help=False,
-                        help="send message commands through the channels "
-                             "(see docs/delivery.md; `journeys deliver --help`)")
+    deliver = commands.add_parser("deliver", description=DELIVER_DESCRIPTION,
+                                  help="send message commands through the channels, each "
+                                       "when due (see docs/delivery.md)")
+    add_deliver_arguments(deliver)
+    deliver.set_defaults(handler=run_deliver, parser_error=deliver.error)
 
     forget = commands.add_parser("forget", help="erase a customer's profile, enrollments, "
                                                 "vouchers, timers and timeline")

@@ -1,16 +1,26 @@
-"""A JSON POST over urllib with a timeout, redirects off, and errors as values."""
+"""A JSON POST over the process's pool of keep-alive connections, redirects off, errors as
+values.
+
+Every HTTP channel of a process shares `connections.CONNECTIONS`, so concurrent sends
+reuse connections instead of opening one per message.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import Message as HeaderMap
 from typing import Any
+from urllib.parse import urlsplit
+
+from connectors.channels.connections import CONNECTIONS
 
 MAX_BODY_BYTES = 1 << 20
+STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+         ConnectionAbortedError)
+"""Errors of a kept connection the server closed while it was idle: sent again once, on a
+new connection."""
 
 
 @dataclass(frozen=True)
@@ -38,15 +48,6 @@ class TransportError(OSError):
         self.reason = reason
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
-                         headers: HeaderMap, newurl: str) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
 def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
          *, redact: str | None = None) -> HttpReply:
     """POST `body` to `url`; any HTTP status is a reply, anything else a `TransportError`.
@@ -54,29 +55,42 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout_s: float,
     `redact` is a part of the URL (a token) replaced by `***` in error messages.
     """
     shown = url.replace(redact, "***") if redact else url
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
+    parts = urlsplit(url)
     try:
-        with _OPENER.open(request, timeout=timeout_s) as response:
-            return HttpReply(response.status, response.read(MAX_BODY_BYTES),
-                             dict(response.headers.items()))
-    except urllib.error.HTTPError as exc:
+        port = parts.port
+    except ValueError:
+        raise TransportError(shown, "the URL's port is not a number") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TransportError(shown, "not a usable http:// or https:// URL")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    sent = {"Content-Type": "application/json", **headers}
+    port = port or (443 if parts.scheme == "https" else 80)
+    for _attempt in range(2):
+        connection, reused = CONNECTIONS.take(parts.scheme, parts.hostname, port, timeout_s)
         try:
-            data = exc.read(MAX_BODY_BYTES)
-        except OSError:
-            data = b""
-        finally:
-            exc.close()
-        return HttpReply(exc.code, data, dict(exc.headers.items()) if exc.headers else {})
-    except urllib.error.URLError as exc:
-        raise TransportError(shown, _reason(exc.reason, timeout_s, redact)) from None
-    except (OSError, ValueError) as exc:
-        raise TransportError(shown, _reason(exc, timeout_s, redact)) from None
+            connection.request("POST", target, body=body, headers=sent)
+            response = connection.getresponse()
+            data = response.read(MAX_BODY_BYTES)
+        except STALE as exc:
+            CONNECTIONS.discard(connection)
+            if reused:
+                continue
+            raise TransportError(shown, _reason(exc, redact)) from None
+        except TimeoutError:
+            CONNECTIONS.discard(connection)
+            raise TransportError(shown, f"no response within {timeout_s:g}s") from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            CONNECTIONS.discard(connection)
+            raise TransportError(shown, _reason(exc, redact)) from None
+        if response.will_close or not response.isclosed():  # closing, or body left unread
+            CONNECTIONS.discard(connection)
+        else:
+            CONNECTIONS.give(connection)
+        return HttpReply(response.status, data, dict(response.getheaders()))
+    raise TransportError(shown, "the server closed the connection")
 
 
-def _reason(reason: object, timeout_s: float, redact: str | None) -> str:
-    if isinstance(reason, TimeoutError):
-        return f"no response within {timeout_s:g}s"
+def _reason(reason: object, redact: str | None) -> str:
     text = str(reason) or type(reason).__name__
     return text.replace(redact, "***") if redact else text
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
 
+import orjson
 import redis
 
 from engine.events import EventError, parse_timestamp
@@ -25,6 +27,8 @@ from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
 
 BACKTEST_PREFIX = "backtest"
+BACKTEST_ORIGIN = "backtest"
+"""The `origin` every command of a backtest carries: `journeys deliver` refuses them."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +73,13 @@ def backtest(journeys: list[str], events: str, out_html: Path, *, segments: str 
     history = scan_history(events, until_ms)
     commands, dead_letter = side_paths(out_html)
     out_html.parent.mkdir(parents=True, exist_ok=True)
-    for stale in (commands, dead_letter):
+    unmarked = commands.with_name(commands.name + ".partial")
+    for stale in (commands, dead_letter, unmarked):
         stale.unlink(missing_ok=True)
     source_id = f"backtest:{Path(events).resolve()}"
     options = RunOptions(
         journeys=journeys, events=events, segments=segments, scores=scores, policies=policies,
-        commands=str(commands), dead_letter=str(dead_letter), shards=shards,
+        commands=str(unmarked), dead_letter=str(dead_letter), shards=shards,
         prefix=BACKTEST_PREFIX, source_id=source_id, until_ms=until_ms,
     )
     with redis_endpoint(None) as url:
@@ -89,6 +94,7 @@ def backtest(journeys: list[str], events: str, out_html: Path, *, segments: str 
             stats = read_stats(client, BACKTEST_PREFIX, shards)
         finally:
             client.close()
+    mark_backtest_commands(unmarked, commands)
     start, end = history.period
     facts = RunFacts(
         generated_at=_now(), source=f"Backtest of {Path(events).name}"
@@ -100,6 +106,22 @@ def backtest(journeys: list[str], events: str, out_html: Path, *, segments: str 
     report = build_report(stats, plans, facts)
     _write(out_html, render_html(report, "Journey backtest"))
     return BacktestResult(report, summary, out_html, commands, dead_letter)
+
+
+def mark_backtest_commands(unmarked: Path, commands: Path) -> None:
+    """Write the commands of `unmarked` to `commands` with `"origin": "backtest"`, then
+    remove `unmarked`: only a finished backtest's commands appear, and all marked."""
+    written = commands.with_name(commands.name + ".tmp")
+    with written.open("wb") as out:
+        if unmarked.exists():
+            with unmarked.open("rb") as lines:
+                for line in lines:
+                    if line.strip():
+                        command = orjson.loads(line)
+                        command["origin"] = BACKTEST_ORIGIN
+                        out.write(orjson.dumps(command) + b"\n")
+    os.replace(written, commands)
+    unmarked.unlink(missing_ok=True)
 
 
 def live_report(redis_url: str, prefix: str, shards: int,

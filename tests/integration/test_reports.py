@@ -91,6 +91,10 @@ def test_backtest_writes_a_complete_report(backtested: BacktestResult) -> None:
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "<script" not in page
     assert backtested.commands.exists()
+    commands = [json.loads(line) for line in backtested.commands.read_text().splitlines()]
+    assert len(commands) == backtested.summary.commands > 0
+    assert {command["origin"] for command in commands} == {"backtest"}
+    assert not backtested.commands.with_name(backtested.commands.name + ".partial").exists()
     assert backtested.summary.events_read == backtested.report.facts.events
     newcomer = next(j for j in journeys if j.journey_id == "impressed_newcomer")
     assert newcomer.entered > 0 and newcomer.entered_holdout > 0

@@ -66,3 +66,15 @@ def test_the_decode_limit_counts_every_line_and_leads_the_table(tmp_path: Path) 
     assert "vs decode limit" in header
     assert first.startswith("decode limit") and "1.00x" in first
     assert "0.25x" in second
+
+
+def test_delivery_benchmark_counts_what_the_receiver_got(tmp_path: Path) -> None:
+    from benchmarks.delivery_bench import kill_and_restart, throughput
+
+    sent = throughput(tmp_path / "throughput", 300)
+    assert (sent.received, sent.distinct, sent.lost, sent.duplicates) == (300, 300, 0, 0)
+    assert sent.per_second > 0 and sent.worker_cpu_s > 0
+
+    killed = kill_and_restart(tmp_path / "killed", 1500)
+    assert killed.lost == 0 and killed.distinct == 1500
+    assert killed.duplicates <= 64  # at most the sends in flight when it was killed

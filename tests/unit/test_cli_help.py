@@ -12,9 +12,6 @@ from benchmarks.generator_cli import add_generator_options
 from engine.cli import _parser
 from engine.cli_parser import CommandParser, package_version
 
-OWN_PARSER = {"deliver"}
-"""Subcommands that parse their own options (`journeys deliver` is handed its arguments)."""
-
 
 def subcommands(parser: argparse.ArgumentParser, path: str = "journeys"
                 ) -> Iterator[tuple[str, argparse.ArgumentParser, str | None]]:
@@ -45,7 +42,6 @@ def test_every_subcommand_has_a_one_line_description() -> None:
 def test_every_option_of_every_subcommand_has_help() -> None:
     missing = [f"{name} {action.option_strings or action.dest}"
                for name, parser, _ in subcommands(_parser())
-               if name.split()[-1] not in OWN_PARSER
                for action in options_of(parser)
                if not action.help or action.help == argparse.SUPPRESS]
     assert not missing, f"options without help: {missing}"
@@ -55,7 +51,6 @@ def test_every_option_that_takes_a_value_names_it() -> None:
     """`--events FILE`, not argparse's `--events EVENTS`: a metavar says what kind of value."""
     unnamed = [f"{name} {action.option_strings or action.dest}"
                for name, parser, _ in subcommands(_parser())
-               if name.split()[-1] not in OWN_PARSER
                for action in options_of(parser)
                if action.nargs != 0 and action.metavar is None and action.choices is None]
     assert not unnamed, f"options without a metavar: {unnamed}"

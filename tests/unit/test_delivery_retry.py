@@ -150,16 +150,20 @@ def test_delivered_commands_are_skipped_on_replay(ledger: DeliveryLedger) -> Non
     assert [e["command_id"] for e in second.events] == ["c"]
 
 
-def test_invalid_commands_are_dead_lettered_and_future_ones_counted_early(
+def test_invalid_commands_are_dead_lettered_and_future_ones_held(
         ledger: DeliveryLedger) -> None:
+    channel = ScriptedChannel(OK)
     out = run(["text", {"customer_id": "c1", "channel": "webhook"},
-               cmd("later", send_at="2025-03-04T08:00:00+01:00")],
-              {"webhook": ScriptedChannel(OK)}, ledger)
-    assert (out.summary.invalid, out.summary.dead_lettered, out.summary.early) == (2, 2, 1)
+               cmd("later", send_at="2025-03-04T08:00:00+01:00"), cmd("now")],
+              {"webhook": channel}, ledger)
+    assert (out.summary.invalid, out.summary.dead_lettered, out.summary.held) == (2, 2, 1)
     assert out.dead[1]["reason"] == "missing or empty 'command_id'"
-    assert out.summary.delivered == 1
+    assert channel.sent == ["now"] and out.summary.delivered == 1
+    held = ledger.get("later")
+    assert held is not None and held.status == "held"
     assert out.summary.line().startswith("1 delivered, 0 failed, 0 bounced, 2 dead-lettered, "
-                                         "0 skipped as already delivered, 1 sent before")
+                                         "0 skipped as already delivered or claimed, 1 held "
+                                         "until send_at")
 
 
 def test_max_attempts_must_be_positive(ledger: DeliveryLedger) -> None:

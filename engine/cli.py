@@ -13,6 +13,8 @@ from typing import NoReturn
 
 import redis
 
+from benchmarks.generator import GeneratorConfigError
+from benchmarks.responses import ResponseModel, ResponseModelError
 from connectors.delivery import deliver_command
 from engine.catalog import CatalogError
 from engine.embedded_redis import EmbeddedRedisError
@@ -51,7 +53,8 @@ from journeys_dsl.loader import load_journeys
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "journeys"
 USER_ERRORS = (JourneysError, CatalogError, ScoreModelError, StateStoreError, ReportError,
-               EmbeddedRedisError, redis.RedisError, OSError)
+               EmbeddedRedisError, redis.RedisError, OSError, GeneratorConfigError,
+               ResponseModelError)
 """Errors that are the user's to fix: one line on stderr, exit status 2."""
 USER_MISTAKE = 2
 INTERRUPTED = 130
@@ -218,12 +221,21 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="generate a venue chain's year and run the "
                                             "ten reference journeys on it")
     demo.add_argument("--customers", type=int, default=3000)
-    demo.add_argument("--days", type=int, default=365)
+    demo.add_argument("--days", type=int, default=450,
+                      help="days of history (default 450: first-visit anniversaries fall in it)")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--policies", default=str(EXAMPLES.parent / "policies.yaml"),
                       help="messaging policies (default: examples/policies.yaml)")
-    demo.add_argument("--redeem", type=float, default=0.45,
-                      help="share of issued vouchers the customers redeem (0: none)")
+    demo.add_argument("--respond", type=float, default=ResponseModel.visit_share,
+                      help="probability that a message brings its customer back (default "
+                           "%(default)s; see docs/demo.md)")
+    demo.add_argument("--respond-voucher", type=float,
+                      default=ResponseModel.voucher_visit_share,
+                      help="the same for a message that carries a voucher, redeemed at that "
+                           "visit (default %(default)s)")
+    demo.add_argument("--response-days", type=float, default=ResponseModel.mean_delay_days,
+                      help="mean days from a message to the visit it causes "
+                           "(default %(default)s)")
     demo.add_argument("--out", help="folder for events, commands and dead letters "
                                     "(default: a temporary folder)")
     _add_state_options(demo)
@@ -433,17 +445,20 @@ def _print_summary(summary: RunSummary) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from benchmarks.generator import ChainConfig
-    from engine.demo import describe, run_demo
+    from engine.demo import describe, describe_outcome, run_demo
 
     chain = ChainConfig(seed=args.seed, customers=args.customers, days=args.days)
-    print(f"demo: {describe(chain, args.redeem)}", file=sys.stderr)
+    model = ResponseModel(args.respond, args.respond_voucher, args.response_days)
+    print(f"demo: {describe(chain, model)}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="journeys-demo-") as scratch:
         out = Path(args.out or scratch)
         out.mkdir(parents=True, exist_ok=True)
-        result = run_demo(chain, EXAMPLES, out, redemption_share=args.redeem,
+        result = run_demo(chain, EXAMPLES, out, model=model,
                           redis_url=args.redis, state_dir=args.state_dir, shards=args.shards,
                           prefix=args.prefix, policies=args.policies)
         _print_summary(result.summary)
+        if model.active:
+            print(describe_outcome(result), file=sys.stderr)
         facts = RunFacts(generated_at="", source="demo", events=result.summary.events_read)
         print(format_summary(build_report(result.stats, result.plans, facts)))
         if args.out:

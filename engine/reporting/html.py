@@ -51,6 +51,7 @@ td.text { white-space: normal; }
 table.summary { font-size: 13px; }
 table.summary td:first-child { white-space: normal; min-width: 170px; }
 table.summary .muted { display: block; font-size: 12px; }
+table.summary th { min-width: 80px; }
 svg { max-width: 100%; height: auto; display: block; }
 svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans",
            sans-serif; font-size: 12px; fill: var(--ink); }
@@ -158,18 +159,20 @@ def _summary(report: Report) -> str:
         rows.append([
             f'<a href="#{esc(journey.key)}">{esc(journey.name)}</a> '
             f'<span class="muted">{esc(journey.key)}</span>',
-            f"{journey.entered_all:,}", f"{journey.entered:,}", f"{journey.entered_holdout:,}",
+            f"{journey.entered_all:,}"
+            f'<span class="muted">{journey.entered:,} treated<br>'
+            f"{journey.entered_holdout:,} holdout</span>",
             f"{journey.messages:,}",
             "<br>".join(esc(f"{n:,} {why}") for why, n in refused if n) or "0",
             f"{issued:,} / {redeemed:,}",
-            esc(percent(result.treated_rate)) if result else MISSING,
-            esc(percent(result.holdout_rate)) if result else MISSING,
-            esc(points(result.lift)) if result else MISSING,
-            esc(ci_text(result)), _verdict(result),
+            (esc(f"{percent(result.treated_rate)} / {percent(result.holdout_rate)}")
+             if result else MISSING),
+            (f'{esc(points(result.lift))}<span class="muted">{esc(ci_text(result))}</span>'
+             if result else MISSING),
+            _verdict(result),
         ])
-    header = ("journey", "entered", "treated", "holdout", "messages", "not sent",
-              "vouchers issued / redeemed", "conv. treated", "conv. holdout", "lift",
-              "95% CI of lift", "reading")
+    header = ("journey", "entered", "messages", "not sent", "vouchers issued / redeemed",
+              "conversion treated / holdout", "lift and its 95% CI", "reading")
     return '<div class="scroll">' + _table(header, rows, "summary") + "</div>"
 
 

@@ -47,6 +47,7 @@ def test_customers_answer_messages_and_the_lift_shows(tmp_path: Path, redis_url:
     again = demo(tmp_path, "again", STRONG, redis_url, key_prefix)
     for name in ("events.jsonl", "commands.jsonl"):  # deterministic for a seed
         assert (tmp_path / "on" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+    assert again.stats == on.stats and again.responses == on.responses
     assert off.responses.responses == 0 and on.responses.responses > 100
     assert on.events > off.events
     for key in ("impressed_newcomer@1", "lost_regular@1"):

@@ -28,7 +28,11 @@ _LATEST_ZONE_MS = 14 * 3_600_000  # local midnight is at most 14 h before UTC mi
 
 
 class ResponseModelError(ValueError):
-    """A response model value out of range."""
+    """A response model value out of range; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} {message}")
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -47,10 +51,10 @@ class ResponseModel:
         for name in ("visit_share", "voucher_visit_share"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ResponseModelError(f"{name} must be within 0..1, got {value}")
+                raise ResponseModelError(name, f"must be within 0..1, got {value}")
         if not 0.0 < self.mean_delay_days <= 365.0:
             raise ResponseModelError(
-                f"mean_delay_days must be above 0 and at most 365, got {self.mean_delay_days}")
+                "mean_delay_days", f"must be above 0 and at most 365, got {self.mean_delay_days}")
 
     @property
     def active(self) -> bool:
@@ -120,6 +124,7 @@ def _respond(command: Mapping[str, Any], model: ResponseModel, seed: int) -> Res
 
 
 def response_count(responses: Mapping[str, list[Response]]) -> int:
+    """How many extra visits the responses add."""
     return sum(len(listed) for listed in responses.values())
 
 

@@ -448,7 +448,13 @@ def _demo(args: argparse.Namespace) -> int:
     from engine.demo import describe, describe_outcome, run_demo
 
     chain = ChainConfig(seed=args.seed, customers=args.customers, days=args.days)
-    model = ResponseModel(args.respond, args.respond_voucher, args.response_days)
+    try:
+        model = ResponseModel(args.respond, args.respond_voucher, args.response_days)
+    except ResponseModelError as exc:
+        flags = {"visit_share": "--respond", "voucher_visit_share": "--respond-voucher",
+                 "mean_delay_days": "--response-days"}
+        raise ResponseModelError(flags[exc.field],
+                                 str(exc).removeprefix(exc.field + " ")) from None
     print(f"demo: {describe(chain, model)}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="journeys-demo-") as scratch:
         out = Path(args.out or scratch)

@@ -73,11 +73,6 @@ _COUNTERS = {
     "loyalty|points_expired": "loyalty points expired",
     "vouchers|unknown_code": "redemptions of unknown voucher codes",
 }
-_COUNTER_KINDS = {
-    "quiet_delayed": "delayed by quiet hours or send windows",
-    "voucher_unreached": "vouchers issued that no message reached",
-    "voucher_withheld": "vouchers withheld: no message could reach",
-}
 
 
 def words(name: str) -> str:
@@ -99,12 +94,12 @@ def ending_label(name: str) -> str:
 
 
 def counter_label(name: str) -> str:
-    """A counter the report has no column for, in words: `quiet_delayed:offer` ->
-    `delayed by quiet hours or send windows: offer`; unknown names keep their parts."""
+    """A counter the report has no column for, in words: `loyalty|points_expired` ->
+    `loyalty points expired`; others keep their parts: `a_b:c:d` -> `a b: c, d`."""
     if name in _COUNTERS:
         return _COUNTERS[name]
     kind, _, detail = name.partition(":")
-    label = _COUNTER_KINDS.get(kind, words(kind.replace("|", ": ")))
+    label = words(kind.replace("|", ": "))
     return f"{label}: {detail.replace(':', ', ')}" if detail else label
 
 

@@ -100,7 +100,7 @@ def test_demo_prints_the_summary_table(tmp_path: Path) -> None:
     assert "extra visits answer a message" in result.stderr
     bad = journeys("demo", "--respond", "1.5", cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert bad.stderr.strip().splitlines() == ["journeys: visit_share must be within 0..1, "
+    assert bad.stderr.strip().splitlines() == ["journeys: --respond must be within 0..1, "
                                                "got 1.5"]
 
 

@@ -220,8 +220,7 @@ def test_terminal_and_html_say_the_same_things_in_words() -> None:
 
 
 def test_counter_labels() -> None:
-    assert counter_label("quiet_delayed:offer") == (
-        "delayed by quiet hours or send windows: offer")
+    assert counter_label("points_granted") == "loyalty points granted"
     assert counter_label("loyalty|points_expired") == "loyalty points expired"
     assert counter_label("some_new|thing:a:b") == "some new: thing: a, b"
     assert ending_label("exit:came_back") == "left: came back"

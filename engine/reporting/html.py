@@ -91,6 +91,8 @@ svg .grid { stroke: var(--line); }
                            font-size: 12px; padding-right: 12px; text-align: left; }
   table.stack td:first-child { text-align: left; font-weight: 600; }
   table.stack td:first-child::before { content: none; }
+  table.stack td[data-label]:first-child::before { content: attr(data-label) ": ";
+                                                   float: none; font-weight: 400; }
   table.summary td:first-child { min-width: 0; }
 }
 """

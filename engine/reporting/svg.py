@@ -80,6 +80,7 @@ def week_bars(weeks: Sequence[WeekEntries], title: str) -> str:
                     f'y2="{y:.1f}"/>')
         body.append(text(left - 6, y + 4, f"{value:,}", "axis", "end"))
     band = plot_w / max(len(weeks), 1)
+    label_end = -math.inf
     every = max(1, math.ceil(64 / band))
     for index, week in enumerate(weeks):
         x = left + index * band + band * 0.15
@@ -93,10 +94,10 @@ def week_bars(weeks: Sequence[WeekEntries], title: str) -> str:
                     + rect(x, base - treated_h - holdout_h, bar_w, holdout_h, HOLDOUT) + "</g>")
         if index % every == 0:
             centre, half = x + bar_w / 2, text_width(week.week, LABEL_SIZE) / 2
-            if centre + half > width - 2:  # the last label ends at the edge, not past it
-                body.append(text(width - 2, base + 16, week.week, "axis", "end"))
-            else:
+            centre = min(centre, width - 2 - half)  # the last label ends at the edge
+            if centre - half >= label_end + 6:  # and is left out if it would overlap
                 body.append(text(centre, base + 16, week.week, "axis", "middle"))
+                label_end = centre + half
     if not weeks:
         body.append(text(width / 2, top + plot_h / 2, "no entries", "empty", "middle"))
     return svg("weeks", width, height, body, title)

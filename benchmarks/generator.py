@@ -7,12 +7,16 @@ proportional to the customers active at a time: each holds a few pending entries
 Customers mix one-off visitors, occasional guests, regulars who visit weekly and then lapse
 for months, loyal weekly or biweekly guests and big-spending VIPs; some first visits are rated
 5 stars with above-average spend. Every customer's first event is a `profile`.
+
+Given the responses to the messages of an earlier run (`benchmarks.responses`), customers
+also come back for those: each response is one extra visit at the home venue, with its own
+random stream, so the customers' other visits and everyone else's events stay the same.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -22,12 +26,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from benchmarks.responses import Response
 from engine.errors import JourneysError
 
 Event = dict[str, Any]
 T = TypeVar("T")
-RedemptionHook = Callable[[str, int], str | None]
-"""(customer_id, visit ts in epoch ms) -> a voucher code redeemed at that visit, or None."""
+Responses = Mapping[str, Sequence[Response]]
+"""Extra visits that answer messages, by customer id (see `benchmarks.responses`)."""
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -118,7 +123,7 @@ _EARLY_SHARE = 0.25  # customers already known when the period starts arrive in 
 _EARLY_DAYS = 28.0
 
 # heap actions
-_ARRIVE, _VISIT, _EMIT = 0, 1, 2
+_ARRIVE, _VISIT, _EMIT, _RESPOND = 0, 1, 2, 3
 
 
 class GeneratorConfigError(JourneysError, ValueError):
@@ -204,19 +209,16 @@ class _Plan(NamedTuple):
     booked_for_ms: int | None
 
 
-def generate_events(
-    config: ChainConfig, redemptions: RedemptionHook | None = None
-) -> Iterator[Event]:
-    """Yield the chain's events in non-decreasing `ts` order (deterministic for a config)."""
-    return _Simulation(config, redemptions).run()
+def generate_events(config: ChainConfig, responses: Responses | None = None) -> Iterator[Event]:
+    """Yield the chain's events in non-decreasing `ts` order (deterministic for a config and
+    its responses)."""
+    return _Simulation(config, responses or {}).run()
 
 
-def write_jsonl(
-    config: ChainConfig, path: str | Path, redemptions: RedemptionHook | None = None
-) -> int:
+def write_jsonl(config: ChainConfig, path: str | Path, responses: Responses | None = None) -> int:
     """Write the events as JSON lines to `path`; return how many were written."""
     with Path(path).open("wb", buffering=1 << 20) as out:
-        return write_stream(generate_events(config, redemptions), out)
+        return write_stream(generate_events(config, responses), out)
 
 
 def write_stream(events: Iterator[Event], out: BinaryIO) -> int:
@@ -294,10 +296,10 @@ def _price(base: float, level: float) -> float:
 class _Simulation:
     """One run of the generator: the random stream, the event heap and the clock helpers."""
 
-    def __init__(self, config: ChainConfig, redemptions: RedemptionHook | None) -> None:
+    def __init__(self, config: ChainConfig, responses: Responses) -> None:
         self.config = config
         self.rng = Random(config.seed)
-        self.redemptions = redemptions
+        self.responses = responses
         self.start_date = date.fromisoformat(config.start[:10])
         self.venues = _build_venues(self.rng, config.venues)
         self.zones = {venue.zone: ZoneInfo(venue.zone) for venue in self.venues}
@@ -379,6 +381,8 @@ class _Simulation:
                 yield self._event(customer_id, kind, self._ts(ts_ms, zone), body)
             elif action == _VISIT:
                 yield from self._visit(subject, payload, ts_ms)
+            elif action == _RESPOND:
+                yield from self._response_visit(subject, payload, ts_ms)
             else:
                 self._arrive(payload, ts_ms)
 
@@ -432,6 +436,8 @@ class _Simulation:
         if first_ms is not None:
             profile_ms = max(now_ms, first_ms - rng.randint(1, 20) * MINUTE_MS)
             self._push_profile(customer, profile_ms)
+        for response in self.responses.get(customer.customer_id, ()):
+            self._schedule_response(customer, response)
 
     def _new_profile(self, number: int, home: _Venue) -> dict[str, Any]:
         rng = self.rng
@@ -590,11 +596,6 @@ class _Simulation:
             "source": plan.source,
         }
         yield self._event(cid, "visit", ts, body)
-        if self.redemptions is not None:
-            code = self.redemptions(cid, ts_ms)
-            if code:
-                body = {"voucher_id": code, "venue_id": venue.venue_id}
-                yield self._event(cid, "voucher_redeemed", ts, body)
         if customer.member:
             earned = int(amount)
             if earned > 0:
@@ -619,11 +620,65 @@ class _Simulation:
         if gap is not None:
             self._schedule(customer, plan.day + gap, ts_ms)
 
+    # -- responses to messages ----------------------------------------------------------
+
+    def _schedule_response(self, customer: _Customer, response: Response) -> None:
+        """Push the visit that answers a message, in the daypart its voucher allows."""
+        rng = Random(f"{self.config.seed}:{response.command_id}")
+        zone = customer.home.zone
+        dayparts = response.dayparts or (customer.daypart,)
+        daypart = dayparts[int(rng.random() * len(dayparts))]
+        if daypart not in _WINDOWS_S:
+            daypart = customer.daypart
+        lo, hi = _WINDOWS_S[daypart]
+        seconds = _between(rng, lo + 1800, hi)
+        day = max(0, (response.visit_after_ms - self._anchor(zone, 0)) // DAY_MS)
+        visit_ms = self._local_ms(zone, day, seconds)
+        while visit_ms < response.visit_after_ms:
+            day += 1
+            visit_ms = self._local_ms(zone, day, seconds)
+        if day >= self.config.days or visit_ms >= self.end_ms:
+            return
+        redeem = response.voucher is not None and (
+            response.deadline_ms is None or visit_ms <= response.deadline_ms)
+        plan = _Plan(customer.home, day, daypart, "dine-in",
+                     _choose(rng, customer.party_sizes), "pos", None)
+        self._push(visit_ms, _RESPOND, customer, (plan, response.voucher if redeem else None,
+                                                  rng))
+
+    def _response_visit(self, customer: _Customer, payload: tuple[_Plan, str | None, Random],
+                        ts_ms: int) -> Iterator[Event]:
+        """A visit that answers a message: the bill, the voucher, points and perhaps a rating.
+
+        It draws from its own random stream and leaves the points balance that drives the
+        customer's later spending draws as it was, so no other event changes."""
+        plan, voucher, rng = payload
+        if customer.visits == 0:  # a message before the first visit: it would move `first`
+            return
+        customer.visits += 1
+        items, amount = self._order(customer, plan, False, rng)
+        cid, venue = customer.customer_id, plan.venue
+        ts = self._ts(ts_ms, venue.zone)
+        yield self._event(cid, "visit", ts, {
+            "venue_id": venue.venue_id, "amount": amount, "currency": "EUR", "items": items,
+            "party_size": plan.party_size, "channel": plan.channel, "source": plan.source,
+        })
+        if voucher is not None:
+            yield self._event(cid, "voucher_redeemed", ts,
+                              {"voucher_id": voucher, "venue_id": venue.venue_id})
+        if customer.member and int(amount) > 0:
+            yield self._event(cid, "points", ts, {"kind": "earned", "amount": int(amount)})
+        if rng.random() < 0.2:
+            stars = _choose(rng, _STAR_DRAWS)
+            rating_ms = ts_ms + _between(rng, 10, 120) * MINUTE_MS
+            self._push(rating_ms, _EMIT, None,
+                       (cid, "rating", venue.zone, {"stars": stars, "venue_id": venue.venue_id}))
+
     def _order(
-        self, customer: _Customer, plan: _Plan, impressed: bool
+        self, customer: _Customer, plan: _Plan, impressed: bool, rng: Random | None = None
     ) -> tuple[list[dict[str, Any]], float]:
         """Items of a bill (favourites likely; VIPs and impressed newcomers order more)."""
-        rng = self.rng
+        rng = rng or self.rng
         random = rng.random
         venue = plan.venue
         rich = impressed or customer.kind == "vip"

@@ -1,76 +1,137 @@
-"""Customers' responses to the vouchers the journeys issued, for a second, closed-loop pass.
+"""How generated customers respond to the messages the journeys sent them.
 
-The generator's visits do not depend on messages, so a first run of the engine tells which
-vouchers each customer received; a second generation of the same chain redeems a share of
-them at the customer's first visit inside the voucher's validity. The share is drawn per
-voucher from its code, so the result is the same every time.
+The response model is stated and small. A message that reached a customer (a command the
+engine emitted) brings the customer back for an extra visit with a fixed probability:
+`voucher_visit_share` when the message carries a voucher, `visit_share` otherwise. The visit
+comes an exponentially distributed delay after the message (mean `mean_delay_days`), at the
+customer's home venue, in a daypart the voucher is valid for; a voucher still valid then is
+redeemed at that visit. A customer answers at most one message per enrollment (the later
+messages of a journey they came back for would not have been sent). Holdout customers get no
+message, so nothing in this model touches them.
+
+Every draw is a hash of the seed and the command id: the same commands always give the same
+responses, and drawing them takes nothing from the generator's own random stream, so the
+customers' other visits stay as they were.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from random import Random
 from typing import Any
 
-from benchmarks.generator import RedemptionHook
-
 DAY_MS = 86_400_000
+_LATEST_ZONE_MS = 14 * 3_600_000  # local midnight is at most 14 h before UTC midnight
 
 
-@dataclass
-class _Voucher:
-    code: str
-    issued_ms: int
-    expires_ms: int
-    redeemed: bool = False
+class ResponseModelError(ValueError):
+    """A response model value out of range; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} {message}")
+        self.field = field
 
 
-@dataclass
-class VoucherResponses:
-    """A redemption hook for the generator, built from the commands of a first run."""
+@dataclass(frozen=True)
+class ResponseModel:
+    """The effect of a message on the customer who received it."""
 
-    share: float
-    vouchers: dict[str, list[_Voucher]] = field(default_factory=dict)
+    visit_share: float = 0.12
+    """Probability that a message without a voucher brings the customer back."""
+    voucher_visit_share: float = 0.45
+    """Probability that a message carrying a voucher brings the customer back to redeem it
+    (the impressed-newcomer journey's reported 45% redemption)."""
+    mean_delay_days: float = 3.0
+    """Mean days from the message to the visit (exponential, cut to the voucher's validity)."""
 
-    def __call__(self, customer_id: str, ts_ms: int) -> str | None:
-        for voucher in self.vouchers.get(customer_id, ()):
-            if not voucher.redeemed and voucher.issued_ms <= ts_ms <= voucher.expires_ms:
-                voucher.redeemed = True
-                return voucher.code
-        return None
+    def __post_init__(self) -> None:
+        for name in ("visit_share", "voucher_visit_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ResponseModelError(name, f"must be within 0..1, got {value}")
+        if not 0.0 < self.mean_delay_days <= 365.0:
+            raise ResponseModelError(
+                "mean_delay_days", f"must be above 0 and at most 365, got {self.mean_delay_days}")
+
+    @property
+    def active(self) -> bool:
+        return self.visit_share > 0 or self.voucher_visit_share > 0
+
+    def describe(self) -> str:
+        """The model in one sentence, for the demo's banner."""
+        return (f"a message brings its customer back with probability "
+                f"{self.voucher_visit_share:.0%} when it carries a voucher (redeemed at that "
+                f"visit) and {self.visit_share:.0%} otherwise, {self.mean_delay_days:g} days "
+                "later on average; holdout customers get no message")
 
 
-def voucher_responses(commands: Iterable[dict[str, Any]], share: float = 0.45,
-                      seed: int = 7) -> RedemptionHook:
-    """A hook that redeems about `share` of the vouchers named in `commands`."""
-    responses = VoucherResponses(share)
-    seen: set[str] = set()
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An extra visit one message causes."""
+
+    command_id: str
+    customer_id: str
+    sent_ms: int
+    visit_after_ms: int
+    """The visit's earliest time: the message plus the drawn delay."""
+    voucher: str | None = None
+    deadline_ms: int | None = None
+    """The latest time the voucher is surely valid (before its last day starts anywhere)."""
+    dayparts: tuple[str, ...] = ()
+    """Dayparts the voucher is valid in; empty for any."""
+
+
+def plan_responses(commands: Iterable[Mapping[str, Any]], model: ResponseModel,
+                   seed: int) -> dict[str, list[Response]]:
+    """The responses to `commands`, by customer, in the order of their messages."""
+    by_enrollment: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for command in commands:
-        for offer in (command.get("vars") or {}).get("offers", {}).values():
-            code = offer["code"]
-            if code in seen or not _chosen(code, share, seed):
-                continue
-            seen.add(code)
-            issued = _ms(command["send_at"])
-            expires = _end_of_day_ms(offer["expires_on"])
-            responses.vouchers.setdefault(command["customer_id"], []).append(
-                _Voucher(code, issued, expires))
-    for vouchers in responses.vouchers.values():
-        vouchers.sort(key=lambda v: (v.expires_ms, v.code))
+        key = (command["customer_id"], command["journey"], command.get("entered_at") or "")
+        by_enrollment.setdefault(key, []).append(command)
+    responses: dict[str, list[Response]] = {}
+    for (customer_id, _, _), messages in sorted(by_enrollment.items()):
+        messages.sort(key=lambda c: (c["send_at"], c["command_id"]))
+        for command in messages:
+            response = _respond(command, model, seed)
+            if response is not None:
+                responses.setdefault(customer_id, []).append(response)
+                break
+    for listed in responses.values():
+        listed.sort(key=lambda r: (r.visit_after_ms, r.command_id))
     return responses
 
 
-def _chosen(code: str, share: float, seed: int) -> bool:
-    digest = hashlib.blake2b(f"{seed}:{code}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < share
+def _respond(command: Mapping[str, Any], model: ResponseModel, seed: int) -> Response | None:
+    rng = Random(f"{seed}:{command['command_id']}")
+    offers = (command.get("vars") or {}).get("offers") or {}
+    offer = next(iter(offers.values()), None) if isinstance(offers, dict) else None
+    share = model.voucher_visit_share if offer else model.visit_share
+    if rng.random() >= share:
+        return None
+    sent = _ms(command["send_at"])
+    delay = rng.expovariate(1.0 / (model.mean_delay_days * DAY_MS))
+    if offer is None:
+        return Response(command["command_id"], command["customer_id"], sent,
+                        sent + int(delay))
+    deadline = _start_of_day_ms(offer["expires_on"]) - _LATEST_ZONE_MS
+    room = max(deadline - sent - DAY_MS, 0)  # leave a day to find a table in the daypart
+    return Response(command["command_id"], command["customer_id"], sent,
+                    sent + int(min(delay, room)), offer["code"], deadline,
+                    tuple(offer.get("dayparts") or ()))
+
+
+def response_count(responses: Mapping[str, list[Response]]) -> int:
+    """How many extra visits the responses add."""
+    return sum(len(listed) for listed in responses.values())
 
 
 def _ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+    return math.floor(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
-def _end_of_day_ms(day: str) -> int:
-    moment = datetime.combine(date.fromisoformat(day) + timedelta(days=1), datetime.min.time())
-    return int(moment.timestamp() * 1000) + DAY_MS // 2  # the zone is unknown: be generous
+def _start_of_day_ms(day: str) -> int:
+    moment = datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC)
+    return int(moment.timestamp()) * 1000

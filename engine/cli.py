@@ -16,6 +16,7 @@ import redis
 
 from benchmarks.generator_cli import DESCRIPTION as GENERATE_DESCRIPTION
 from benchmarks.generator_cli import add_generator_options, generate_command
+from benchmarks.responses import ResponseModel, ResponseModelError
 from connectors.delivery_cli import DESCRIPTION as DELIVER_DESCRIPTION
 from connectors.delivery_cli import add_deliver_arguments, run_deliver
 from engine.catalog import CatalogError
@@ -56,7 +57,8 @@ from journeys_dsl.loader import load_journeys
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "journeys"
 USER_ERRORS = (JourneysError, CatalogError, ScoreModelError, StateStoreError, ReportError,
-               EmbeddedRedisError, redis.RedisError, OSError)
+               EmbeddedRedisError, redis.RedisError, OSError,
+               ResponseModelError)
 """Errors that are the user's to fix: one line on stderr, exit status 2."""
 USER_MISTAKE = 2
 INTERRUPTED = 130
@@ -256,15 +258,24 @@ def _parser() -> argparse.ArgumentParser:
                                             "ten reference journeys on it")
     demo.add_argument("--customers", type=int, default=3000, metavar="N",
                       help="customers in the generated chain (default 3000)")
-    demo.add_argument("--days", type=int, default=365, metavar="N",
-                      help="days of history (default 365)")
+    demo.add_argument("--days", type=int, default=450, metavar="N",
+                      help="days of history (default 450: first-visit anniversaries fall in it)")
     demo.add_argument("--seed", type=int, default=7, metavar="N",
                       help="random seed of the generated chain (default 7)")
     demo.add_argument("--policies", default=str(EXAMPLES.parent / "policies.yaml"),
                       metavar="FILE", help="messaging policies (default: examples/policies.yaml)")
-    demo.add_argument("--redeem", type=float, default=0.45, metavar="SHARE",
-                      help="share of issued vouchers the customers redeem (default 0.45; "
-                           "0: none)")
+    demo.add_argument("--respond", type=float, default=ResponseModel.visit_share,
+                      metavar="SHARE",
+                      help="probability that a message brings its customer back (default "
+                           "%(default)s; see docs/demo.md)")
+    demo.add_argument("--respond-voucher", type=float,
+                      default=ResponseModel.voucher_visit_share, metavar="SHARE",
+                      help="the same for a message that carries a voucher, redeemed at that "
+                           "visit (default %(default)s)")
+    demo.add_argument("--response-days", type=float, default=ResponseModel.mean_delay_days,
+                      metavar="DAYS",
+                      help="mean days from a message to the visit it causes "
+                           "(default %(default)s)")
     demo.add_argument("--out", metavar="DIR",
                       help="folder for events, commands and dead letters "
                            "(default: a temporary folder)")
@@ -493,17 +504,26 @@ def _print_summary(summary: RunSummary) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from benchmarks.generator import ChainConfig
-    from engine.demo import describe, run_demo
+    from engine.demo import describe, describe_outcome, run_demo
 
     chain = ChainConfig(seed=args.seed, customers=args.customers, days=args.days)
-    print(f"demo: {describe(chain, args.redeem)}", file=sys.stderr)
+    try:
+        model = ResponseModel(args.respond, args.respond_voucher, args.response_days)
+    except ResponseModelError as exc:
+        flags = {"visit_share": "--respond", "voucher_visit_share": "--respond-voucher",
+                 "mean_delay_days": "--response-days"}
+        raise ResponseModelError(flags[exc.field],
+                                 str(exc).removeprefix(exc.field + " ")) from None
+    print(f"demo: {describe(chain, model)}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="journeys-demo-") as scratch:
         out = Path(args.out or scratch)
         out.mkdir(parents=True, exist_ok=True)
-        result = run_demo(chain, EXAMPLES, out, redemption_share=args.redeem,
+        result = run_demo(chain, EXAMPLES, out, model=model,
                           redis_url=args.redis, state_dir=args.state_dir, shards=args.shards,
                           prefix=args.prefix, policies=args.policies)
         _print_summary(result.summary)
+        if model.active:
+            print(describe_outcome(result), file=sys.stderr)
         facts = RunFacts(generated_at="", source="demo", events=result.summary.events_read)
         print(format_summary(build_report(result.stats, result.plans, facts)))
         if args.out:

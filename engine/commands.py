@@ -78,6 +78,16 @@ def build_command(state: CustomerState, plan: JourneyPlan, enrollment: Enrollmen
     }
 
 
+ADDRESSED_BY_ID = frozenset({"push", "webhook"})
+"""Channels whose receiver finds the customer by id (a push gateway knows the devices)."""
+
+
+def has_address(profile: Profile, channel: str) -> bool:
+    """Whether the profile holds what `channel` needs to reach the customer: an email
+    address, a phone number or a Telegram chat id; push and webhook go by customer id."""
+    return channel in ADDRESSED_BY_ID or bool(_address(profile, channel))
+
+
 def _address(profile: Profile, channel: str) -> str | None:
     """Where the channel reaches the customer; None for push and webhook (by customer id)."""
     if channel == "email":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 
+from engine.commands import has_address
 from engine.state import CustomerState
 from engine.timeutil import zone
+from journeys_dsl.plan import Action, IssueAction, SendAction
 from journeys_dsl.policies import Minutes, Policies
 
 SEARCH_DAYS = 3
@@ -80,16 +83,40 @@ class PolicyGate:
 
     # ------------------------------------------------------------------ per message
     def refusal(self, state: CustomerState, channel: str, at: int) -> str | None:
-        """Why a message may not go out now ("no_consent", "capped"), or None."""
-        profile = state.profile
-        if channel in profile.unsubscribed:
+        """Why a message may not go out now ("no_consent", "unreachable", "capped"), or None.
+
+        "unreachable": the profile has no address for the channel (see `has_address`)."""
+        if not self._consents(state, channel):
             return "no_consent"
-        consent = profile.consents.get(channel)
-        if consent is False or (self.policies.consent == "opt_in" and consent is not True):
-            return "no_consent"
+        if not has_address(state.profile, channel):
+            return "unreachable"
         if self._cap_room_at(state, [channel], at) > at:
             return "capped"
         return None
+
+    def unreached_vouchers(
+            self, state: CustomerState,
+            actions: Sequence[Action]) -> Literal["voucher_unreached", "voucher_withheld"] | None:
+        """For a step that issues vouchers and sends messages, none of which can reach the
+        customer (no consent or no address): "voucher_withheld" when the policy withholds
+        its vouchers, "voucher_unreached" when it issues them anyway (both are also the
+        names of their counters). None for any other step."""
+        channels = [a.channel for a in actions if isinstance(a, SendAction)]
+        if not channels or not any(isinstance(a, IssueAction) for a in actions):
+            return None
+        profile = state.profile
+        if any(self._consents(state, c) and has_address(profile, c) for c in channels):
+            return None
+        if self.policies.vouchers_when_unreachable == "withhold":
+            return "voucher_withheld"
+        return "voucher_unreached"
+
+    def _consents(self, state: CustomerState, channel: str) -> bool:
+        profile = state.profile
+        if channel in profile.unsubscribed:
+            return False
+        consent = profile.consents.get(channel)
+        return consent is not False and (self.policies.consent != "opt_in" or consent is True)
 
     def record(self, state: CustomerState, channel: str, at: int) -> None:
         """Remember a message sent, for the caps; forget what the window no longer covers."""

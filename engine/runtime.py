@@ -453,8 +453,13 @@ class JourneyRuntime:
     def _perform(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
                  step: StepPlan, at: int, scope: dict[str, Any], effects: Effects) -> None:
         """Vouchers, points and tags first, then messages, so a message can show its code."""
+        unreached = self.gate.unreached_vouchers(state, step.actions)
         for action in step.actions:
             if isinstance(action, IssueAction):
+                if unreached is not None:
+                    effects.stats[f"{plan.key}|{unreached}:{action.offer_id}"] += 1
+                    if unreached == "voucher_withheld":
+                        continue
                 offer = plan.offers[action.offer_id]
                 code = voucher_code(state.customer_id, plan, enrollment.seq, action.offer_id)
                 state.vouchers[code] = Voucher(action.offer_id, plan.key, at,

@@ -10,6 +10,8 @@ quiet_hours: {from: "21:00", to: "09:00"}    # in the customer's time zone
 send_windows:
   sms: {from: "10:00", to: "20:00"}
 consent: opt_out      # opt_out: send unless the customer said no; opt_in: only after a yes
+vouchers_when_unreachable: issue   # or withhold: no voucher when no message of the step
+                                   # can reach the customer (no address or no consent)
 ```
 """
 
@@ -45,6 +47,9 @@ class Policies:
     quiet_hours: Minutes | None
     send_windows: MappingProxyType[str, Minutes]
     consent: Literal["opt_out", "opt_in"]
+    vouchers_when_unreachable: Literal["issue", "withhold"] = "issue"
+    """What a step that issues a voucher does when none of its messages can reach the
+    customer: issue it anyway (the default: the offer exists at the venue), or withhold it."""
 
     def window_for(self, channel: str) -> Minutes | None:
         return self.send_windows.get(channel)
@@ -58,8 +63,8 @@ class _PolicyParser(JourneyParser):
         top = self.mapping(root, "a policies file", "")
         if top is None:
             return None
-        self.keys(top, ("frequency_cap", "quiet_hours", "send_windows", "consent"),
-                  "in a policies file", "")
+        self.keys(top, ("frequency_cap", "quiet_hours", "send_windows", "consent",
+                        "vouchers_when_unreachable"), "in a policies file", "")
         cap_node = self.optional(top, "frequency_cap")
         cap = self.cap(cap_node) if cap_node is not None else None
         quiet_node = self.optional(top, "quiet_hours")
@@ -81,8 +86,15 @@ class _PolicyParser(JourneyParser):
         if consent_node is not None:
             consent = self.choice(consent_node, "consent mode", "consent",
                                   ("opt_out", "opt_in")) or "opt_out"
+        unreachable = "issue"
+        unreachable_node = self.optional(top, "vouchers_when_unreachable")
+        if unreachable_node is not None:
+            unreachable = self.choice(unreachable_node, "vouchers_when_unreachable rule",
+                                      "vouchers_when_unreachable",
+                                      ("issue", "withhold")) or "issue"
         return Policies(self.filename, cap, quiet, MappingProxyType(windows),
-                        "opt_in" if consent == "opt_in" else "opt_out")
+                        "opt_in" if consent == "opt_in" else "opt_out",
+                        "withhold" if unreachable == "withhold" else "issue")
 
     def cap(self, node: Node) -> FrequencyCap | None:
         cap = self.mapping(node, "'frequency_cap'", "frequency_cap")

@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from engine.reporting.flow import flow_diagram
-from engine.reporting.labels import MISSING, percent, points
+from engine.reporting.labels import (
+    MISSING,
+    NOT_SENT_REASONS,
+    ci_text,
+    counter_label,
+    ending_label,
+    percent,
+    points,
+    reason_label,
+    words,
+)
 from engine.reporting.model import Conversion, JourneyReport, Report
 from engine.reporting.stats import reading
 from engine.reporting.svg import esc, message_bars, week_bars
@@ -41,6 +51,7 @@ td.text { white-space: normal; }
 table.summary { font-size: 13px; }
 table.summary td:first-child { white-space: normal; min-width: 170px; }
 table.summary .muted { display: block; font-size: 12px; }
+table.summary th { min-width: 80px; }
 svg { max-width: 100%; height: auto; display: block; }
 svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans",
            sans-serif; font-size: 12px; fill: var(--ink); }
@@ -69,6 +80,21 @@ svg .grid { stroke: var(--line); }
 .muted { color: var(--muted); }
 .key { color: var(--muted); font-size: 13px; margin: 0 0 12px; }
 @media (max-width: 900px) { .grid2 { grid-template-columns: 1fr; } }
+@media (max-width: 820px) {
+  main { padding: 16px 10px 40px; }
+  section.card { padding: 14px 12px; }
+  table.stack, table.stack tbody, table.stack tr, table.stack td { display: block; }
+  table.stack thead { display: none; }
+  table.stack tr { border-bottom: 1px solid var(--line); padding: 6px 0; }
+  table.stack td { border: 0; padding: 2px 4px; text-align: right; white-space: normal; }
+  table.stack td::before { content: attr(data-label); float: left; color: var(--muted);
+                           font-size: 12px; padding-right: 12px; text-align: left; }
+  table.stack td:first-child { text-align: left; font-weight: 600; }
+  table.stack td:first-child::before { content: none; }
+  table.stack td[data-label]:first-child::before { content: attr(data-label) ": ";
+                                                   float: none; font-weight: 400; }
+  table.summary td:first-child { min-width: 0; }
+}
 """
 
 VERDICTS = {
@@ -79,12 +105,15 @@ VERDICTS = {
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], cls: str = "") -> str:
-    """A table; cells are raw HTML (escape them before)."""
+    """A table; cells are raw HTML (escape them before). On a narrow screen each row stacks
+    into a card whose cells carry their column's name (`data-label`)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
-                   for row in rows)
-    attr = f' class="{esc(cls)}"' if cls else ""
-    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    labels = [f' data-label="{esc(h)}"' if h else "" for h in header]
+    body = "".join("<tr>" + "".join(f"<td{label}>{cell}</td>"
+                                    for label, cell in zip(labels, row, strict=True))
+                   + "</tr>" for row in rows)
+    return (f'<table class="{esc((cls + " stack").strip())}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
 
 
 def _verdict(result: Conversion | None) -> str:
@@ -93,17 +122,11 @@ def _verdict(result: Conversion | None) -> str:
     return f'<span class="verdict {esc(result.verdict)}">{esc(VERDICTS[result.verdict])}</span>'
 
 
-def _ci(result: Conversion) -> str:
-    if result.ci is None:
-        return MISSING
-    return esc(f"{result.ci.low * 100:+.1f} to {result.ci.high * 100:+.1f} pp")
-
-
 def _conversion_cells(result: Conversion) -> list[str]:
     return [
         f"{result.treated:,}", f"{result.treated_goals:,}", esc(percent(result.treated_rate)),
         f"{result.holdout:,}", f"{result.holdout_goals:,}", esc(percent(result.holdout_rate)),
-        esc(points(result.lift)), esc(percent(result.relative_lift, 0)), _ci(result),
+        esc(points(result.lift)), esc(percent(result.relative_lift, 0)), esc(ci_text(result)),
         _verdict(result),
     ]
 
@@ -134,30 +157,37 @@ def _summary(report: Report) -> str:
         result = journey.conversion
         issued = sum(v.issued for v in journey.vouchers)
         redeemed = sum(v.redeemed for v in journey.vouchers)
+        refused = [(reason_label(r), journey.not_sent(r)) for r in NOT_SENT_REASONS]
         rows.append([
             f'<a href="#{esc(journey.key)}">{esc(journey.name)}</a> '
             f'<span class="muted">{esc(journey.key)}</span>',
-            f"{journey.entered:,}", f"{journey.entered_holdout:,}", f"{journey.messages:,}",
+            f"{journey.entered_all:,}"
+            f'<span class="muted">{journey.entered:,} treated<br>'
+            f"{journey.entered_holdout:,} holdout</span>",
+            f"{journey.messages:,}",
+            "<br>".join(esc(f"{n:,} {why}") for why, n in refused if n) or "0",
             f"{issued:,} / {redeemed:,}",
-            esc(percent(result.treated_rate)) if result else MISSING,
-            esc(percent(result.holdout_rate)) if result else MISSING,
-            esc(points(result.lift)) if result else MISSING,
-            _ci(result) if result else MISSING, _verdict(result),
+            (esc(f"{percent(result.treated_rate)} / {percent(result.holdout_rate)}")
+             if result else MISSING),
+            (f'{esc(points(result.lift))}<span class="muted">{esc(ci_text(result))}</span>'
+             if result else MISSING),
+            _verdict(result),
         ])
-    header = ("journey", "entered", "holdout", "messages", "vouchers issued / redeemed",
-              "conv. treated", "conv. holdout", "lift", "95% CI", "reading")
+    header = ("journey", "entered", "messages", "not sent", "vouchers issued / redeemed",
+              "conversion treated / holdout", "lift and its 95% CI", "reading")
     return '<div class="scroll">' + _table(header, rows, "summary") + "</div>"
 
 
 def _vouchers(journey: JourneyReport) -> str:
     if not journey.vouchers and not journey.rejected:
         return '<p class="muted">This journey issues no vouchers.</p>'
-    rows = [[esc(v.offer), f"{v.issued:,}", f"{v.redeemed:,}", esc(percent(v.redemption_rate))]
-            for v in journey.vouchers]
-    out = _table(("offer", "issued", "redeemed", "redemption rate"), rows, "vouchers")
+    rows = [[esc(v.offer), f"{v.issued:,}", f"{v.unreached:,}", f"{v.withheld:,}",
+             f"{v.redeemed:,}", esc(percent(v.redemption_rate))] for v in journey.vouchers]
+    out = _table(("offer", "issued", "of them no message reached", "withheld", "redeemed",
+                  "redemption rate"), rows, "vouchers")
     if journey.rejected:
         out += _table(("redemption refused because", "times"),
-                      [[esc(reason.replace("_", " ")), f"{count:,}"]
+                      [[esc(words(reason)), f"{count:,}"]
                        for reason, count in sorted(journey.rejected.items())], "rejected")
     return out
 
@@ -179,7 +209,8 @@ def _conversion(journey: JourneyReport) -> str:
 def _details(journey: JourneyReport) -> str:
     if not journey.details:
         return ""
-    rows = [[esc(name), f"{count:,}"] for name, count in sorted(journey.details.items())]
+    rows = [[esc(counter_label(name)), f"{count:,}"]
+            for name, count in sorted(journey.details.items())]
     return "<h3>Other counters</h3>" + _table(("counter", "count"), rows, "details")
 
 
@@ -188,13 +219,14 @@ def _journey(journey: JourneyReport) -> str:
         '<p class="key">This version is not in the given journey files: steps are shown '
         "from its counters only.</p>")
     messages = message_bars(journey.steps, f"Messages per step and channel, {journey.key}")
-    endings = ", ".join(f"{name.replace('_', ' ')} {count:,}"
+    endings = ", ".join(f"{ending_label(name)} {count:,}"
                         for name, count in journey.endings.items()) or "none yet"
     return (
         f'<section class="card journey" id="{esc(journey.key)}">'
         f"<h2>{esc(journey.name)}</h2>"
-        f'<p class="key">{esc(journey.key)} · {journey.entered:,} entered, '
-        f"{journey.entered_holdout:,} in holdout · endings: {esc(endings)}</p>{note}"
+        f'<p class="key">{esc(journey.key)} · {journey.entered_all:,} entered: '
+        f"{journey.entered:,} treated, {journey.entered_holdout:,} holdout · endings: "
+        f"{esc(endings)}</p>{note}"
         '<div class="grid2"><div><h3>Flow</h3>' + flow_diagram(journey) + "</div><div>"
         + "<h3>Entries per week</h3>"
         + week_bars(journey.weeks, f"Entries per week, {journey.key}")
@@ -209,7 +241,7 @@ def _journey(journey: JourneyReport) -> str:
 def _chain(report: Report) -> str:
     if not report.chain:
         return ""
-    rows = [[esc(name), f"{count:,}"] for name, count in report.chain.items()]
+    rows = [[esc(counter_label(name)), f"{count:,}"] for name, count in report.chain.items()]
     return ('<section class="card"><h2>Chain-wide counters</h2>'
             + _table(("counter", "count"), rows, "chain") + "</section>")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.reporting.model import Conversion, StepStats
 from journeys_dsl.plan import After, AtTime, Immediate, StepPlan, WaitFor
 
 _UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
@@ -51,3 +52,93 @@ def percent(value: float | None, digits: int = 1) -> str:
 def points(value: float | None, digits: int = 1) -> str:
     """A difference of proportions in percentage points, signed: `+4.2 pp`."""
     return MISSING if value is None else f"{value * 100:+.{digits}f} pp"
+
+
+NOT_SENT_REASONS = {
+    "no_consent": "no consent",
+    "unreachable": "no address",
+    "capped": "over the cap",
+}
+"""Why a message was not sent, by counter name, in the words every report uses."""
+
+_ENDINGS = {
+    "completed": "completed",
+    "step_limit": "stopped by the step limit",
+    "version_missing": "version no longer loaded",
+}
+_COUNTERS = {
+    "points_granted": "loyalty points granted",
+    "goal": "goal reached (treated)",
+    "goal_holdout": "goal reached (holdout)",
+    "loyalty|points_expired": "loyalty points expired",
+    "vouchers|unknown_code": "redemptions of unknown voucher codes",
+}
+
+
+def words(name: str) -> str:
+    """A counter-style name in words: `came_back` -> `came back`."""
+    return name.replace("_", " ")
+
+
+def reason_label(reason: str) -> str:
+    """`no_consent` -> `no consent`, `unreachable` -> `no address`."""
+    return NOT_SENT_REASONS.get(reason, words(reason))
+
+
+def ending_label(name: str) -> str:
+    """`completed`, `exit:came_back` -> `left: came back`."""
+    kind, _, reason = name.partition(":")
+    if kind == "exit" and reason:
+        return f"left: {words(reason)}"
+    return _ENDINGS.get(name, words(name))
+
+
+def counter_label(name: str) -> str:
+    """A counter the report has no column for, in words: `loyalty|points_expired` ->
+    `loyalty points expired`; others keep their parts: `a_b:c:d` -> `a b: c, d`."""
+    if name in _COUNTERS:
+        return _COUNTERS[name]
+    kind, _, detail = name.partition(":")
+    label = words(kind.replace("|", ": "))
+    return f"{label}: {detail.replace(':', ', ')}" if detail else label
+
+
+def step_counts(step: StepStats) -> list[tuple[str, int]]:
+    """What happened at a step, as (words, count) pairs shared by every report: a wait
+    step's customers either saw the event come or timed out."""
+    if step.waits:
+        return [("event came", step.wait_met), ("timed out", step.wait_timeout)]
+    counts = [("reached", step.reached)]
+    counts += [(name, n) for name, n in (("holdout", step.holdout), ("skipped", step.skipped),
+                                         ("delayed for quiet hours", step.delayed)) if n]
+    return counts
+
+
+def joined(counts: list[tuple[str, int]]) -> str:
+    """`reached 1,204 · holdout 96`."""
+    return " · ".join(f"{name} {count:,}" for name, count in counts)
+
+
+def ci_text(result: Conversion | None) -> str:
+    """`-9.4 to +5.4 pp`, or an en dash."""
+    if result is None or result.ci is None:
+        return MISSING
+    return f"{result.ci.low * 100:+.1f} to {result.ci.high * 100:+.1f} pp"
+
+
+def refusals_by_channel(step: StepStats) -> dict[str, tuple[int, str]]:
+    """Messages not sent, per channel: the total and `10 no consent, 3 no address`, the
+    words both reports use."""
+    grouped: dict[str, list[tuple[str, int]]] = {}
+    for key, count in step.not_sent.items():
+        reason, _, channel = key.partition(":")
+        grouped.setdefault(channel, []).append((reason_label(reason), count))
+    return {channel: (sum(n for _, n in reasons),
+                      ", ".join(f"{n:,} {why}" for why, n in reasons))
+            for channel, reasons in grouped.items()}
+
+
+def not_sent_text(step: StepStats) -> str:
+    """`email: 10 no consent, 3 no address; sms: 5 over the cap`."""
+    return "; ".join(f"{channel}: {why}"
+                     for channel, (_, why) in refusals_by_channel(step).items())

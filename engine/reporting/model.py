@@ -53,7 +53,9 @@ class StepStats:
     sent: dict[str, int] = field(default_factory=dict)
     """Messages emitted, by channel."""
     not_sent: dict[str, int] = field(default_factory=dict)
-    """Messages held back, by "<reason>:<channel>" (no_consent, capped...)."""
+    """Messages held back, by "<reason>:<channel>" (no_consent, unreachable, capped)."""
+    delayed: int = 0
+    """Runs moved to the end of quiet hours or into a send window."""
     wait_met: int = 0
     wait_timeout: int = 0
     waits: bool = False
@@ -67,6 +69,9 @@ class Edge:
     target: str
     """A step id, or "end"."""
     count: int
+    condition: str = ""
+    """Why customers take this move, from the journey file: "if <expression>", "else",
+    "event came", "timed out"; empty for the plain move to the next step."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,10 @@ class VoucherStats:
     offer: str
     issued: int
     redeemed: int
+    unreached: int = 0
+    """Of the issued, those whose step had no message that could reach the customer."""
+    withheld: int = 0
+    """Not issued: no message of the step could reach the customer (policy `withhold`)."""
 
     @property
     def redemption_rate(self) -> float | None:
@@ -92,6 +101,7 @@ class JourneyReport:
     """False when the version is known from its counters only."""
     has_goal: bool
     entered: int = 0
+    """Treated entries; `entered_all` adds the holdout's."""
     entered_holdout: int = 0
     weeks: list[WeekEntries] = field(default_factory=list)
     steps: list[StepStats] = field(default_factory=list)
@@ -107,6 +117,15 @@ class JourneyReport:
     @property
     def messages(self) -> int:
         return sum(sum(step.sent.values()) for step in self.steps)
+
+    @property
+    def entered_all(self) -> int:
+        return self.entered + self.entered_holdout
+
+    def not_sent(self, reason: str) -> int:
+        """Messages held back for `reason` (no_consent, unreachable, capped), all steps."""
+        return sum(count for step in self.steps for key, count in step.not_sent.items()
+                   if key.partition(":")[0] == reason)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from engine.reporting.model import (
     VoucherStats,
     WeekEntries,
 )
-from journeys_dsl.plan import JourneyPlan, WaitFor
+from journeys_dsl.plan import END, JourneyPlan, WaitFor
 
 SEGMENT_ORDER = ("new", "regular", "loyal", "sleeping", "occasional", "none")
 ENDINGS = ("completed", "step_limit", "version_missing")
-NOT_SENT = ("no_consent", "capped")
+NOT_SENT = ("no_consent", "unreachable", "capped")
 
 
 def conversion(treated: int, treated_goals: int, holdout: int, holdout_goals: int) -> Conversion:
@@ -116,6 +116,9 @@ def journey_report(key: str, counters: Mapping[str, int],
     segments: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     issued: dict[str, int] = dict.fromkeys(plan.offers, 0) if plan else {}
     redeemed: dict[str, int] = {}
+    unreached: dict[str, int] = {}
+    withheld: dict[str, int] = {}
+    conditions = edge_conditions(plan) if plan is not None else {}
     edges: list[Edge] = []
     goals = [0, 0]
 
@@ -150,15 +153,22 @@ def journey_report(key: str, counters: Mapping[str, int],
         elif kind in NOT_SENT and len(parts) == 2:
             held = step_of(parts[0]).not_sent
             held[f"{kind}:{parts[1]}"] = held.get(f"{kind}:{parts[1]}", 0) + count
+        elif kind == "quiet_delayed" and detail:
+            step_of(detail).delayed += count
         elif kind == "edge" and len(parts) == 2:
             step_of(parts[0])
             if parts[1] != "end":
                 step_of(parts[1])
-            edges.append(Edge(parts[0], parts[1], count))
+            edges.append(Edge(parts[0], parts[1], count,
+                              conditions.get((parts[0], parts[1]), "")))
         elif kind == "voucher_issued" and detail:
             issued[detail] = issued.get(detail, 0) + count
         elif kind == "voucher_redeemed" and detail:
             redeemed[detail] = redeemed.get(detail, 0) + count
+        elif kind == "voucher_unreached" and detail:
+            unreached[detail] = unreached.get(detail, 0) + count
+        elif kind == "voucher_withheld" and detail:
+            withheld[detail] = withheld.get(detail, 0) + count
         elif kind == "voucher_rejected" and detail:
             report.rejected[detail] = report.rejected.get(detail, 0) + count
         elif counter in ENDINGS or (kind == "exit" and detail):
@@ -168,8 +178,10 @@ def journey_report(key: str, counters: Mapping[str, int],
     report.steps = _ordered_steps(steps, edges, plan is not None)
     report.edges = edges
     report.weeks = [WeekEntries(week, *weeks[week]) for week in sorted(weeks)]
-    report.vouchers = [VoucherStats(offer, issued.get(offer, 0), redeemed.get(offer, 0))
-                       for offer in [*issued, *sorted(set(redeemed) - set(issued))]]
+    offers = [*issued, *sorted((set(redeemed) | set(withheld) | set(unreached)) - set(issued))]
+    report.vouchers = [VoucherStats(offer, issued.get(offer, 0), redeemed.get(offer, 0),
+                                    unreached.get(offer, 0), withheld.get(offer, 0))
+                       for offer in offers]
     if report.has_goal:
         report.conversion = conversion(report.entered, goals[0], report.entered_holdout,
                                        goals[1])
@@ -180,6 +192,27 @@ def journey_report(key: str, counters: Mapping[str, int],
     elif goals[0] or goals[1]:
         report.details.update({"goal": goals[0], "goal_holdout": goals[1]})
     return report
+
+
+def edge_conditions(plan: JourneyPlan) -> dict[tuple[str, str], str]:
+    """Why customers move from a step to another, by (step id, target step id or "end"):
+    the branch arms' conditions as written, "else", "otherwise" for a step whose arms all
+    fail, and for a wait "event came" and "timed out"."""
+    def name(index: int) -> str:
+        return "end" if index == END else plan.steps[index].step_id
+
+    conditions: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for step in plan.steps:
+        for branch in step.branches:
+            words = "else" if branch.condition is None else f"if {branch.condition.source}"
+            conditions[(step.step_id, name(branch.target))].append(words)
+        if step.branches and all(b.condition is not None for b in step.branches):
+            conditions[(step.step_id, name(step.next_index))].append("otherwise")
+        if isinstance(step.timing, WaitFor):
+            conditions[(step.step_id, name(step.next_index))].append(
+                f"{step.timing.event_type} came")
+            conditions[(step.step_id, name(step.timing.on_timeout))].append("timed out")
+    return {key: " or ".join(dict.fromkeys(arms)) for key, arms in conditions.items()}
 
 
 def _any(counters: Mapping[str, int], prefix: str) -> bool:

@@ -9,7 +9,9 @@ import html
 import math
 from collections.abc import Sequence
 
+from engine.reporting.labels import refusals_by_channel
 from engine.reporting.model import StepStats, WeekEntries
+from engine.reporting.textwidth import fit, text_width
 
 TREATED = "#2563eb"
 HOLDOUT = "#f59e0b"
@@ -25,11 +27,14 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def text(x: float, y: float, content: object, cls: str = "", anchor: str = "start") -> str:
+def text(x: float, y: float, content: object, cls: str = "", anchor: str = "start",
+         full: str | None = None) -> str:
+    """A text element; `full`, when `content` is a shortened form of it, is its tooltip."""
     attrs = f' class="{esc(cls)}"' if cls else ""
     if anchor != "start":
         attrs += f' text-anchor="{anchor}"'
-    return f'<text x="{x:.1f}" y="{y:.1f}"{attrs}>{esc(content)}</text>'
+    tip = f"<title>{esc(full)}</title>" if full is not None and full != content else ""
+    return f'<text x="{x:.1f}" y="{y:.1f}"{attrs}>{tip}{esc(content)}</text>'
 
 
 def rect(x: float, y: float, width: float, height: float, fill: str, extra: str = "") -> str:
@@ -39,8 +44,9 @@ def rect(x: float, y: float, width: float, height: float, fill: str, extra: str 
 
 def svg(cls: str, width: float, height: float, body: Sequence[str], title: str) -> str:
     """An `<svg>` element scaling down to its container, with an accessible title."""
+    w, h = math.ceil(width), math.ceil(height)
     return (f'<svg class="{esc(cls)}" xmlns="http://www.w3.org/2000/svg" role="img" '
-            f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}">'
+            f'viewBox="0 0 {w} {h}" width="{w}" height="{h}">'
             f"<title>{esc(title)}</title>" + "".join(body) + "</svg>")
 
 
@@ -74,6 +80,7 @@ def week_bars(weeks: Sequence[WeekEntries], title: str) -> str:
                     f'y2="{y:.1f}"/>')
         body.append(text(left - 6, y + 4, f"{value:,}", "axis", "end"))
     band = plot_w / max(len(weeks), 1)
+    label_end = -math.inf
     every = max(1, math.ceil(64 / band))
     for index, week in enumerate(weeks):
         x = left + index * band + band * 0.15
@@ -86,37 +93,54 @@ def week_bars(weeks: Sequence[WeekEntries], title: str) -> str:
                     + rect(x, base - treated_h, bar_w, treated_h, TREATED)
                     + rect(x, base - treated_h - holdout_h, bar_w, holdout_h, HOLDOUT) + "</g>")
         if index % every == 0:
-            body.append(text(x + bar_w / 2, base + 16, week.week, "axis", "middle"))
+            centre, half = x + bar_w / 2, text_width(week.week, LABEL_SIZE) / 2
+            centre = min(centre, width - 2 - half)  # the last label ends at the edge
+            if centre - half >= label_end + 6:  # and is left out if it would overlap
+                body.append(text(centre, base + 16, week.week, "axis", "middle"))
+                label_end = centre + half
     if not weeks:
         body.append(text(width / 2, top + plot_h / 2, "no entries", "empty", "middle"))
     return svg("weeks", width, height, body, title)
 
 
+LABEL_SIZE = 12
+"""The font size of chart labels, in px (the report's CSS sets it for every `svg text`)."""
+MAX_LABEL_W = 260
+"""Step and channel labels wider than this are shortened, the whole label in a tooltip."""
+TARGET_W, MIN_BAR_W, MAX_BAR_W = 560, 140, 280
+"""Bars shorten (down to MIN_BAR_W) so that long notes keep the chart near its column's
+width, where its text stays at its set size."""
+
+
 def message_bars(steps: Sequence[StepStats], title: str) -> str:
-    """One bar per step and channel: messages sent, then those held back (consent, caps)."""
+    """One bar per step and channel: messages sent, then those held back (consent, address,
+    caps). The drawing is as wide as its longest label and note need."""
     rows: list[tuple[str, str, int, int, str]] = []
     for step in steps:
-        channels = list(dict.fromkeys([*step.sent, *(k.split(":", 1)[1] for k in step.not_sent)]))
-        for channel in channels:
-            reasons = {k.split(":", 1)[0]: v for k, v in step.not_sent.items()
-                       if k.split(":", 1)[1] == channel}
-            why = ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in reasons.items())
-            rows.append((step.step_id, channel, step.sent.get(channel, 0),
-                         sum(reasons.values()), why))
+        refused = refusals_by_channel(step)
+        for channel in dict.fromkeys([*step.sent, *refused]):
+            held, why = refused.get(channel, (0, ""))
+            rows.append((step.step_id, channel, step.sent.get(channel, 0), held, why))
     if not rows:
         return ""
-    label_w, bar_w, row_h, top = 190, 280, 26, 8
+    labels = [f"{step_id} · {channel}" for step_id, channel, *_ in rows]
+    shown = [fit(label, MAX_LABEL_W, LABEL_SIZE) for label in labels]
+    label_w = max(text_width(label, LABEL_SIZE) for label in shown) + 18
     notes = [f"{sent:,} sent" + (f" · {why}" if held else "") for _, _, sent, held, why in rows]
-    # room for the longest note after a full bar (12px text: under 7px a character)
-    note_w = max(210, 7 * max(len(note) for note in notes) + 12)
-    width, height = label_w + bar_w + note_w, top + row_h * len(rows) + 8
+    note_w = max(text_width(note, LABEL_SIZE) for note in notes) + 14
+    bar_w = min(max(TARGET_W - label_w - note_w, MIN_BAR_W), MAX_BAR_W)
+    row_h, top = 26, 8
     peak = max(sent + held for _, _, sent, held, _ in rows) or 1
     body = []
-    for index, (step_id, channel, sent, held, _) in enumerate(rows):
+    right = label_w + bar_w
+    for index, (_, channel, sent, held, _) in enumerate(rows):
         y = top + index * row_h
         sent_w, held_w = bar_w * sent / peak, bar_w * held / peak
-        body.append(text(label_w - 10, y + 16, f"{step_id} · {channel}", "label", "end"))
+        body.append(text(label_w - 10, y + 16, shown[index], "label", "end", labels[index]))
         body.append(rect(label_w, y + 4, sent_w, row_h - 8, channel_colour(channel)))
         body.append(rect(label_w + sent_w, y + 4, held_w, row_h - 8, NOT_SENT))
-        body.append(text(label_w + sent_w + held_w + 6, y + 16, notes[index], "value"))
-    return svg("messages", width, height, body, title)
+        note = notes[index]
+        x = label_w + sent_w + held_w + 6
+        body.append(text(x, y + 16, note, "value"))
+        right = max(right, x + text_width(note, LABEL_SIZE))
+    return svg("messages", right + 8, top + row_h * len(rows) + 8, body, title)

@@ -7,8 +7,18 @@ from collections.abc import Sequence
 
 import orjson
 
-from engine.reporting.labels import percent, points
-from engine.reporting.model import Conversion, JourneyReport, Report
+from engine.reporting.labels import (
+    ci_text,
+    counter_label,
+    ending_label,
+    joined,
+    not_sent_text,
+    percent,
+    points,
+    step_counts,
+    words,
+)
+from engine.reporting.model import Conversion, JourneyReport, Report, VoucherStats
 from engine.reporting.stats import reading
 
 
@@ -24,42 +34,38 @@ def _table(rows: Sequence[Sequence[str]], right: Sequence[bool]) -> list[str]:
     return lines
 
 
-def _ci(result: Conversion) -> str:
-    if result.ci is None:
-        return "-"
-    return f"{result.ci.low * 100:+.1f} to {result.ci.high * 100:+.1f} pp"
-
-
 def _conversion_row(label: str, result: Conversion) -> list[str]:
-    return [label, f"{result.treated_goals}/{result.treated}", percent(result.treated_rate),
-            f"{result.holdout_goals}/{result.holdout}", percent(result.holdout_rate),
-            points(result.lift), _ci(result)]
+    return [label, f"{result.treated_goals:,}/{result.treated:,}", percent(result.treated_rate),
+            f"{result.holdout_goals:,}/{result.holdout:,}", percent(result.holdout_rate),
+            points(result.lift), ci_text(result)]
 
 
 def format_journey(journey: JourneyReport) -> str:
     """One journey's block: entries, steps, vouchers, endings, conversion and lift."""
     lines = [f"{journey.name} ({journey.key})"
              + ("" if journey.in_plan else "  [not in the journey files]"),
-             f"  entered {journey.entered}, holdout {journey.entered_holdout}, "
-             f"messages {journey.messages}"]
+             f"  entered {journey.entered_all:,}: treated {journey.entered:,}, "
+             f"holdout {journey.entered_holdout:,}; messages {journey.messages:,}"]
     if journey.steps:
-        rows = [["step", "timing", "reached", "holdout", "skipped", "sent", "not sent"]]
+        rows = [["step", "timing", "customers", "sent", "not sent"]]
         for step in journey.steps:
             rows.append([
-                step.step_id, step.timing or "-", str(step.reached), str(step.holdout),
-                str(step.skipped),
-                ", ".join(f"{c} {n}" for c, n in step.sent.items()) or "-",
-                ", ".join(f"{k} {n}" for k, n in step.not_sent.items()) or "-",
+                step.step_id, step.timing or "-", joined(step_counts(step)),
+                ", ".join(f"{c} {n:,}" for c, n in step.sent.items()) or "-",
+                not_sent_text(step) or "-",
             ])
-        lines += _table(rows, [False, False, True, True, True, False, False])
+        lines += _table(rows, [False] * 5)
+    for edge in journey.edges:
+        if edge.condition:
+            lines.append(f"  {edge.source} -> {edge.target} ({edge.condition}): {edge.count:,}")
     if journey.vouchers or journey.rejected:
-        vouchers = ", ".join(f"{v.offer} issued {v.issued} redeemed {v.redeemed}"
-                             for v in journey.vouchers)
-        rejected = ", ".join(f"{k} {n}" for k, n in journey.rejected.items())
-        lines.append(f"  vouchers: {vouchers or '-'}" + (f"; refused: {rejected}"
-                                                         if rejected else ""))
+        lines.append("  vouchers: " + ("; ".join(_voucher(v) for v in journey.vouchers) or "-"))
+        if journey.rejected:
+            lines.append("  redemption refused because: " + ", ".join(
+                f"{words(k)} {n:,}" for k, n in journey.rejected.items()))
     if journey.endings:
-        lines.append("  endings: " + ", ".join(f"{k} {n}" for k, n in journey.endings.items()))
+        lines.append("  endings: " + ", ".join(f"{ending_label(k)} {n:,}"
+                                               for k, n in journey.endings.items()))
     if journey.conversion is not None:
         rows = [["conversion", "treated", "rate", "holdout", "rate", "lift", "95% CI"],
                 _conversion_row("all", journey.conversion)]
@@ -67,15 +73,25 @@ def format_journey(journey: JourneyReport) -> str:
         lines += _table(rows, [False, True, True, True, True, True, True])
         lines.append(f"  {reading(journey.conversion)}")
     for name, count in sorted(journey.details.items()):
-        lines.append(f"  {name}: {count}")
+        lines.append(f"  {counter_label(name)}: {count:,}")
     return "\n".join(lines)
+
+
+def _voucher(voucher: VoucherStats) -> str:
+    text = f"{voucher.offer} issued {voucher.issued:,}"
+    if voucher.unreached:
+        text += f" ({voucher.unreached:,} to customers no message reached)"
+    if voucher.withheld:
+        text += f", withheld {voucher.withheld:,} (no message could reach)"
+    return text + f", redeemed {voucher.redeemed:,}"
 
 
 def format_report(report: Report) -> str:
     """Every journey's block, then the chain-wide counters."""
     blocks = [format_journey(journey) for journey in report.journeys]
     if report.chain:
-        blocks.append("chain-wide\n" + "\n".join(f"  {k}: {v}" for k, v in report.chain.items()))
+        blocks.append("chain-wide\n" + "\n".join(f"  {counter_label(k)}: {v:,}"
+                                                  for k, v in report.chain.items()))
     return "\n\n".join(blocks) + "\n"
 
 
@@ -84,33 +100,31 @@ def report_json(report: Report) -> str:
     data = dataclasses.asdict(report)
     for journey, raw in zip(report.journeys, data["journeys"], strict=True):
         raw["messages"] = journey.messages
+        raw["entered_all"] = journey.entered_all
         for voucher, raw_voucher in zip(journey.vouchers, raw["vouchers"], strict=True):
             raw_voucher["redemption_rate"] = voucher.redemption_rate
     return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
+SUMMARY_HEADER = ("journey", "entered", "treated", "holdout", "messages", "no consent",
+                  "no address", "capped", "vouchers", "redeemed", "conv. treated",
+                  "conv. holdout", "lift", "95% CI of lift")
+
+
 def format_summary(report: Report) -> str:
-    """One line per journey: entries, messages per step, refusals, vouchers, conversion."""
-    rows = [["journey", "entered", "holdout", "messages", "per step", "capped", "no consent",
-             "vouchers", "redeemed", "conv.", "conv. holdout", "lift"]]
+    """One line per journey: entries, messages, refusals, vouchers, conversion, lift."""
+    rows = [list(SUMMARY_HEADER)]
     for journey in report.journeys:
-        per_step = " ".join(f"{step.step_id}={sum(step.sent.values())}"
-                            for step in journey.steps if sum(step.sent.values()))
-        refused = {"capped": 0, "no_consent": 0}
-        for step in journey.steps:
-            for name, count in step.not_sent.items():
-                kind = name.split(":", 1)[0]
-                if kind in refused:
-                    refused[kind] += count
         result = journey.conversion
         rows.append([
-            journey.key, str(journey.entered), str(journey.entered_holdout),
-            str(journey.messages), per_step or "-", str(refused["capped"]),
-            str(refused["no_consent"]), str(sum(v.issued for v in journey.vouchers)),
-            str(sum(v.redeemed for v in journey.vouchers)),
+            journey.key, f"{journey.entered_all:,}", f"{journey.entered:,}",
+            f"{journey.entered_holdout:,}", f"{journey.messages:,}",
+            f"{journey.not_sent('no_consent'):,}", f"{journey.not_sent('unreachable'):,}",
+            f"{journey.not_sent('capped'):,}", f"{sum(v.issued for v in journey.vouchers):,}",
+            f"{sum(v.redeemed for v in journey.vouchers):,}",
             percent(result.treated_rate if result else None, 0),
             percent(result.holdout_rate if result else None, 0),
-            points(result.lift if result else None),
+            points(result.lift if result else None), ci_text(result),
         ])
-    right = [False, True, True, True, False, True, True, True, True, True, True, True]
+    right = [False] + [True] * (len(SUMMARY_HEADER) - 1)
     return "\n".join(line.removeprefix("  ") for line in _table(rows, right))

@@ -63,6 +63,26 @@ def visit(customer: str, when: str, amount: float = 40.0, venue: str = "v1",
                  items=items, party_size=2, channel="dine-in", **fields)
 
 
+def with_addresses(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events with a profile event that gives each customer an email address and a
+    phone number, a minute before the customer's first event (unless that event is a
+    profile with an email address already)."""
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    for item in events:
+        customer = item.get("customer_id")
+        if isinstance(customer, str) and customer not in seen:
+            seen.add(customer)
+            if item.get("type") == "profile" and "email" in item:
+                out.append(item)
+                continue
+            before = datetime.fromisoformat(item["ts"]) - timedelta(minutes=1)
+            out.append(event("profile", customer, before.isoformat(),
+                             email=f"{customer}@example.com", phone="+4930123456"))
+        out.append(item)
+    return out
+
+
 @dataclass
 class Engine:
     """One engine state (a Redis key prefix) that several runs can share."""
@@ -74,6 +94,9 @@ class Engine:
     shards: int = 4
     policies: str | None = None
     timeline_kept: int = 0
+    addresses: bool = False
+    """Give every customer of a run an email address and a phone number first (see
+    `with_addresses`): a message to a customer with no address is not sent."""
     runs: int = 0
     summaries: list[RunSummary] = field(default_factory=list)
 
@@ -85,6 +108,7 @@ class Engine:
         if isinstance(events, bytes):
             events_path.write_bytes(events)
         else:
+            events = with_addresses(events) if self.addresses else events
             events_path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
         commands_path = self.workdir / f"commands-{self.runs}.jsonl"
         options = RunOptions(

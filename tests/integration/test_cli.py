@@ -95,7 +95,13 @@ def test_demo_prints_the_summary_table(tmp_path: Path) -> None:
     for journey in ("impressed_newcomer@1", "lost_regular@1", "birthday@1",
                     "review_request@1", "at_risk_winback@1"):
         assert journey in table
-    assert "entered" in table.splitlines()[0]
+    assert "entered" in table.splitlines()[0] and "95% CI of lift" in table.splitlines()[0]
+    assert "holdout customers get no message" in result.stderr
+    assert "extra visits answer a message" in result.stderr
+    bad = journeys("demo", "--respond", "1.5", cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == ["journeys: --respond must be within 0..1, "
+                                               "got 1.5"]
 
 
 def test_validate_checks_templates(tmp_path: Path) -> None:

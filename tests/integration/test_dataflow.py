@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-from harness import Engine, at, event, read_jsonl, sends, visit
+from harness import Engine, at, event, read_jsonl, sends, visit, with_addresses
 
 from engine.catalog import CatalogError
 from engine.runner import RunOptions, run_on
@@ -73,7 +73,8 @@ def many_customers(count: int) -> list[dict]:
 
 @pytest.fixture
 def engine(tmp_path: Path, redis_url: str, key_prefix: str) -> Engine:
-    return Engine(tmp_path, redis_url, key_prefix, [write_journey(tmp_path / "journeys")])
+    return Engine(tmp_path, redis_url, key_prefix, [write_journey(tmp_path / "journeys")],
+                  addresses=True)
 
 
 def test_steps_fire_in_event_time_with_offers_and_guards(engine: Engine) -> None:
@@ -133,7 +134,8 @@ def test_same_input_twice_from_empty_state_gives_identical_bytes(
     events = many_customers(60)
     outputs = []
     for attempt in ("a", "b"):
-        engine = Engine(tmp_path / attempt, redis_url, f"{key_prefix}{attempt}", journeys)
+        engine = Engine(tmp_path / attempt, redis_url, f"{key_prefix}{attempt}", journeys,
+                        addresses=True)
         engine.workdir.mkdir()
         engine.run(events, name="events.jsonl", source_id="same-source")
         outputs.append((engine.workdir / "commands-1.jsonl").read_bytes())
@@ -154,9 +156,9 @@ def test_replaying_a_file_on_kept_state_emits_nothing(engine: Engine) -> None:
 
 
 def test_appended_lines_resume_where_the_last_run_stopped(engine: Engine) -> None:
-    events = many_customers(30)
+    events = with_addresses(many_customers(30))
     whole = Engine(engine.workdir / "whole", engine.redis_url, engine.prefix + "w",
-                   engine.journeys)
+                   engine.journeys, addresses=True)
     whole.workdir.mkdir()
     expected = whole.run(events, name="events.jsonl", source_id="feed")
     half = len(events) // 2
@@ -182,6 +184,8 @@ def test_bad_events_go_to_the_dead_letter_and_the_run_goes_on(engine: Engine) ->
                       "stars": 9}),
         b"\xff\xfe\x00garbage",
         orjson.dumps([1, 2, 3]),
+        orjson.dumps(event("profile", "ann", at(0), email="ann@example.com",
+                           phone="+4930123456")),
         orjson.dumps(good),
         orjson.dumps(good),
         orjson.dumps({**visit("ann", at(900)), "event_id": "far"}),
@@ -223,7 +227,7 @@ def test_holdout_customers_enter_but_get_nothing(tmp_path: Path, redis_url: str,
     folder.mkdir()
     (folder / "welcome.yaml").write_text(
         WELCOME.format(version=1, nudge_day=5).replace("entry:", "holdout: 50%\nentry:"))
-    engine = Engine(tmp_path, redis_url, key_prefix, [str(folder)])
+    engine = Engine(tmp_path, redis_url, key_prefix, [str(folder)], addresses=True)
     events = [visit(f"c{i}", at(0)) for i in range(200)] + [visit("zed", at(20))]
     commands = engine.run(events)
     stats = engine.stats()

@@ -31,7 +31,7 @@ steps:
   - id: hello
     at: day 1
     actions:
-      - send: email
+      - send: webhook    # addressed by customer id: every customer of the input can get it
         template: hello
 """
 

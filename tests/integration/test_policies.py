@@ -65,6 +65,7 @@ def make_engine(tmp_path: Path, redis_url: str, key_prefix: str, journeys: dict[
 
 def berlin(customer: str) -> dict:
     return event("profile", customer, at(-1), timezone="Europe/Berlin",
+                 email=f"{customer}@example.com", phone="+4930123456",
                  consents={"email": True, "sms": True, "push": True})
 
 
@@ -126,7 +127,8 @@ def test_consent_and_unsubscribe(tmp_path: Path, redis_url: str, key_prefix: str
 
 def test_forget_erases_the_customer(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
     engine = make_engine(tmp_path, redis_url, key_prefix, {"sequence": SEQUENCE}, None)
-    engine.run([visit("ann", at(0)), visit("bob", at(0)), visit("zed", at(1, 18))])
+    engine.run([berlin("ann"), berlin("bob"), visit("ann", at(0)), visit("bob", at(0)),
+                visit("zed", at(1, 18))])
     client = redis.Redis.from_url(redis_url)
     store = ShardStore(client, key_prefix, shard_of("ann", engine.shards))
     assert client.exists(store.customer_key("ann"))
@@ -141,3 +143,60 @@ def test_forget_erases_the_customer(tmp_path: Path, redis_url: str, key_prefix: 
     commands = engine.run([visit("zed", at(10))])
     assert "ann" not in {c["customer_id"] for c in commands}  # ann's journey is gone
     assert "bob" in {c["customer_id"] for c in commands}
+
+
+GIFT = """\
+journey: gift
+version: 1
+entry:
+  event: visit
+offers:
+  dessert:
+    description: A free dessert
+    valid_for: 14d
+steps:
+  - id: gift
+    actions:
+      - issue: dessert
+      - send: telegram
+        template: gift
+  - id: reminder
+    at: day 2
+    actions:
+      - send: email
+        template: gift_reminder
+"""
+
+
+@pytest.mark.parametrize("rule", ["issue", "withhold"])
+def test_a_message_with_no_address_is_unreachable(tmp_path: Path, redis_url: str,
+                                                  key_prefix: str, rule: str) -> None:
+    policies = None if rule == "issue" else f"vouchers_when_unreachable: {rule}\n"
+    engine = make_engine(tmp_path, redis_url, key_prefix, {"gift": GIFT}, policies)
+    commands = engine.run([
+        event("profile", "ann", at(-1), telegram_chat_id="4711", email="ann@example.com"),
+        event("profile", "bob", at(-1), email="bob@example.com"),  # no Telegram chat id
+        event("profile", "cat", at(-1), telegram_chat_id="4712", email="cat@example.com",
+              consents={"telegram": False}),  # an address, but no consent
+        visit("ann", at(0)), visit("bob", at(0)), visit("cat", at(0)), visit("zed", at(1)),
+        event("profile", "dan", at(9), email="dan@example.com"),  # moves the clock on
+    ])
+    gifts = [c for c in commands if c["step"] == "gift"]
+    assert [(c["customer_id"], c["to"]) for c in gifts] == [("ann", "4711")]
+    assert gifts[0]["vars"]["voucher_code"].startswith("DESSERT-")
+    stats = engine.stats()
+    assert stats["gift@1|sent:gift:telegram"] == 1
+    assert stats["gift@1|unreachable:gift:telegram"] == 2  # bob, and zed with no profile
+    assert stats["gift@1|no_consent:gift:telegram"] == 1  # cat
+    reminders = {c["customer_id"]: c for c in commands if c["step"] == "reminder"}
+    assert set(reminders) == {"ann", "bob", "cat"}  # zed has no email address either
+    assert stats["gift@1|unreachable:reminder:email"] == 1
+    if rule == "issue":  # the documented default: the offer exists at the venue
+        assert stats["gift@1|voucher_issued:dessert"] == 4
+        assert stats["gift@1|voucher_unreached:dessert"] == 3
+        assert "voucher_code" in reminders["bob"]["vars"]
+    else:
+        assert stats["gift@1|voucher_issued:dessert"] == 1
+        assert stats["gift@1|voucher_withheld:dessert"] == 3
+        assert "voucher_code" not in reminders["bob"]["vars"]
+    assert reminders["ann"]["vars"]["voucher_code"] == gifts[0]["vars"]["voucher_code"]

@@ -32,7 +32,7 @@ def held_out(journey: str, share: float) -> str:
 
 
 def make_engine(tmp_path: Path, redis_url: str, key_prefix: str, filename: str) -> Engine:
-    return Engine(tmp_path, redis_url, key_prefix, [str(EXAMPLES / filename)])
+    return Engine(tmp_path, redis_url, key_prefix, [str(EXAMPLES / filename)], addresses=True)
 
 
 def filler(day: float) -> dict:

@@ -3,8 +3,10 @@ rendered by headless Chromium, and `journeys report` on a live engine's counters
 
 from __future__ import annotations
 
+import html
 import io
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -84,9 +86,9 @@ def test_backtest_writes_a_complete_report(backtested: BacktestResult) -> None:
     assert len(journeys) == 10
     assert page.count('<svg class="flow"') == len(journeys)
     assert page.count('<svg class="weeks"') == len(journeys)
-    assert 'class="lift"' in page and "95% CI of lift" in page
+    assert 'class="lift stack"' in page and "95% CI of lift" in page
     with_goal = [j for j in journeys if j.has_goal]
-    assert page.count('class="segments"') == len(with_goal)
+    assert page.count('class="segments stack"') == len(with_goal)
     assert "no significant lift" in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "<script" not in page
@@ -115,6 +117,60 @@ def test_report_renders_in_headless_chromium(backtested: BacktestResult,
     assert (width, height) == (1280, 2400)
     assert len(data) > 30_000, "the screenshot is suspiciously small: a blank page?"
     assert len(set(rows)) > 40, "the screenshot has almost no distinct pixel values: blank?"
+
+
+LAYOUT_CHECK = """<script>
+(() => {
+  const inside = (b, v) => b.x >= v.x - 0.5 && b.y >= v.y - 0.5
+      && b.x + b.width <= v.x + v.width + 0.5 && b.y + b.height <= v.y + v.height + 0.5;
+  const apart = (a, b) => a.x + a.width <= b.x || b.x + b.width <= a.x
+      || a.y + a.height <= b.y || b.y + b.height <= a.y;
+  const cut = [], overlaps = [], wide = [], notes = [];
+  for (const svg of document.querySelectorAll("svg")) {
+    const view = svg.viewBox.baseVal;
+    for (const text of svg.querySelectorAll("text")) {
+      if (!inside(text.getBBox(), view)) cut.push(text.textContent);
+    }
+    for (const node of svg.querySelectorAll("g.node")) {
+      const name = node.querySelector("text.name"), timing = node.querySelector("text.timing");
+      if (name && timing && !apart(name.getBBox(), timing.getBBox()))
+        overlaps.push(name.textContent);
+    }
+  }
+  for (const note of document.querySelectorAll("svg.messages text.value"))
+    notes.push(note.textContent);
+  const limit = document.documentElement.clientWidth;
+  for (const cell of document.querySelectorAll("td")) {
+    const box = cell.getBoundingClientRect();
+    const card = cell.closest("section").getBoundingClientRect();
+    if (box.width > 0 && box.right > Math.min(limit, card.right) + 0.5)
+      wide.push(cell.textContent);
+  }
+  const out = document.createElement("pre");
+  out.id = "layout-check";
+  out.textContent = JSON.stringify({cut, overlaps, wide, notes, width: limit});
+  document.body.appendChild(out);
+})();
+</script>"""
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_report_text_is_never_cut_and_tables_fit(backtested: BacktestResult, tmp_path: Path,
+                                                 width: int) -> None:
+    page = backtested.html.read_text(encoding="utf-8")
+    checked = tmp_path / "checked.html"
+    checked.write_text(page.replace("</body>", LAYOUT_CHECK + "</body>"), encoding="utf-8")
+    dom = _browser([f"--window-size={width},2000", "--dump-dom", checked.as_uri()],
+                   tmp_path / "profile").stdout.decode()
+    found = re.search(r'<pre id="layout-check">(.*?)</pre>', dom, re.S)
+    assert found, "the layout check did not run"
+    result = json.loads(html.unescape(found.group(1)))
+    assert result["width"] <= width
+    assert result["cut"] == [], "text outside its drawing"
+    assert result["overlaps"] == [], "a box title runs into its timing"
+    assert result["wide"] == [], f"table cells past their card's right edge at {width} px"
+    # the notes after the message bars used to be cut off ("2,825 no"): now whole
+    assert any("sent ·" in note and note.endswith("no consent") for note in result["notes"])
 
 
 def test_report_command_on_a_live_engine(chain_events: Path, redis_url: str, key_prefix: str,

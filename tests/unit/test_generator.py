@@ -215,24 +215,6 @@ def test_epoch_ms_format_matches_iso() -> None:
         assert {**a, "ts": 0} == {**b, "ts": 0}
 
 
-def test_redemption_hook_adds_voucher_events() -> None:
-    calls: list[tuple[str, int]] = []
-
-    def redeem(customer_id: str, ts_ms: int) -> str | None:
-        calls.append((customer_id, ts_ms))
-        return f"V-{customer_id}" if len(calls) % 3 == 0 else None
-
-    config = ChainConfig(seed=9, customers=60, days=60)
-    events = list(generate_events(config, redemptions=redeem))
-    redeemed = [e for e in events if e["type"] == "voucher_redeemed"]
-    assert redeemed and len(redeemed) == len(calls) // 3
-    for event in redeemed:
-        assert event["voucher_id"] == f"V-{event['customer_id']}"
-    index = events.index(redeemed[0])
-    assert events[index - 1]["type"] == "visit"
-    assert events[index - 1]["ts"] == redeemed[0]["ts"]
-
-
 def test_write_jsonl_round_trips(tmp_path: Path, events: list[dict[str, Any]]) -> None:
     path = tmp_path / "events.jsonl"
     count = write_jsonl(SMALL, path)

@@ -9,6 +9,7 @@ import pytest
 from engine.policy_gate import PolicyGate
 from engine.state import CustomerState
 from journeys_dsl.errors import JourneyValidationError
+from journeys_dsl.loader import load_journey_text
 from journeys_dsl.policies import load_policies, load_policies_text
 
 
@@ -31,6 +32,8 @@ def test_the_example_policies_load() -> None:
     ("quiet_hours: {from: \"25:00\", to: \"09:00\"}\n", 1, 21, "expected a time like 10:00"),
     ("send_windows:\n  fax: {from: \"10:00\", to: \"20:00\"}\n", 2, 3, "unknown channel 'fax'"),
     ("consent: maybe\n", 1, 10, "unknown consent mode 'maybe'"),
+    ("consent: opt_in\nvouchers_when_unreachable: keep\n", 2, 28,
+     "unknown vouchers_when_unreachable rule 'keep'"),
     ("quiet_hour: {from: \"21:00\", to: \"09:00\"}\n", 1, 1, "did you mean 'quiet_hours'?"),
 ])
 def test_bad_policies_are_refused_with_positions(text: str, line: int, col: int,
@@ -45,6 +48,7 @@ def test_bad_policies_are_refused_with_positions(text: str, line: int, col: int,
 def customer(tz: str | None = None) -> CustomerState:
     state = CustomerState("ann")
     state.profile.timezone = tz
+    state.profile.email, state.profile.phone = "ann@example.com", "+4930123456"
     return state
 
 
@@ -85,3 +89,43 @@ def test_consent_modes() -> None:
     assert opt_out.refusal(ann, "sms", 0) == "no_consent"
     ann.profile.unsubscribed = ["email"]
     assert opt_in.refusal(ann, "email", 0) == "no_consent"
+
+
+def test_unreachable_messages_and_their_vouchers() -> None:
+    issue = PolicyGate(load_policies(None))
+    withhold = PolicyGate(load_policies_text("vouchers_when_unreachable: withhold\n", "p"))
+    assert issue.policies.vouchers_when_unreachable == "issue"  # the documented default
+    steps = load_journey_text(GIFT_BY_SMS, "gift.yaml").steps
+    gift, plain = steps[0].actions, steps[1].actions
+    ann = CustomerState("ann")
+    assert issue.refusal(ann, "sms", 0) == "unreachable"
+    assert issue.refusal(ann, "push", 0) is None  # the push gateway finds the customer by id
+    assert issue.unreached_vouchers(ann, gift) == "voucher_unreached"
+    assert withhold.unreached_vouchers(ann, gift) == "voucher_withheld"
+    assert withhold.unreached_vouchers(ann, plain) is None  # nothing to withhold
+    ann.profile.phone = "+4930123456"
+    assert issue.refusal(ann, "sms", 0) is None
+    assert withhold.unreached_vouchers(ann, gift) is None
+    ann.profile.consents = {"sms": False}
+    assert withhold.refusal(ann, "sms", 0) == "no_consent"
+    assert withhold.unreached_vouchers(ann, gift) == "voucher_withheld"
+
+
+GIFT_BY_SMS = """\
+journey: gift
+version: 1
+entry:
+  event: visit
+offers:
+  dessert: {description: A dessert, valid_for: 7d}
+steps:
+  - id: gift
+    actions:
+      - issue: dessert
+      - send: sms
+        template: gift
+  - id: hello
+    actions:
+      - send: sms
+        template: hello
+"""

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import pytest
 
 from engine.reporting.errors import CounterError
+from engine.reporting.flow import flow_diagram
 from engine.reporting.html import render_html
 from engine.reporting.intervals import newcombe, wilson
+from engine.reporting.labels import counter_label, ending_label, reason_label
 from engine.reporting.model import RunFacts
 from engine.reporting.stats import build_report, conversion, reading, split_counters
 from engine.reporting.svg import esc
 from engine.reporting.terminal import format_report, report_json
+from engine.reporting.textwidth import fit, text_width
 from journeys_dsl.loader import load_journey_text
 
 JOURNEY = """
@@ -117,7 +121,8 @@ def _stats() -> Counter[str]:
         "welcome@2|capped:nudge:sms": 5, "welcome@2|edge:nudge:end": 60,
         "welcome@2|voucher_issued:dessert": 90, "welcome@2|voucher_redeemed:dessert": 30,
         "welcome@2|voucher_rejected:expired": 4, "welcome@2|completed": 100,
-        "welcome@2|quiet_delayed:nudge": 7,
+        "welcome@2|quiet_delayed:nudge": 7, "welcome@2|unreachable:thanks:email": 3,
+        "welcome@2|voucher_unreached:dessert": 13, "welcome@2|points_granted": 500,
         "welcome@1|entered": 3, "welcome@1|reached:hello": 3, "welcome@1|edge:hello:end": 3,
         "welcome@1|exit:came_back": 1, "welcome@1|completed": 2,
         "vouchers|unknown_code": 2,
@@ -143,16 +148,20 @@ def test_report_of_a_planned_version() -> None:
     thanks, wait, nudge = journey.steps
     assert (thanks.step_id, thanks.timing, thanks.reached, thanks.holdout) == (
         "thanks", "day 1", 90, 10)
-    assert thanks.sent == {"email": 80} and thanks.not_sent == {"no_consent:email": 10}
+    assert thanks.sent == {"email": 80}
+    assert thanks.not_sent == {"no_consent:email": 10, "unreachable:email": 3}
     assert (wait.timing, wait.wait_met, wait.wait_timeout) == ("wait for visit, 3d", 40, 60)
     assert (nudge.timing, nudge.not_sent) == ("after 2h", {"capped:sms": 5})
-    assert {(e.source, e.target, e.count) for e in journey.edges} == {
-        ("thanks", "wait_visit", 100), ("wait_visit", "nudge", 60), ("wait_visit", "end", 40),
-        ("nudge", "end", 60)}
-    assert [(v.offer, v.issued, v.redeemed) for v in journey.vouchers] == [("dessert", 90, 30)]
+    assert {(e.source, e.target, e.count, e.condition) for e in journey.edges} == {
+        ("thanks", "wait_visit", 100, ""), ("wait_visit", "nudge", 60, "visit came or timed out"),
+        ("wait_visit", "end", 40, ""), ("nudge", "end", 60, "")}
+    assert [(v.offer, v.issued, v.redeemed, v.unreached) for v in journey.vouchers] == [
+        ("dessert", 90, 30, 13)]
     assert journey.rejected == {"expired": 4}
     assert journey.endings == {"completed": 100}
-    assert journey.details == {"quiet_delayed:nudge": 7}
+    assert nudge.delayed == 7
+    assert journey.details == {"points_granted": 500}
+    assert journey.entered_all == 100 and journey.not_sent("unreachable") == 3
     result = journey.conversion
     assert result is not None
     # 45/90 = 50.0% against 2/10 = 20.0%: +30 points, +150% relative
@@ -183,3 +192,50 @@ def test_outputs_escape_text_and_serialise() -> None:
     assert esc("<a&'\">") == "&lt;a&amp;&#x27;&quot;&gt;"
     assert "x@1" in format_report(report)
     assert '"key": "<b>x@1"' in report_json(report)
+
+
+def test_terminal_and_html_say_the_same_things_in_words() -> None:
+    plan = load_journey_text(JOURNEY, "welcome.yaml")
+    report = build_report(_stats(), [plan], RunFacts("now", "test"))
+    text, page = format_report(report), render_html(report)
+    phrases = [
+        "event came 40 · timed out 60",  # a wait step: never "reached 0"
+        "reached 90 · holdout 10",
+        "reached 55 · holdout 5 · delayed for quiet hours 7",
+        "10 no consent, 3 no address",
+        "5 over the cap",
+        "loyalty points granted",
+        "redemptions of unknown voucher codes",
+        "left: came back",
+        "visit came or timed out",
+    ]
+    for phrase in phrases:
+        assert phrase in text, phrase
+        assert esc(phrase) in page or phrase in page, phrase
+    for raw in ("quiet_delayed", "points_granted", "vouchers|unknown_code", "no_consent",
+                "exit:came_back", "unreachable:"):
+        assert raw not in text, raw
+    assert "entered 100: treated 90, holdout 10" in text
+    assert "100 entered: 90 treated, 10 holdout" in page
+
+
+def test_counter_labels() -> None:
+    assert counter_label("points_granted") == "loyalty points granted"
+    assert counter_label("loyalty|points_expired") == "loyalty points expired"
+    assert counter_label("some_new|thing:a:b") == "some new: thing: a, b"
+    assert ending_label("exit:came_back") == "left: came back"
+    assert reason_label("unreachable") == "no address"
+
+
+def test_long_step_ids_are_shortened_with_a_tooltip() -> None:
+    long_id = "remind_the_customer_about_the_dessert_voucher_before_it_expires_next_week"
+    plan = load_journey_text(JOURNEY.replace("wait_visit", long_id), "welcome.yaml")
+    stats = Counter({k.replace("wait_visit", long_id): v for k, v in _stats().items()})
+    journey = build_report(stats, [plan], RunFacts("now", "test")).journeys[1]
+    diagram = flow_diagram(journey)
+    assert f"<title>{long_id}</title>" in diagram  # the whole id as a tooltip
+    shown = re.findall(r'class="name"><title>[^<]*</title>([^<]*)</text>', diagram)
+    assert shown and all("\u2026" in name for name in shown)
+    assert all(text_width(name, 13, bold=True) <= 520 - 24 for name in shown)
+    assert text_width("W" * 10, 12) > text_width("i" * 10, 12)
+    assert fit("short", 100, 12) == "short"

@@ -28,6 +28,8 @@ class Customer:
     def __init__(self, *plans: Any, customer_id: str = "ann") -> None:
         self.runtime = JourneyRuntime(Catalog(plans))
         self.state = CustomerState(customer_id)
+        self.state.profile.email = f"{customer_id}@example.com"
+        self.state.profile.phone = "+4930123456"
         self.aggregates = Aggregates()
         self.effects = Effects()
 

@@ -74,16 +74,19 @@ def deliver(commands: Iterable[Any], renderer: Renderer, connectors: Mapping[str
             max_delay_s: float = 60.0, sleep: Callable[[float], None] = time.sleep,
             now: Callable[[], datetime] = utc_now, on_event: EventSink | None = None,
             on_dead_letter: EventSink | None = None, concurrency: int = 1,
-            allow_backtest: bool = False) -> DeliverySummary:
+            allow_backtest: bool = False,
+            at_most_once: frozenset[str] = frozenset()) -> DeliverySummary:
     """Deliver each due command once, hold the others in `ledger`; report outcomes to
     `on_event`, failures to `on_dead_letter`.
 
     For every command the `message` event is handed over before the ledger records the
     outcome, so an outcome is never recorded without its event. With `concurrency` 1 the
-    commands are sent one after the other, in order.
+    commands are sent one after the other, in order. `at_most_once` names the channels
+    whose interrupted sends are given up (`after_crash: give_up`).
     """
     sender = CommandSender(renderer, connectors,
-                           RetryPolicy(max_attempts, base_delay_s, max_delay_s), sleep=sleep)
+                           RetryPolicy(max_attempts, base_delay_s, max_delay_s), sleep=sleep,
+                           at_most_once=at_most_once)
     options = WorkerOptions(owner=_owner(), concurrency=concurrency,
                             allow_backtest=allow_backtest)
     worker = DeliveryWorker(sender, ledger, options, on_event=on_event,

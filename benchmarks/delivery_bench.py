@@ -193,6 +193,11 @@ def throughput(work: Path, commands: int, timeout_s: float = 600.0,
                          _children_cpu_s() - cpu_before)
 
 
+KILL_BATCH = 400
+"""The kill phase's `--batch`: a third of 3,000 or 1,500 commands is then in the middle of
+a batch (with the default 500 it is a batch's end, where little is in flight)."""
+
+
 def kill_and_restart(work: Path, commands: int, timeout_s: float = 600.0,
                      after_crash: str = "resend") -> DeliveryFigures:
     """SIGKILL the worker a third of the way through, restart it, count what arrived and
@@ -205,7 +210,8 @@ def kill_and_restart(work: Path, commands: int, timeout_s: float = 600.0,
         write_inputs(work, url, commands, after_crash)
         began = time.monotonic()
         cpu_before = _children_cpu_s()
-        process = worker(work, ledger, "--worker-id", "bench-worker")
+        flags = ("--worker-id", "bench-worker", "--batch", str(KILL_BATCH))
+        process = worker(work, ledger, *flags)
         deadline = began + timeout_s
         while _timed_count(keys) < commands // 3:
             if process.poll() is not None or time.monotonic() > deadline:
@@ -214,7 +220,7 @@ def kill_and_restart(work: Path, commands: int, timeout_s: float = 600.0,
         process.send_signal(signal.SIGKILL)
         process.wait()
         # exit status 1: something was dead-lettered, the `unknown` ones with give_up
-        _finish(worker(work, ledger, "--worker-id", "bench-worker"),
+        _finish(worker(work, ledger, *flags),
                 max(deadline - time.monotonic(), 1.0), (0, 1))
         return _received(keys, commands, time.monotonic() - began,
                          _children_cpu_s() - cpu_before, work / "dead.jsonl")

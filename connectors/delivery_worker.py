@@ -284,12 +284,11 @@ class DeliveryWorker:
     def _give_up(self, command: dict[str, Any]) -> None:
         """Dead-letter, then record `unknown`: a kill between the two gives up again."""
         command_id = command["command_id"]
-        reason = GIVEN_UP
-        self._dead_letter(command, reason, UNKNOWN, 0)
-        self.ledger.record_unknown(command_id, reason, self._now())
+        self._dead_letter(command, GIVEN_UP, UNKNOWN, 0)
+        self.ledger.record_unknown(command_id, GIVEN_UP, self._now())
         with self._lock:
             self.summary.unknown += 1
-        logger.warning("command %s via %s: %s", command_id, command["channel"], reason)
+        logger.warning("command %s via %s: %s", command_id, command["channel"], GIVEN_UP)
 
     def _deliver_one(self, command: dict[str, Any]) -> tuple[Status, int]:
         command_id = command["command_id"]

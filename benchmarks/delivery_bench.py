@@ -5,8 +5,11 @@ Two figures, each from real processes:
 - **throughput**: messages per second the receiver gets, from its first request to its
   last, for a file of due commands (SQLite ledger, the default concurrency);
 - **kill -9**: the worker killed with SIGKILL a third of the way through, then started
-  again under the same worker id; the receiver's log says how many commands arrived more
-  than once (duplicates) and how many never arrived (lost).
+  again under the same worker id, once per `after_crash` guarantee. The receiver honours
+  `Idempotency-Key` like a webhook receiver: its logs say how many requests repeated a key
+  (what a provider without idempotency turns into duplicate messages) and how many
+  messages it made twice; the dead letters say which outcomes are `unknown`; a command
+  neither received nor recorded `unknown` is lost.
 """
 
 from __future__ import annotations
@@ -40,6 +43,15 @@ class DeliveryFigures:
     """From the receiver's first request to its last."""
     worker_cpu_s: float = 0.0
     """User and system CPU time of the worker processes."""
+    messages: int = 0
+    """Messages the receiver made: requests less those whose key it had seen."""
+    distinct_messages: int = 0
+    unknown: int = 0
+    """Commands dead-lettered as `unknown` (a send the kill interrupted, not made again)."""
+    unknown_received: int = 0
+    """Of the `unknown` ones, how many had reached the receiver."""
+    lost: int = 0
+    """Commands that neither reached the receiver nor were recorded `unknown`."""
 
     @property
     def per_second(self) -> float:
@@ -51,22 +63,27 @@ class DeliveryFigures:
         return 1000 * self.worker_cpu_s / self.received if self.received else 0.0
 
     @property
-    def duplicates(self) -> int:
+    def repeated_requests(self) -> int:
+        """Requests whose `Idempotency-Key` the receiver had seen already."""
         return self.received - self.distinct
 
     @property
-    def lost(self) -> int:
-        return self.commands - self.distinct
+    def duplicate_messages(self) -> int:
+        """Messages made twice although the receiver honours the key (0 unless it fails to)."""
+        return self.messages - self.distinct_messages
 
 
 @contextmanager
 def receiver(work: Path) -> Iterator[tuple[str, Path]]:
-    """A `benchmarks.http_receiver` process: its URL and its keys file."""
+    """A `benchmarks.http_receiver` process: its URL and its keys file (the messages file
+    is `receiver.messages` next to it)."""
     port_file, keys = work / "receiver.port", work / "receiver.keys"
-    port_file.unlink(missing_ok=True)
-    keys.unlink(missing_ok=True)
+    messages = work / "receiver.messages"
+    for old in (port_file, keys, messages):
+        old.unlink(missing_ok=True)
     process = subprocess.Popen([sys.executable, "-m", "benchmarks.http_receiver",
-                                "--port-file", str(port_file), "--keys", str(keys)], cwd=ROOT)
+                                "--port-file", str(port_file), "--keys", str(keys),
+                                "--messages", str(messages)], cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
         while not port_file.exists():
@@ -79,7 +96,7 @@ def receiver(work: Path) -> Iterator[tuple[str, Path]]:
         process.wait(timeout=10)
 
 
-def write_inputs(work: Path, url: str, commands: int) -> Path:
+def write_inputs(work: Path, url: str, commands: int, after_crash: str = "resend") -> Path:
     """Templates, config and a commands file of `commands` due webhook commands; the
     folder of the config."""
     template = work / "templates" / "bench"
@@ -87,7 +104,8 @@ def write_inputs(work: Path, url: str, commands: int) -> Path:
     (template / "en.txt").write_text("Hello {{ first_name }}, {{ points }} points",
                                      encoding="utf-8")
     (work / "delivery.yaml").write_text(
-        f"channels:\n  webhook: {{url: \"{url}\", secret_env: {SECRET_ENV}}}\n",
+        f"channels:\n  webhook: {{url: \"{url}\", secret_env: {SECRET_ENV}, "
+        f"after_crash: {after_crash}}}\n",
         encoding="utf-8")
     with (work / "commands.jsonl").open("wb") as out:
         for number in range(commands):
@@ -110,14 +128,15 @@ def worker(work: Path, ledger: Path, *extra: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _finish(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+def _finish(process: subprocess.Popen[bytes], timeout_s: float,
+            allowed: tuple[int, ...] = (0,)) -> None:
     try:
         _out, err = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
         raise RuntimeError(f"journeys deliver ran past {timeout_s:g}s") from None
-    if process.returncode != 0:
+    if process.returncode not in allowed:
         raise RuntimeError(f"journeys deliver exited {process.returncode}: "
                            f"{err.decode(errors='replace')[-500:]}")
 
@@ -128,20 +147,34 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _received(keys: Path, commands: int, seconds: float, cpu_s: float) -> DeliveryFigures:
-    lines = [line for line in keys.read_bytes().splitlines() if line]
-    return DeliveryFigures(commands, len(lines), len(Counter(lines)), seconds, cpu_s)
+def _lines(path: Path) -> list[bytes]:
+    return [line for line in path.read_bytes().splitlines() if line] if path.exists() else []
+
+
+def _received(keys: Path, commands: int, seconds: float, cpu_s: float,
+              dead: Path | None = None) -> DeliveryFigures:
+    lines = _lines(keys)
+    arrived = set(lines)
+    messages = _lines(keys.with_name("receiver.messages"))
+    unknown = {str(record["command_id"]).encode() for record in map(orjson.loads, _lines(dead))
+               if record.get("status") == "unknown"} if dead is not None else set()
+    return DeliveryFigures(commands, len(lines), len(Counter(lines)), seconds, cpu_s,
+                           messages=len(messages), distinct_messages=len(set(messages)),
+                           unknown=len(unknown), unknown_received=len(unknown & arrived),
+                           lost=commands - len(arrived | unknown))
 
 
 def _timed_count(keys: Path) -> int:
     return keys.read_bytes().count(b"\n") if keys.exists() else 0
 
 
-def throughput(work: Path, commands: int, timeout_s: float = 600.0) -> DeliveryFigures:
-    """Messages per second from the first request the receiver saw to its last."""
+def throughput(work: Path, commands: int, timeout_s: float = 600.0,
+               after_crash: str = "resend") -> DeliveryFigures:
+    """Messages per second from the first request the receiver saw to its last; with
+    `give_up` each send costs one more ledger write (the attempted mark)."""
     work.mkdir(parents=True, exist_ok=True)
     with receiver(work) as (url, keys):
-        write_inputs(work, url, commands)
+        write_inputs(work, url, commands, after_crash)
         cpu_before = _children_cpu_s()
         process = worker(work, work / "throughput.sqlite")
         first = last = None
@@ -160,15 +193,25 @@ def throughput(work: Path, commands: int, timeout_s: float = 600.0) -> DeliveryF
                          _children_cpu_s() - cpu_before)
 
 
-def kill_and_restart(work: Path, commands: int, timeout_s: float = 600.0) -> DeliveryFigures:
-    """SIGKILL the worker a third of the way through, restart it, count what arrived."""
+KILL_BATCH = 400
+"""The kill phase's `--batch`: a third of 3,000 or 1,500 commands is then in the middle of
+a batch (with the default 500 it is a batch's end, where little is in flight)."""
+
+
+def kill_and_restart(work: Path, commands: int, timeout_s: float = 600.0,
+                     after_crash: str = "resend") -> DeliveryFigures:
+    """SIGKILL the worker a third of the way through, restart it, count what arrived and
+    what was recorded `unknown`."""
     work.mkdir(parents=True, exist_ok=True)
     ledger = work / "killed.sqlite"
+    for old in (ledger, work / "dead.jsonl", work / "events.jsonl"):
+        old.unlink(missing_ok=True)
     with receiver(work) as (url, keys):
-        write_inputs(work, url, commands)
+        write_inputs(work, url, commands, after_crash)
         began = time.monotonic()
         cpu_before = _children_cpu_s()
-        process = worker(work, ledger, "--worker-id", "bench-worker")
+        flags = ("--worker-id", "bench-worker", "--batch", str(KILL_BATCH))
+        process = worker(work, ledger, *flags)
         deadline = began + timeout_s
         while _timed_count(keys) < commands // 3:
             if process.poll() is not None or time.monotonic() > deadline:
@@ -176,7 +219,8 @@ def kill_and_restart(work: Path, commands: int, timeout_s: float = 600.0) -> Del
             time.sleep(0.002)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        _finish(worker(work, ledger, "--worker-id", "bench-worker"),
-                max(deadline - time.monotonic(), 1.0))
+        # exit status 1: something was dead-lettered, the `unknown` ones with give_up
+        _finish(worker(work, ledger, *flags),
+                max(deadline - time.monotonic(), 1.0), (0, 1))
         return _received(keys, commands, time.monotonic() - began,
-                         _children_cpu_s() - cpu_before)
+                         _children_cpu_s() - cpu_before, work / "dead.jsonl")

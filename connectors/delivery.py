@@ -4,12 +4,14 @@ limits, record, and report back.
     summary = deliver_file("commands.jsonl", "message_events.jsonl", "dead_letters.jsonl",
                            "delivery.yaml", "templates", "ledger.sqlite")
 
-Guarantees: at least once, and at most once per command id as far as the ledger knows.
+Guarantees: per channel, at least once (`after_crash: resend`) or at most once
+(`after_crash: give_up`), and once per command id as far as the ledger knows.
 A command is never sent before its `send_at`: until then it is held in the ledger, which
 survives a restart. A command already delivered, or claimed by another worker sharing the
 ledger, is skipped, so replaying a commands file never sends twice. A crash between a
-send and its ledger entry can resend that one command; webhooks carry an
-`Idempotency-Key` and emails a stable `Message-ID` for that. Every outcome becomes a
+send and its ledger entry resends that one command on a `resend` channel (webhooks carry
+an `Idempotency-Key` and emails a stable `Message-ID` for that); on a `give_up` channel
+it is recorded `unknown` and dead-lettered instead. Every outcome becomes a
 `message` event for the engine; commands that cannot be delivered go to the dead-letter
 file with the reason. Commands a backtest wrote are refused unless allowed.
 
@@ -72,16 +74,19 @@ def deliver(commands: Iterable[Any], renderer: Renderer, connectors: Mapping[str
             max_delay_s: float = 60.0, sleep: Callable[[float], None] = time.sleep,
             now: Callable[[], datetime] = utc_now, on_event: EventSink | None = None,
             on_dead_letter: EventSink | None = None, concurrency: int = 1,
-            allow_backtest: bool = False) -> DeliverySummary:
+            allow_backtest: bool = False,
+            at_most_once: frozenset[str] = frozenset()) -> DeliverySummary:
     """Deliver each due command once, hold the others in `ledger`; report outcomes to
     `on_event`, failures to `on_dead_letter`.
 
     For every command the `message` event is handed over before the ledger records the
     outcome, so an outcome is never recorded without its event. With `concurrency` 1 the
-    commands are sent one after the other, in order.
+    commands are sent one after the other, in order. `at_most_once` names the channels
+    whose interrupted sends are given up (`after_crash: give_up`).
     """
     sender = CommandSender(renderer, connectors,
-                           RetryPolicy(max_attempts, base_delay_s, max_delay_s), sleep=sleep)
+                           RetryPolicy(max_attempts, base_delay_s, max_delay_s), sleep=sleep,
+                           at_most_once=at_most_once)
     options = WorkerOptions(owner=_owner(), concurrency=concurrency,
                             allow_backtest=allow_backtest)
     worker = DeliveryWorker(sender, ledger, options, on_event=on_event,
@@ -105,7 +110,8 @@ def sender_for(config: DeliveryConfig, renderer: Renderer,
     retry = RetryPolicy(config.retry.max_attempts, config.retry.base_delay_s,
                         config.retry.max_delay_s)
     return CommandSender(renderer, build_connectors(config), retry,
-                         rates=rate_buckets(config), sleep=sleep)
+                         rates=rate_buckets(config), sleep=sleep,
+                         at_most_once=config.at_most_once())
 
 
 def _appender(file: IO[bytes]) -> EventSink:

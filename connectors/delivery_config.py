@@ -8,7 +8,10 @@
 
 YAML or JSON. Secrets are never written in the file: `*_env` keys name environment
 variables that hold them. `rate_per_second` and `burst` cap a channel's sends (see
-`connectors.delivery_rate`). Every error names the file and the key.
+`connectors.delivery_rate`). `after_crash` says what a restarted worker does with a send
+its predecessor began but did not record: `resend` (at least once) or `give_up` (at most
+once); `DEFAULT_AFTER_CRASH` gives each channel's default. Every error names the file and
+the key.
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ from connectors.channels.whatsapp import DEFAULT_API_VERSION
 from connectors.channels.whatsapp import DEFAULT_BASE_URL as WHATSAPP_URL
 
 __all__ = [
+    "AFTER_CRASH",
     "CHANNELS",
     "CONNECTOR_TYPES",
+    "DEFAULT_AFTER_CRASH",
     "ChannelConfig",
     "DeliveryConfig",
     "DeliveryConfigError",
@@ -61,6 +66,16 @@ DEFAULT_TYPES: Mapping[str, str] = {
 }
 """The connector type a channel uses unless its section names another with `type`."""
 CONNECTOR_TYPES: tuple[str, ...] = ("smtp", "webhook", "push", "telegram", "whatsapp")
+AFTER_CRASH: tuple[str, ...] = ("resend", "give_up")
+"""`resend`: a send interrupted by a crash is made again (at least once); `give_up`: it is
+not, and is recorded `unknown` (at most once)."""
+DEFAULT_AFTER_CRASH: Mapping[str, str] = {
+    "webhook": "resend", "email": "resend",
+    "sms": "give_up", "whatsapp": "give_up", "telegram": "give_up", "push": "give_up",
+}
+"""Resend where the receiver can drop the repeat (webhooks carry `Idempotency-Key`, emails a
+stable `Message-ID`); give up where a second send is a second message on the customer's
+phone (SMS, WhatsApp, Telegram and push providers take no idempotency key)."""
 INLINE_SECRETS = ("password", "token", "secret")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -100,6 +115,8 @@ class ChannelConfig:
     settings: SmtpSettings | WebhookSettings | TelegramSettings | WhatsAppSettings
     rate: RateLimit | None = None
     """None: sends as fast as the worker's concurrency allows."""
+    after_crash: str = "resend"
+    """`resend` or `give_up`: see `AFTER_CRASH`."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +126,11 @@ class DeliveryConfig:
     path: str
     channels: Mapping[str, ChannelConfig]
     retry: RetrySettings
+
+    def at_most_once(self) -> frozenset[str]:
+        """The channels whose interrupted sends are given up rather than made again."""
+        return frozenset(name for name, channel in self.channels.items()
+                         if channel.after_crash == "give_up")
 
 
 class _Section:
@@ -317,8 +339,9 @@ def parse_delivery_config(data: Any, path: Path | str,
         kind = s.choice("type", CONNECTOR_TYPES, DEFAULT_TYPES[name])
         settings = _PARSERS[kind](s)
         rate = _rate(s)
+        after_crash = s.choice("after_crash", AFTER_CRASH, DEFAULT_AFTER_CRASH[name])
         s.check_unknown()
-        channels[name] = ChannelConfig(kind, settings, rate)
+        channels[name] = ChannelConfig(kind, settings, rate, after_crash)
     return DeliveryConfig(where, channels, _retry(data.get("retry"), where))
 
 

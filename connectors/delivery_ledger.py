@@ -6,7 +6,8 @@ until their `send_at`.
 
 A command id moves through `held` (waiting for its `send_at`, the command kept in the
 ledger) → `sending` (claimed by one worker, with a lease) → `delivered`, `failed` or
-`bounced`. What the ledger guarantees, for both stores:
+`bounced`, or `unknown` (a send that a crash interrupted and that is not made again).
+What the ledger guarantees, for both stores:
 
 - **One claim.** `claim` and `claim_due` are atomic: of several workers reading the same
   command, exactly one gets it while its lease runs. A lease that ran out (its worker
@@ -14,8 +15,12 @@ ledger) → `sending` (claimed by one worker, with a lease) → `delivered`, `fa
 - **Held commands are durable.** `hold` writes the whole command before the caller moves
   on (commits a Kafka offset, reads the next line); a kill -9 loses none, and the command
   is claimed once when due.
-- **Delivered is final.** A `delivered` command is never claimed again; `failed` and
-  `bounced` ones are, when a commands file is replayed.
+- **Delivered is final**, and so is `unknown`: such a command is never claimed again;
+  `failed` and `bounced` ones are, when a commands file is replayed.
+- **Attempted before the send.** `attempt` marks a claimed command in one write that has
+  reached the store when it returns; the worker calls it just before the network call.
+  After a crash, `interrupted` tells a command that may have reached the provider from
+  one that was claimed but never sent. The mark lasts until an outcome is recorded.
 
 SQLite runs in WAL mode with `synchronous=NORMAL`: a commit survives the death of the
 process, but the last commits before a power loss may be lost (those commands are sent
@@ -38,6 +43,7 @@ import redis
 from connectors.channels import STATUSES, Status
 
 __all__ = [
+    "UNKNOWN",
     "DeliveryLedger",
     "Ledger",
     "LedgerEntry",
@@ -46,6 +52,10 @@ __all__ = [
     "iso_ms",
     "open_ledger",
 ]
+
+UNKNOWN = "unknown"
+"""The status of a command whose send a crash interrupted and that is not sent again."""
+
 
 class LedgerError(RuntimeError):
     """A ledger that cannot be opened or used; names the ledger."""
@@ -120,6 +130,19 @@ class Ledger(Protocol):
         recorded before."""
         ...
 
+    def attempt(self, command_id: str) -> None:
+        """Mark a claimed command as possibly sent: one write, durable before it returns."""
+        ...
+
+    def interrupted(self, command_ids: Sequence[str]) -> set[str]:
+        """The ids among `command_ids` marked by `attempt` with no outcome recorded since."""
+        ...
+
+    def record_unknown(self, command_id: str, detail: str,
+                       at: datetime | None = None) -> None:
+        """Record that the command's outcome is not known and end the claim; final."""
+        ...
+
     def mark(self, command_id: str, status: Status, attempts: int,
              provider_id: str | None = None, detail: str = "",
              at: datetime | None = None) -> LedgerEntry:
@@ -149,7 +172,7 @@ class DeliveryLedger:
             updated_at  TEXT NOT NULL
         )"""
     _ADDED = (("owner", "TEXT"), ("lease_until", "INTEGER"), ("due_ms", "INTEGER"),
-              ("command", "BLOB"))
+              ("command", "BLOB"), ("attempted_ms", "INTEGER"))
     """Columns added for holding and claiming; a ledger from an earlier version gains them."""
     _CLAIMABLE = ("deliveries.status IN ('failed', 'bounced') OR (deliveries.status = "
                   "'sending' AND deliveries.lease_until < :now)")
@@ -264,8 +287,36 @@ class DeliveryLedger:
                 "status = excluded.status, attempts = deliveries.attempts + excluded.attempts, "
                 "provider_id = COALESCE(excluded.provider_id, deliveries.provider_id), "
                 "detail = excluded.detail, updated_at = excluded.updated_at, owner = NULL, "
-                "lease_until = NULL, due_ms = NULL, command = NULL",
+                "lease_until = NULL, due_ms = NULL, command = NULL, attempted_ms = NULL",
                 (command_id, status, attempts, provider_id, detail, updated_at))
+
+    def attempt(self, command_id: str) -> None:
+        """One autocommitted `UPDATE`: in the WAL, so it outlives the process, before the
+        send."""
+        with self._lock:
+            self._db.execute("UPDATE deliveries SET attempted_ms = ? WHERE command_id = ?",
+                             (_now_ms(), command_id))
+
+    def interrupted(self, command_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        ids = list(command_ids)
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ", ".join("?" * len(chunk))
+                found.update(row[0] for row in self._db.execute(
+                    "SELECT command_id FROM deliveries WHERE attempted_ms IS NOT NULL AND "
+                    f"command_id IN ({marks})", chunk))
+        return found
+
+    def record_unknown(self, command_id: str, detail: str,
+                       at: datetime | None = None) -> None:
+        updated_at = iso_ms(at or datetime.now(UTC))
+        with self._lock:
+            self._db.execute(
+                "UPDATE deliveries SET status = ?, detail = ?, updated_at = ?, owner = NULL, "
+                "lease_until = NULL, due_ms = NULL, command = NULL, attempted_ms = NULL "
+                "WHERE command_id = ?", (UNKNOWN, detail, updated_at, command_id))
 
     def mark(self, command_id: str, status: Status, attempts: int,
              provider_id: str | None = None, detail: str = "",
@@ -377,7 +428,7 @@ _MARK = """
 redis.call('HINCRBY', KEYS[1], 'attempts', tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'detail', ARGV[3], 'updated_at', ARGV[4])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'provider_id', ARGV[5]) end
-redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
+redis.call('HDEL', KEYS[1], 'owner', 'lease_until', 'attempted_ms')
 redis.call('ZREM', KEYS[2], ARGV[6])
 redis.call('ZREM', KEYS[3], ARGV[6])
 redis.call('HDEL', KEYS[4], ARGV[6])
@@ -479,9 +530,30 @@ class RedisLedger:
                provider_id: str | None = None, detail: str = "",
                at: datetime | None = None) -> None:
         _check_mark(status, attempts)
+        self._record(command_id, status, attempts, provider_id, detail, at)
+
+    def _record(self, command_id: str, status: str, attempts: int, provider_id: str | None,
+                detail: str, at: datetime | None) -> None:
         updated_at = iso_ms(at or datetime.now(UTC))
         self._mark(keys=[self._entry + command_id, self._held, self._leases, self._commands],
                    args=[status, attempts, detail, updated_at, provider_id or "", command_id])
+
+    def attempt(self, command_id: str) -> None:
+        """One `HSET`: applied by the server before it answers, so before the send."""
+        self._client.hset(self._entry + command_id, "attempted_ms", _now_ms())
+
+    def interrupted(self, command_ids: Sequence[str]) -> set[str]:
+        if not command_ids:
+            return set()
+        pipe = self._client.pipeline(transaction=False)
+        for command_id in command_ids:
+            pipe.hexists(self._entry + command_id, "attempted_ms")
+        return {command_id for command_id, marked in zip(command_ids, pipe.execute(),
+                                                         strict=True) if marked}
+
+    def record_unknown(self, command_id: str, detail: str,
+                       at: datetime | None = None) -> None:
+        self._record(command_id, UNKNOWN, 0, None, detail, at)
 
     def mark(self, command_id: str, status: Status, attempts: int,
              provider_id: str | None = None, detail: str = "",

@@ -114,16 +114,22 @@ class RetryPolicy:
 
 
 class CommandSender:
-    """Renders and sends one due command; safe to call from several threads at once."""
+    """Renders and sends one due command; safe to call from several threads at once.
+
+    `at_most_once` names the channels whose sends a crash must not repeat (`after_crash:
+    give_up`); the worker marks their commands attempted before sending them.
+    """
 
     def __init__(self, renderer: Renderer, connectors: Mapping[str, Channel],
                  retry: RetryPolicy, *, rates: Mapping[str, TokenBucket] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 at_most_once: frozenset[str] = frozenset()) -> None:
         self.renderer = renderer
         self.connectors = connectors
         self.retry = retry
         self.rates = dict(rates or {})
         self.sleep = sleep
+        self.at_most_once = at_most_once
 
     def render(self, command: dict[str, Any]) -> tuple[Message | None, DeliveryResult | None]:
         """The rendered message, or the failure that stops the command before any send."""
@@ -137,15 +143,19 @@ class CommandSender:
             reason = getattr(exc, "message", None) or str(exc)
             return None, DeliveryResult.failed(f"cannot render: {reason}", retryable=False)
 
-    def send(self, command: dict[str, Any]) -> tuple[DeliveryResult, int]:
-        """Render and send: the outcome and the attempts made."""
+    def send(self, command: dict[str, Any], before_send: Callable[[], None] | None = None
+             ) -> tuple[DeliveryResult, int]:
+        """Render and send: the outcome and the attempts made. `before_send` runs once,
+        after the rate allows the first attempt and just before its network call; if it
+        raises, nothing is sent."""
         message, failure = self.render(command)
         if failure is not None or message is None:
             assert failure is not None
             return failure, 0
-        return self._send(command, message)
+        return self._send(command, message, before_send)
 
-    def _send(self, command: dict[str, Any], message: Message) -> tuple[DeliveryResult, int]:
+    def _send(self, command: dict[str, Any], message: Message,
+              before_send: Callable[[], None] | None) -> tuple[DeliveryResult, int]:
         command_id = str(command["command_id"])
         connector = self.connectors[command["channel"]]
         bucket = self.rates.get(command["channel"])
@@ -154,6 +164,8 @@ class CommandSender:
         for attempt in range(1, retry.max_attempts + 1):
             if bucket is not None:
                 bucket.acquire()
+            if attempt == 1 and before_send is not None:
+                before_send()
             try:
                 result = connector.send(command, message)
             except Exception as exc:  # a connector bug must not stop the other commands

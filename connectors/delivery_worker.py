@@ -19,9 +19,16 @@ Per batch of commands read:
 4. The events file is synced and then the source commits (Kafka offsets): a worker killed
    before that reads the batch again, and the ledger skips what it finished.
 
-What can repeat: a worker killed between a send and its ledger entry sends that command
-again once its claim's lease ends (at once when restarted with the same `owner`). Every
-send carries the command id for the receiver to drop such a repeat.
+After a crash, per channel (`after_crash` in the config, `CommandSender.at_most_once`):
+
+- `resend` (at least once): a worker killed between a send and its ledger entry sends
+  that command again once its claim's lease ends (at once when restarted with the same
+  `owner`). Every send carries the command id for the receiver to drop such a repeat.
+- `give_up` (at most once): the ledger marks the command attempted just before its first
+  network call. A command claimed again with that mark is not sent: it is dead-lettered
+  with status `unknown` and recorded so in the ledger, and counted in the summary. One
+  claimed but never attempted (queued in the pool, waiting for its rate) is sent
+  normally. No `message` event is written for it: its outcome is not known.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from typing import Any
 import orjson
 
 from connectors.channels import Status
-from connectors.delivery_ledger import Ledger, iso_ms
+from connectors.delivery_ledger import UNKNOWN, Ledger, iso_ms
 from connectors.delivery_send import (
     CommandSender,
     command_problem,
@@ -49,6 +56,7 @@ from connectors.delivery_sources import CommandSource, Incoming
 from engine.errors import JourneysError
 
 __all__ = [
+    "GIVEN_UP",
     "BacktestCommandRefused",
     "DeliverySummary",
     "DeliveryWorker",
@@ -61,6 +69,9 @@ logger = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
 
+GIVEN_UP = "the worker stopped during the send; not sent again (after_crash: give_up)"
+"""The reason of an `unknown` dead letter."""
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -72,7 +83,8 @@ class BacktestCommandRefused(JourneysError):
 
 @dataclass
 class DeliverySummary:
-    """What a delivery run did; `dead_lettered` includes the `invalid` commands."""
+    """What a delivery run did; `dead_lettered` includes the `invalid` and `unknown`
+    commands."""
 
     delivered: int = 0
     failed: int = 0
@@ -81,13 +93,15 @@ class DeliverySummary:
     skipped: int = 0
     held: int = 0
     invalid: int = 0
+    unknown: int = 0
+    """Sends a crash interrupted on an `after_crash: give_up` channel: not sent again."""
     attempts: int = 0
 
     def line(self) -> str:
         return (f"{self.delivered} delivered, {self.failed} failed, {self.bounced} bounced, "
                 f"{self.dead_lettered} dead-lettered, {self.skipped} skipped as already "
                 f"delivered or claimed, {self.held} held until send_at, {self.invalid} "
-                f"invalid, {self.attempts} attempts")
+                f"invalid, {self.unknown} unknown after a crash, {self.attempts} attempts")
 
 
 @dataclass(frozen=True)
@@ -211,6 +225,7 @@ class DeliveryWorker:
         for raw in self.ledger.claim_due(self.options.owner, self.options.lease_s, room,
                                          now_ms):
             claimed.append(orjson.loads(raw))
+        claimed = self._without_interrupted(claimed)
         if pool is not None:
             # one wait for the whole batch rather than a wake-up of this thread per result
             futures = [pool.submit(self._deliver_one, command) for command in claimed]
@@ -253,9 +268,35 @@ class DeliveryWorker:
             return None
         return command
 
+    def _without_interrupted(self, claimed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`claimed` less the at-most-once commands whose send a crash interrupted; those
+        are given up (one ledger read per batch, only when such channels are claimed)."""
+        watched = [command["command_id"] for command in claimed
+                   if command["channel"] in self.sender.at_most_once]
+        interrupted = self.ledger.interrupted(watched) if watched else set()
+        if not interrupted:
+            return claimed
+        for command in claimed:
+            if command["command_id"] in interrupted:
+                self._give_up(command)
+        return [command for command in claimed if command["command_id"] not in interrupted]
+
+    def _give_up(self, command: dict[str, Any]) -> None:
+        """Dead-letter, then record `unknown`: a kill between the two gives up again."""
+        command_id = command["command_id"]
+        self._dead_letter(command, GIVEN_UP, UNKNOWN, 0)
+        self.ledger.record_unknown(command_id, GIVEN_UP, self._now())
+        with self._lock:
+            self.summary.unknown += 1
+        logger.warning("command %s via %s: %s", command_id, command["channel"], GIVEN_UP)
+
     def _deliver_one(self, command: dict[str, Any]) -> tuple[Status, int]:
         command_id = command["command_id"]
-        result, attempts = self.sender.send(command)
+        before_send = None
+        if command["channel"] in self.sender.at_most_once:
+            def before_send() -> None:
+                self.ledger.attempt(command_id)
+        result, attempts = self.sender.send(command, before_send)
         if self._on_event is not None:
             event = message_event(command, result.status, self._now())
             with self._lock:

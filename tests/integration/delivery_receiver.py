@@ -44,8 +44,10 @@ class Received:
 
 
 @contextmanager
-def receiver() -> Iterator[Received]:
-    """An HTTP server on a free loopback port for the test's duration."""
+def receiver(delay_s: float = 0.0) -> Iterator[Received]:
+    """An HTTP server on a free loopback port for the test's duration; each request is
+    recorded on arrival and answered `delay_s` later (a slow provider keeps sends in
+    flight)."""
     received = Received()
 
     class Handler(BaseHTTPRequestHandler):
@@ -57,6 +59,8 @@ def receiver() -> Iterator[Received]:
             with received.lock:
                 received.arrivals.append((self.headers.get("Idempotency-Key", ""),
                                           time.time()))
+            if delay_s:
+                time.sleep(delay_s)
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", "2")

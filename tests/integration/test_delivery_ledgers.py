@@ -98,3 +98,45 @@ def test_an_earlier_ledger_file_gains_the_new_columns(tmp_path: Path) -> None:
     with DeliveryLedger(path) as ledger:
         assert ledger.is_delivered("old")
         assert ledger.claim(["old", "new"], "w", 60) == {"new"}
+
+
+def test_an_attempt_is_marked_until_an_outcome_is_recorded(store: Ledger) -> None:
+    assert store.claim(["a", "b", "c"], "w1", 60) == {"a", "b", "c"}
+    assert store.interrupted(["a", "b", "c"]) == set()
+    store.attempt("a")
+    store.attempt("b")
+    assert store.interrupted(["a", "b", "c", "never-seen"]) == {"a", "b"}
+    assert store.interrupted([]) == set()
+    store.mark("b", "failed", 1, None, "HTTP 503")
+    assert store.interrupted(["a", "b"]) == {"a"}
+    assert store.claim(["b"], "w1", 60) == {"b"}  # failed: claimed again on replay,
+    assert store.interrupted(["b"]) == set()      # without the earlier attempt's mark
+    assert store.release("w1") == 3  # a, b and c
+    assert store.claim(["a"], "w2", 60) == {"a"}  # a crash: the mark outlives the claim
+    assert store.interrupted(["a"]) == {"a"}
+
+
+def test_unknown_is_final(store: Ledger) -> None:
+    now = int(time.time() * 1000)
+    assert store.claim(["u"], "w1", 0.05) == {"u"}
+    store.attempt("u")
+    store.record_unknown("u", "the worker stopped during the send")
+    entry = store.get("u")
+    assert entry is not None
+    assert (entry.status, entry.detail) == ("unknown", "the worker stopped during the send")
+    assert store.interrupted(["u"]) == set()
+    time.sleep(0.1)
+    assert store.claim(["u"], "w2", 60) == set()
+    assert not store.hold("u", now + 1000, b'{"command_id": "u"}')
+    assert store.claim_due("w2", 60, 10, now + 10_000) == []
+    assert not store.is_delivered("u")
+
+
+def test_a_held_command_keeps_its_mark_when_claimed_again(store: Ledger) -> None:
+    now = int(time.time() * 1000)
+    store.hold("h", now - 1, b'{"command_id": "h"}')
+    assert store.claim_due("w1", 60, 10) == [b'{"command_id": "h"}']
+    store.attempt("h")
+    assert store.release("w1") == 1
+    assert store.claim_due("w1", 60, 10) == [b'{"command_id": "h"}']
+    assert store.interrupted(["h"]) == {"h"}

@@ -72,9 +72,14 @@ def test_delivery_benchmark_counts_what_the_receiver_got(tmp_path: Path) -> None
     from benchmarks.delivery_bench import kill_and_restart, throughput
 
     sent = throughput(tmp_path / "throughput", 300)
-    assert (sent.received, sent.distinct, sent.lost, sent.duplicates) == (300, 300, 0, 0)
+    assert (sent.received, sent.distinct, sent.lost, sent.repeated_requests) == (300, 300, 0, 0)
     assert sent.per_second > 0 and sent.worker_cpu_s > 0
 
-    killed = kill_and_restart(tmp_path / "killed", 1500)
-    assert killed.lost == 0 and killed.distinct == 1500
-    assert killed.duplicates <= 64  # at most the sends in flight when it was killed
+    resent = kill_and_restart(tmp_path / "resend", 1500)
+    assert resent.lost == 0 and resent.distinct == 1500 and resent.unknown == 0
+    assert resent.repeated_requests <= 64  # at most the sends in flight when it was killed
+    assert resent.duplicate_messages == 0  # the receiver honours Idempotency-Key
+
+    given_up = kill_and_restart(tmp_path / "give-up", 1500, after_crash="give_up")
+    assert given_up.repeated_requests == 0 and given_up.lost == 0
+    assert given_up.unknown <= 64

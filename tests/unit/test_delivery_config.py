@@ -18,6 +18,8 @@ from connectors.channels import (
     WhatsAppChannel,
 )
 from connectors.delivery_config import (
+    CHANNELS,
+    DEFAULT_AFTER_CRASH,
     DeliveryConfigError,
     RetrySettings,
     build_connectors,
@@ -155,3 +157,34 @@ def test_the_command_line_reports_config_errors_with_exit_status_2(
                               "--ledger", str(tmp_path / "l.sqlite")])
     assert status == 2
     assert "channels.telegram.token_env" in capsys.readouterr().err
+
+
+def test_after_crash_defaults_per_channel(tmp_path: Path) -> None:
+    config = load_delivery_config(write(tmp_path, FULL), ENV)
+    assert {name: channel.after_crash for name, channel in config.channels.items()} == {
+        "email": "resend", "webhook": "resend", "telegram": "give_up", "whatsapp": "give_up",
+        "push": "give_up", "sms": "give_up"}
+    assert config.at_most_once() == {"telegram", "whatsapp", "push", "sms"}
+    assert DEFAULT_AFTER_CRASH.keys() == set(CHANNELS)
+
+
+def test_after_crash_can_be_set_for_each_channel() -> None:
+    config = parse_delivery_config({"channels": {
+        "webhook": {"url": "https://x.example", "secret_env": "HOOK", "after_crash": "give_up"},
+        "sms": {"url": "https://s.example", "secret_env": "SMS", "after_crash": "resend"},
+        "whatsapp": {"type": "webhook", "url": "https://w.example", "secret_env": "WA_TOKEN"},
+    }}, "delivery.yaml", ENV)
+    assert config.channels["webhook"].after_crash == "give_up"
+    assert config.channels["sms"].after_crash == "resend"
+    assert config.channels["whatsapp"].after_crash == "give_up"  # the channel's, not the type's
+    assert config.at_most_once() == {"webhook", "whatsapp"}
+
+
+@pytest.mark.parametrize("value", ["retry", "at_least_once", "", True, 1, ["resend"]])
+def test_a_wrong_after_crash_names_the_key_and_the_choices(value: Any) -> None:
+    error = error_for({"channels": {"telegram": {"token_env": "TELEGRAM_TOKEN",
+                                                 "after_crash": value}}})
+    assert error.key == "channels.telegram.after_crash"
+    assert str(error).startswith("delivery.yaml: channels.telegram.after_crash: ")
+    if isinstance(value, str) and value:
+        assert "one of resend, give_up" in error.reason

@@ -88,15 +88,15 @@ def has_address(profile: Profile, channel: str) -> bool:
     return channel in ADDRESSED_BY_ID or bool(_address(profile, channel))
 
 
+ADDRESS_FIELDS = {"email": "email", "sms": "phone", "whatsapp": "phone",
+                  "telegram": "telegram_chat_id"}
+"""The profile field that holds each channel's address (push and webhook need none)."""
+
+
 def _address(profile: Profile, channel: str) -> str | None:
     """Where the channel reaches the customer; None for push and webhook (by customer id)."""
-    if channel == "email":
-        return profile.email
-    if channel in ("sms", "whatsapp"):
-        return profile.phone
-    if channel == "telegram":
-        return profile.telegram_chat_id
-    return None
+    field = ADDRESS_FIELDS.get(channel)
+    return None if field is None else getattr(profile, field)
 
 
 def _plain(value: Any) -> Any:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.commands import ADDRESS_FIELDS
 from engine.console.conditions import ConditionCheck, check_condition
 from engine.events import Event, parse_timestamp
 from engine.reporting.labels import MISSING, duration, timing_label
@@ -55,7 +56,7 @@ class Check:
 class MessageOutcome:
     channel: str
     result: str
-    """"sent", "capped" or "no_consent"."""
+    """"sent", "capped", "no_consent" or "unreachable"."""
     detail: str
 
 
@@ -311,7 +312,7 @@ class Explainer:
                 order.append(step_id)
                 result[step_id] = {"reached": "ran", "wait_met": "event came",
                                    "wait_timeout": "timed out"}.get(kind, kind)
-            elif kind in ("sent", "capped", "no_consent"):
+            elif kind in ("sent", "capped", "no_consent", "unreachable"):
                 detail = (f"send at {_when(sends[(step_id, extra)], state)}"
                           if kind == "sent" and (step_id, extra) in sends
                           else self._refusal_detail(state, kind, extra, at, sent_before))
@@ -329,9 +330,12 @@ class Explainer:
 
     def _refusal_detail(self, state: CustomerState, kind: str, channel: str, at: int,
                         sent_before: list[list[Any]]) -> str:
-        """The values a consent or cap refusal read."""
+        """The values a consent, address or cap refusal read."""
         profile = state.profile
         policies = self.policies
+        if kind == "unreachable":
+            field = ADDRESS_FIELDS.get(channel, "address")
+            return f"no {channel} address: the profile has no {field}"
         if kind == "no_consent":
             if channel in profile.unsubscribed:
                 return f"unsubscribed from {channel}"

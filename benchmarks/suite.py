@@ -113,7 +113,7 @@ def _self_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     sockets, ports = [], []
     for _ in range(count):
         sock = socket.socket()
@@ -132,7 +132,7 @@ def engine_run(source: Sequence[str], redis_url: str, prefix: str, processes: in
     base = [sys.executable, "-m", "engine", "run", "--journeys", *journeys, *source,
             "--redis", redis_url, "--prefix", prefix]
     if processes > 1:
-        addresses = ",".join(f"127.0.0.1:{port}" for port in _free_ports(processes))
+        addresses = ",".join(f"127.0.0.1:{port}" for port in free_ports(processes))
         commands_list = [[*base, "-i", str(i), "-a", addresses] for i in range(processes)]
     else:
         commands_list = [base]

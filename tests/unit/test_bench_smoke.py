@@ -1,4 +1,4 @@
-"""Smoke runs of the timer-scaling and live-latency benchmarks on tiny inputs."""
+"""Smoke runs of the timer-scaling, live-latency and scale benchmarks on tiny inputs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import redis
 
 from benchmarks.generator import ChainConfig, write_jsonl
 from benchmarks.latency_bench import live_latency
+from benchmarks.scale_bench import scale_run
 from benchmarks.timers_bench import timer_scaling
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
@@ -83,3 +84,13 @@ def test_delivery_benchmark_counts_what_the_receiver_got(tmp_path: Path) -> None
     given_up = kill_and_restart(tmp_path / "give-up", 1500, after_crash="give_up")
     assert given_up.repeated_requests == 0 and given_up.lost == 0
     assert given_up.unknown <= 64
+
+
+@pytest.mark.integration
+def test_scale_run_smoke(redis_url: str, tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    count = write_jsonl(ChainConfig(seed=7, customers=200, days=40), events)
+    figures = scale_run(events, 200, redis_url, "scale-smoke", tmp_path, processes=2)
+    assert figures.events == count and figures.commands > 0
+    assert figures.wall_s > 0 and figures.redis_bytes_per_customer > 0
+    assert not _keys_matching(redis_url, "*scale-smoke*")

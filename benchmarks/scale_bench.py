@@ -10,7 +10,6 @@ included, which is what a backtest of that history costs its user.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from pathlib import Path
 import redis
 
 from benchmarks.generator import ChainConfig, write_jsonl
-from benchmarks.suite import EXAMPLES, RUN_SUMMARY, free_ports, jsonl_source
+from benchmarks.suite import jsonl_source, run_engine_processes
 from engine.store import delete_matching
 
 SCALE_CUSTOMERS = 1_000_000
@@ -51,30 +50,13 @@ def scale_run(events: Path, customers: int, redis_url: str, prefix: str, work: P
     """`journeys run` in `processes` processes over `events`, timed end to end."""
     client = redis.Redis.from_url(redis_url)
     used_before = int(client.info("memory")["used_memory"])
-    base = [sys.executable, "-m", "engine", "run", "--journeys", str(EXAMPLES),
-            *jsonl_source(events, work, prefix), "--redis", redis_url, "--prefix", prefix]
-    addresses = ",".join(f"127.0.0.1:{port}" for port in free_ports(processes))
-    arguments = [[*base, "-i", str(i), "-a", addresses] if processes > 1 else base
-                 for i in range(processes)]
-    began = time.perf_counter()
-    children = [subprocess.Popen(a, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                for a in arguments]
-    read, written = 0, 0
-    for child in children:
-        _, stderr = child.communicate()
-        text = stderr.decode()
-        if child.returncode != 0:
-            raise RuntimeError(f"journeys run failed ({child.returncode}): {text[-2000:]}")
-        found = RUN_SUMMARY.search(text)
-        if found is None:
-            raise RuntimeError(f"journeys run printed no summary: {text[-2000:]}")
-        read += int(found["events"])
-        written += int(found["commands"])
-    wall = time.perf_counter() - began
+    run = run_engine_processes(jsonl_source(events, work, prefix), redis_url, prefix,
+                               processes)
     used = int(client.info("memory")["used_memory"]) - used_before
     delete_matching(client, f"*{prefix}*")
     client.close()
-    return ScaleFigures(customers, read, written, processes, wall, used / max(customers, 1))
+    return ScaleFigures(customers, run.events, run.commands, processes, run.wall_s,
+                        used / max(customers, 1))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -129,6 +129,29 @@ def engine_run(source: Sequence[str], redis_url: str, prefix: str, processes: in
                journeys: Sequence[str] = (str(EXAMPLES),), label: str = "engine") -> Row:
     """`journeys run` in `processes` processes over `source` (the input and output
     options); events and commands as the processes report them, the slowest one's time."""
+    run = run_engine_processes(source, redis_url, prefix, processes, journeys)
+    noun = "process" if processes == 1 else "processes"
+    return Row(f"{label}, {processes} {noun}", run.events, run.seconds, run.peak_rss_mb,
+               f"{run.commands:,} commands")
+
+
+@dataclass(frozen=True)
+class EngineProcesses:
+    """What the processes of one `journeys run` reported, and how long they took."""
+
+    events: int
+    commands: int
+    seconds: float
+    """The slowest process's own run time (start-up excluded), as it reports it."""
+    wall_s: float
+    """From starting the processes to the last one's exit."""
+    peak_rss_mb: float
+
+
+def run_engine_processes(source: Sequence[str], redis_url: str, prefix: str,
+                         processes: int = 1, journeys: Sequence[str] = (str(EXAMPLES),)
+                         ) -> EngineProcesses:
+    """Run `journeys run` in `processes` processes (one cluster) over `source`."""
     base = [sys.executable, "-m", "engine", "run", "--journeys", *journeys, *source,
             "--redis", redis_url, "--prefix", prefix]
     if processes > 1:
@@ -136,6 +159,7 @@ def engine_run(source: Sequence[str], redis_url: str, prefix: str, processes: in
         commands_list = [[*base, "-i", str(i), "-a", addresses] for i in range(processes)]
     else:
         commands_list = [base]
+    began = time.perf_counter()
     children = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 for c in commands_list]
     peak, seconds, events, commands = 0.0, 0.0, 0, 0
@@ -154,8 +178,7 @@ def engine_run(source: Sequence[str], redis_url: str, prefix: str, processes: in
         events += int(found["events"])
         commands += int(found["commands"])
         seconds = max(seconds, float(found["seconds"]))
-    noun = "process" if processes == 1 else "processes"
-    return Row(f"{label}, {processes} {noun}", events, seconds, peak, f"{commands:,} commands")
+    return EngineProcesses(events, commands, seconds, time.perf_counter() - began, peak)
 
 
 def jsonl_source(events: Path, workdir: Path, prefix: str) -> list[str]:

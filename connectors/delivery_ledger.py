@@ -159,7 +159,29 @@ def _check_mark(status: str, attempts: int) -> None:
         raise ValueError(f"attempts cannot be negative: {attempts}")
 
 
-class DeliveryLedger:
+class _Marking:
+    """`mark` for a ledger that has `record` and `get`."""
+
+    def record(self, command_id: str, status: Status, attempts: int,
+               provider_id: str | None = None, detail: str = "",
+               at: datetime | None = None) -> None:
+        raise NotImplementedError
+
+    def get(self, command_id: str) -> LedgerEntry | None:
+        raise NotImplementedError
+
+    def mark(self, command_id: str, status: Status, attempts: int,
+             provider_id: str | None = None, detail: str = "",
+             at: datetime | None = None) -> LedgerEntry:
+        """Record an outcome; the entry as it now stands."""
+        self.record(command_id, status, attempts, provider_id, detail, at)
+        entry = self.get(command_id)
+        if entry is None:
+            raise LedgerError(command_id, "the outcome just recorded cannot be read back")
+        return entry
+
+
+class DeliveryLedger(_Marking):
     """The ledger in one SQLite file: for a single worker (or workers on one host)."""
 
     _SCHEMA = """
@@ -318,15 +340,6 @@ class DeliveryLedger:
                 "lease_until = NULL, due_ms = NULL, command = NULL, attempted_ms = NULL "
                 "WHERE command_id = ?", (UNKNOWN, detail, updated_at, command_id))
 
-    def mark(self, command_id: str, status: Status, attempts: int,
-             provider_id: str | None = None, detail: str = "",
-             at: datetime | None = None) -> LedgerEntry:
-        """Record an outcome; the entry as it now stands."""
-        self.record(command_id, status, attempts, provider_id, detail, at)
-        entry = self.get(command_id)
-        assert entry is not None
-        return entry
-
     def counts(self) -> dict[str, int]:
         """How many commands have each status."""
         with self._lock:
@@ -449,7 +462,7 @@ return released
 """
 
 
-class RedisLedger:
+class RedisLedger(_Marking):
     """The ledger in Redis, shared by every delivery worker that names the same prefix.
 
     Keys (one hash slot, `{prefix}`): `{prefix}:e:<command_id>` a hash per command,
@@ -554,14 +567,6 @@ class RedisLedger:
     def record_unknown(self, command_id: str, detail: str,
                        at: datetime | None = None) -> None:
         self._record(command_id, UNKNOWN, 0, None, detail, at)
-
-    def mark(self, command_id: str, status: Status, attempts: int,
-             provider_id: str | None = None, detail: str = "",
-             at: datetime | None = None) -> LedgerEntry:
-        self.record(command_id, status, attempts, provider_id, detail, at)
-        entry = self.get(command_id)
-        assert entry is not None
-        return entry
 
     def close(self) -> None:
         self._client.close()

@@ -10,11 +10,12 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import orjson
+from loopback_http import serving
 
 SECRET_ENV = "DELIVERY_TEST_SECRET"
 SECRET = "delivery-test-secret"
@@ -70,18 +71,9 @@ def receiver(delay_s: float = 0.0) -> Iterator[Received]:
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    received.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
+    with serving(Handler) as base:
+        received.url = base + "/hook"
         yield received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def write_setup(folder: Path, url: str, rate: str = "") -> dict[str, Path]:

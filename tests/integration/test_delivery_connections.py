@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+from loopback_http import serving
 
 from connectors.channels.http import TransportError, post
 
@@ -52,18 +52,9 @@ def server() -> Iterator[Server]:
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/hook?x=1"
-    try:
+    with serving(Handler) as base:
+        state.url = base + "/hook?x=1"
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 def test_sequential_posts_reuse_one_connection(server: Server) -> None:

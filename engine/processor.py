@@ -198,7 +198,8 @@ class ShardProcessor:
         self.client = client
         self.timeline_kept = timeline_kept
         """Events and messages kept per customer for the console (0: no timeline)."""
-        self.cache_per_shard = max(0, cache_customers) // max(shards, 1)
+        self.cache_customers = max(0, cache_customers)
+        """Committed states this process keeps decoded, over the shards it owns."""
         self.telemetry = telemetry if telemetry is not None else telemetry_from_environment()
         self.due_chunk = due_chunk
         self.prefix = prefix
@@ -575,7 +576,9 @@ class ShardProcessor:
 
     def _evict(self, shard: _Shard) -> None:
         """Forget the least recently used committed states beyond the cache's limit."""
-        excess = len(shard.cache) - self.cache_per_shard
+        # the budget is the process's: shared by the shards it owns (all of them with one
+        # process, its share with several)
+        excess = len(shard.cache) - self.cache_customers // max(len(self._shards), 1)
         if excess <= 0:
             return
         waiting = {p.event.customer_id for p in shard.pending}

@@ -127,6 +127,25 @@ def test_committed_states_stay_in_memory_up_to_the_limit(redis_client: redis.Red
     assert {c: engine._shards[0].cache[c].to_bytes() for c in cached(engine)} == stored
 
 
+def test_the_cache_budget_is_the_process_s_over_the_shards_it_owns(
+        redis_client: redis.Redis, key_prefix: str) -> None:
+    # two processes, one shard each: each keeps its whole budget, not half of it
+    catalog = Catalog([load_journey_text(JOURNEY, "later.yaml")])
+    engines = [ShardProcessor(redis_client, catalog, prefix=key_prefix, source_id="src",
+                              shards=2, cache_customers=4) for _ in range(2)]
+
+    def batch(shard: int) -> ShardBatch:
+        return ShardBatch(shard, [validate_event(
+            {"event_id": f"e{shard}-{i}", "customer_id": f"s{shard}c{i}", "type": "visit",
+             "ts": T0 + i, "venue_id": "v", "amount": 10}, position=i) for i in range(6)],
+            T0 + 10, 5)
+
+    engines[0].process(batch(0))  # waits for shard 1 to pass the day's start
+    assert engines[1].process(batch(1)).applied_events == 6
+    assert engines[0].poll().applied_events == 6
+    assert [len(engine._shards[shard].cache) for shard, engine in enumerate(engines)] == [4, 4]
+
+
 def test_a_running_engine_honours_an_erasure(redis_client: redis.Redis,
                                              key_prefix: str) -> None:
     engine = processor(redis_client, key_prefix)

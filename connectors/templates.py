@@ -326,6 +326,9 @@ class TemplateStore:
         self.default_language = normalize_language(default_language)
         self.environment = build_environment(self.root)
         self._cache: dict[tuple[str, str, str], jinja2.Template | None] = {}
+        self._languages: dict[tuple[str, str, str | None], str | None] = {}
+        """Each (template, channel, language)'s choice: parts are compiled once per process
+        (`load`), so which language has them is looked up on disk once too."""
         self._lock = threading.Lock()
 
     def has_folder(self, template: str) -> bool:
@@ -373,6 +376,17 @@ class TemplateStore:
         None for a webhook without a text part in any language. Raises `TemplateError`
         when the template or its required parts are missing.
         """
+        key = (template, channel, language)
+        try:
+            return self._languages[key]
+        except KeyError:
+            pass
+        chosen = self._choose_language(template, channel, language)
+        with self._lock:
+            self._languages[key] = chosen
+        return chosen
+
+    def _choose_language(self, template: str, channel: str, language: str | None) -> str | None:
         problem = template_name_problem(template)
         if problem is not None:
             raise TemplateError(problem, template=template, language=language)

@@ -512,18 +512,17 @@ class ShardProcessor:
         """Customers with a timer due by `until`: those in the shard's cache from memory,
         at most `due_chunk` others from Redis; and whether that was all of them.
 
-        Stored timers change only at a commit, so each range of them is read once between
-        commits; what was read and not yet loaded waits in memory."""
+        Each range of stored timers is read once (see `_Shard.stored_due_until`); what was
+        read and not yet loaded waits in memory."""
         due = shard.due_by(until)
+        cache = shard.cache
         if shard.stored_due_until is None or shard.stored_due_until < until:
             start = "-inf" if shard.stored_due_until is None else shard.stored_due_until + 1
             end = max(until, min(watermark, until + DUE_READ_AHEAD_MS))
-            limit = self.due_chunk + len(shard.cache)
+            limit = self.due_chunk + len(cache)
             entries = shard.store.due(start, end, limit)
-            cache = shard.cache
             shard.stored_due.extend(e for e in entries if e[1] not in cache)
             shard.stored_due_until = end if len(entries) < limit else entries[-1][0] - 1
-        cache = shard.cache
         stored = shard.stored_due
         if not stored or stored[0][0] > until:
             return due, shard.stored_due_until >= until

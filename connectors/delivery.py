@@ -143,9 +143,12 @@ def deliver_source(source: CommandSource, sender: CommandSender, ledger: Ledger,
         worker = DeliveryWorker(sender, ledger, options, on_event=_appender(events),
                                 on_dead_letter=_appender(dead), sync=_syncer(events, dead),
                                 now=now)
-        if on_worker is not None:
-            on_worker(worker)
-        return worker.run(source)
+        try:
+            if on_worker is not None:
+                on_worker(worker)
+            return worker.run(source)
+        finally:
+            worker.close()
 
 
 def deliver_file(commands_path: Path | str, events_out_path: Path | str,

@@ -53,6 +53,7 @@ from connectors.delivery_send import (
     message_event,
 )
 from connectors.delivery_sources import CommandSource, Incoming
+from connectors.stop_request import StopRequest
 from engine.errors import JourneysError
 
 __all__ = [
@@ -142,7 +143,7 @@ class DeliveryWorker:
         self._sync = sync
         self._now = now
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = StopRequest()
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from `run` (a signal handler may call it)."""
@@ -170,6 +171,10 @@ class DeliveryWorker:
             if pool is not None:
                 pool.shutdown(wait=True)
         return self.summary
+
+    def close(self) -> None:
+        """Release what `stop` uses to wake `run`."""
+        self._stop.close()
 
     def deliver(self, commands: Iterable[Any]) -> DeliverySummary:
         """Deliver already decoded commands, one batch at a time, then the due held ones."""

@@ -129,6 +129,8 @@ _ARRIVE, _VISIT, _EMIT, _RESPOND = 0, 1, 2, 3
 class GeneratorConfigError(JourneysError, ValueError):
     """A `ChainConfig` value out of range."""
 
+    code = "generator_config"
+
 
 @dataclass(frozen=True)
 class ChainConfig:

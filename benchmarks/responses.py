@@ -23,12 +23,16 @@ from datetime import UTC, date, datetime
 from random import Random
 from typing import Any
 
+from engine.errors import JourneysError
+
 DAY_MS = 86_400_000
 _LATEST_ZONE_MS = 14 * 3_600_000  # local midnight is at most 14 h before UTC midnight
 
 
-class ResponseModelError(ValueError):
+class ResponseModelError(JourneysError, ValueError):
     """A response model value out of range; `field` names it."""
+
+    code = "response_model"
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field} {message}")

@@ -14,9 +14,9 @@ from typing import Any
 import redis
 
 from connectors.delivery import deliver_source, sender_for
-from connectors.delivery_config import DeliveryConfigError, load_delivery_config
+from connectors.delivery_config import load_delivery_config
 from connectors.delivery_dry_run import dry_run
-from connectors.delivery_ledger import LedgerError, open_ledger
+from connectors.delivery_ledger import open_ledger
 from connectors.delivery_sources import CommandSource, FileSource, KafkaCommandSource
 from connectors.delivery_worker import DeliveryWorker, WorkerOptions
 from engine.errors import JourneysError
@@ -129,7 +129,7 @@ def run_deliver(args: argparse.Namespace) -> int:
     _check(args.parser_error, args)
     try:
         return _run(args)
-    except (DeliveryConfigError, LedgerError, JourneysError, OSError, sqlite3.Error,
+    except (JourneysError, OSError, sqlite3.Error,
             redis.RedisError) as exc:
         text = " ".join(str(exc).split())
         if isinstance(exc, JourneysError) and exc.context():

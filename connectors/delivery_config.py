@@ -43,6 +43,7 @@ from connectors.channels.smtp import SECURITY_MODES
 from connectors.channels.telegram import DEFAULT_BASE_URL as TELEGRAM_URL
 from connectors.channels.whatsapp import DEFAULT_API_VERSION
 from connectors.channels.whatsapp import DEFAULT_BASE_URL as WHATSAPP_URL
+from engine.errors import JourneysError
 
 __all__ = [
     "AFTER_CRASH",
@@ -80,14 +81,20 @@ INLINE_SECRETS = ("password", "token", "secret")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class DeliveryConfigError(ValueError):
+class DeliveryConfigError(JourneysError, ValueError):
     """A delivery config that cannot be used; names the file and the key."""
+
+    code = "delivery_config"
 
     def __init__(self, path: Path | str, key: str, reason: str) -> None:
         self.path = str(path)
-        self.key = key
         self.reason = reason
-        super().__init__(f"{self.path}: {key}: {reason}" if key else f"{self.path}: {reason}")
+        super().__init__(f"{key}: {reason}" if key else reason, file=self.path)
+        self.key = key
+        """The setting, such as `channels.email.host` (not a customer key)."""
+
+    def context(self) -> str:
+        return self.path
 
 
 @dataclass(frozen=True)

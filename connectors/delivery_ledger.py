@@ -41,6 +41,7 @@ from typing import Protocol
 import redis
 
 from connectors.channels import STATUSES, Status
+from engine.errors import JourneysError
 
 __all__ = [
     "UNKNOWN",
@@ -57,8 +58,10 @@ UNKNOWN = "unknown"
 """The status of a command whose send a crash interrupted and that is not sent again."""
 
 
-class LedgerError(RuntimeError):
+class LedgerError(JourneysError, RuntimeError):
     """A ledger that cannot be opened or used; names the ledger."""
+
+    code = "ledger"
 
     def __init__(self, where: str, reason: str) -> None:
         super().__init__(f"ledger {where}: {reason}")

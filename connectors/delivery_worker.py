@@ -81,6 +81,8 @@ def utc_now() -> datetime:
 class BacktestCommandRefused(JourneysError):
     """A command written by `journeys backtest` reached a worker not told to send those."""
 
+    code = "backtest_command_refused"
+
 
 @dataclass
 class DeliverySummary:

@@ -18,6 +18,8 @@ SECRET_WORDS = ("password", "secret", "key", "token", "jaas", "credential")
 class KafkaConnectorError(JourneysError, RuntimeError):
     """A Kafka topic, setting or client operation the engine cannot work with."""
 
+    code = "kafka"
+
 
 def load_settings(bootstrap: str, config_file: str | None = None,
                   environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -32,6 +32,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from engine.errors import JourneysError
+
 __all__ = [
     "OPTIONAL_PARTS",
     "PARTS",
@@ -71,12 +73,14 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _TEMPLATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")
 
 
-class TemplateError(ValueError):
+class TemplateError(JourneysError, ValueError):
     """A template is missing, does not parse, or fails to render.
 
     `message` is the whole text, naming the template, language, part and line where
     they are known: "template 'newcomer_thanks' (de.txt, line 3): 'dish' is undefined".
     """
+
+    code = "template"
 
     def __init__(self, reason: str, *, template: str, language: str | None = None,
                  part: str | None = None, line: int | None = None) -> None:

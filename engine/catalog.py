@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from engine.errors import JourneysError
 from journeys_dsl.plan import (
     DateEntry,
     EventEntry,
@@ -13,8 +14,10 @@ from journeys_dsl.plan import (
 )
 
 
-class CatalogError(ValueError):
+class CatalogError(JourneysError, ValueError):
     """Two different journey sources claim the same journey id and version."""
+
+    code = "catalog_conflict"
 
 
 class Catalog:

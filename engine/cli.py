@@ -19,9 +19,7 @@ from benchmarks.generator_cli import add_generator_options, generate_command
 from benchmarks.responses import ResponseModel, ResponseModelError
 from connectors.delivery_cli import DESCRIPTION as DELIVER_DESCRIPTION
 from connectors.delivery_cli import add_deliver_arguments, run_deliver
-from engine.catalog import CatalogError
 from engine.cli_parser import CommandParser, add_version_option
-from engine.embedded_redis import EmbeddedRedisError
 from engine.errors import (
     JourneysError,
     cause_of,
@@ -34,7 +32,6 @@ from engine.fit_command import fit_command
 from engine.forget import forget_customer
 from engine.processor import DEFAULT_CACHE_CUSTOMERS
 from engine.redis_client import connect
-from engine.reporting.errors import ReportError
 from engine.reporting.model import RunFacts
 from engine.reporting.stats import build_report
 from engine.reporting.terminal import format_summary
@@ -48,18 +45,16 @@ from engine.runner import (
     run_through_outages,
 )
 from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
-from engine.scoring import ScoreModelError
-from engine.store import SUGGESTED_TIMELINE, TIMELINE_KEPT, StateStoreError
+from engine.store import SUGGESTED_TIMELINE, TIMELINE_KEPT
 from journeys_dsl.commands import schema_command, validate_command
 from journeys_dsl.durations import DurationError, parse_duration
 from journeys_dsl.errors import JourneyValidationError
 from journeys_dsl.loader import load_journeys
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "journeys"
-USER_ERRORS = (JourneysError, CatalogError, ScoreModelError, StateStoreError, ReportError,
-               EmbeddedRedisError, redis.RedisError, OSError,
-               ResponseModelError)
-"""Errors that are the user's to fix: one line on stderr, exit status 2."""
+USER_ERRORS = (JourneysError, redis.RedisError, OSError)
+"""Errors that are the user's to fix: one line on stderr, exit status 2. Every error the
+product raises derives from `JourneysError`; Redis and file errors come from below it."""
 USER_MISTAKE = 2
 INTERRUPTED = 130
 

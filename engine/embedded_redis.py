@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from engine.errors import JourneysError
+
 HOST = "127.0.0.1"
 BINARY_ENV = "JOURNEYS_REDIS_SERVER"
 _START_ATTEMPTS = 3
@@ -30,8 +32,10 @@ _SHUTDOWN_NOSAVE = b"*2\r\n$8\r\nSHUTDOWN\r\n$6\r\nNOSAVE\r\n"
 _PORT_IN_USE = (b"address already in use", b"could not create server tcp listening socket")
 
 
-class EmbeddedRedisError(RuntimeError):
+class EmbeddedRedisError(JourneysError, RuntimeError):
     """The embedded redis-server could not be found, started or reached."""
+
+    code = "embedded_redis"
 
 
 def _executable(path: Path) -> bool:

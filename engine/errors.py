@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 if TYPE_CHECKING:
     from sys import UnraisableHookArgs
@@ -34,20 +34,35 @@ _INTERRUPT_AGAIN_S = 0.02
 
 
 class JourneysError(Exception):
-    """A problem a user can act on. `str()` is one line: the context first, then what to do.
+    """The root of every error the product raises: a problem a user can act on.
 
-    The context names where it happened: a file, a customer key, a shard, an input position.
+    `str()` is one line: the context first, then what to do. The context names where it
+    happened: a file, a customer key, a shard, an input position. `code` names the kind of
+    problem for programs that embed the engine (stable across releases; unique per class).
+    The command line catches this class alone and prints the one line.
     """
+
+    code: ClassVar[str] = "journeys"
+    message: str = ""
+    file: str | None = None
+    key: str | None = None
+    shard: int | None = None
+    position: int | None = None
 
     def __init__(self, message: str, *, file: str | os.PathLike[str] | None = None,
                  key: str | None = None, shard: int | None = None,
                  position: int | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.file = None if file is None else os.fspath(file)
-        self.key = key
-        self.shard = shard
-        self.position = position
+        # a subclass may have set its own context before calling this: keep it
+        if file is not None:
+            self.file = os.fspath(file)
+        if key is not None:
+            self.key = key
+        if shard is not None:
+            self.shard = shard
+        if position is not None:
+            self.position = position
 
     def context(self) -> str:
         """Where the problem is, e.g. "events.jsonl, shard 3, position 120"; "" if unknown."""

@@ -33,6 +33,8 @@ _BIRTHDAY = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 class EventError(JourneysError, ValueError):
     """An event that cannot be applied, with the reason."""
 
+    code = "event_invalid"
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason

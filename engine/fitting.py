@@ -25,6 +25,7 @@ from numba import njit
 from numpy.typing import NDArray
 from scipy.optimize import minimize  # type: ignore[import-untyped, unused-ignore]
 
+from engine.errors import JourneysError
 from engine.events import EventError, parse_timestamp
 from engine.scoring import BgNbdParams, GammaGammaParams
 
@@ -34,8 +35,10 @@ CSV_COLUMNS = ("customer_id", "date", "amount")
 LOG_BOUND = 12.0  # parameters are searched in [exp(-12), exp(12)]
 
 
-class FitError(ValueError):
+class FitError(JourneysError, ValueError):
     """A transaction log that cannot be fitted, with where and why."""
+
+    code = "fit_input"
 
     def __init__(self, problem: str, *, source: str | None = None,
                  line: int | None = None) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from engine.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, VISITS_HISTOGRAM, Aggregates
 from engine.catalog import Catalog
 from engine.commands import build_command
+from engine.errors import JourneysError
 from engine.events import Event
 from engine.policy_gate import PolicyGate
 from engine.profile import daypart_of
@@ -65,9 +66,11 @@ class Effects:
     stats: Counter[str] = field(default_factory=Counter)
 
 
-class DuplicateEvent(ValueError):
+class DuplicateEvent(JourneysError, ValueError):
     """The event's id was applied to this customer already, or the event is older than the
     duplicate window."""
+
+    code = "duplicate_event"
 
 
 class JourneyRuntime:

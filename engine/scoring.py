@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.errors import JourneysError
 from engine.timeutil import DAY_MS
 
 UNIT_DAYS: dict[str, float] = {"day": 1.0, "week": 7.0}
 
 
-class ScoreModelError(ValueError):
+class ScoreModelError(JourneysError, ValueError):
     """A score model file that cannot be used, with the file and the problem."""
+
+    code = "score_model"
 
     def __init__(self, path: str, problem: str) -> None:
         super().__init__(f"{path}: {problem}")

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from engine.errors import JourneysError
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 
 FloatArray = NDArray[np.float64]
@@ -32,8 +33,10 @@ DAYS_PER_YEAR = 365.25
 RFM_QUANTILES = (0.2, 0.4, 0.6, 0.8)
 
 
-class ScoreInputError(ValueError):
+class ScoreInputError(JourneysError, ValueError):
     """Batch arrays that cannot be scored together, with what is wrong."""
+
+    code = "score_input"
 
 
 class ScoreArrays(NamedTuple):

@@ -33,6 +33,7 @@ import orjson
 import redis
 import zstandard
 
+from engine.errors import JourneysError
 from engine.state import CustomerState
 
 ADD_COUNTS = "for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end"
@@ -54,12 +55,16 @@ SUGGESTED_TIMELINE = 20
 """Entries a customer's timeline keeps where one is wanted (`journeys demo` keeps these)."""
 
 
-class StateStoreError(RuntimeError):
+class StateStoreError(JourneysError, RuntimeError):
     """Redis refused or lost a state operation; the batch was not applied."""
+
+    code = "state_store"
 
 
 class LayoutError(StateStoreError):
     """The state in Redis was written with another number of shards."""
+
+    code = "state_layout"
 
 
 def shard_tag(prefix: str, shard: int) -> str:

@@ -47,6 +47,8 @@ EXPORT_INTERVAL_MS = 10_000
 class TelemetryError(JourneysError, ValueError):
     """The telemetry settings cannot be used."""
 
+    code = "telemetry"
+
 
 @dataclass
 class BatchFigures:

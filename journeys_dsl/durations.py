@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import re
 
+from engine.errors import JourneysError
+
 __all__ = [
     "DurationError",
     "ShareError",
@@ -33,8 +35,10 @@ _LOCAL_TIME = re.compile(r"(\d{1,2}):(\d{2})")
 _SHARE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 
 
-class DurationError(ValueError):
+class DurationError(JourneysError, ValueError):
     """A duration, step time or local time that cannot be read; `text` is the input."""
+
+    code = "duration"
 
     def __init__(self, message: str, text: object = None) -> None:
         super().__init__(message)
@@ -45,8 +49,10 @@ class DurationError(ValueError):
         return self.message
 
 
-class ShareError(ValueError):
+class ShareError(JourneysError, ValueError):
     """A holdout share outside [0, 1) or not a number; `value` is the input."""
+
+    code = "share"
 
     def __init__(self, message: str, value: object = None) -> None:
         super().__init__(message)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from engine.errors import JourneysError
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -29,8 +31,10 @@ def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
     return sorted(set(problems), key=lambda p: (p.file, p.line, p.col, p.message, p.path))
 
 
-class JourneyValidationError(Exception):
+class JourneyValidationError(JourneysError):
     """One or more journey files are invalid; `problems` lists everything found."""
+
+    code = "journey_invalid"
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)

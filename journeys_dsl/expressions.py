@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
+from engine.errors import JourneysError
+
 __all__ = [
     "FUNCTIONS",
     "CompiledExpression",
@@ -46,8 +48,10 @@ _MS_PER_HOUR = 3_600_000
 _ROUNDING = Context(prec=1000)
 
 
-class ExpressionSyntaxError(ValueError):
+class ExpressionSyntaxError(JourneysError, ValueError):
     """A condition that cannot be parsed; `offset` is 0-based into `source`."""
+
+    code = "expression_syntax"
 
     def __init__(self, message: str, offset: int, source: str = "") -> None:
         super().__init__(message)

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from connectors.channels.connections import CONNECTIONS
+from engine.errors import JourneysError
 
 MAX_BODY_BYTES = 1 << 20
 STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
@@ -39,8 +40,10 @@ class HttpReply:
             return None
 
 
-class TransportError(OSError):
+class TransportError(JourneysError, OSError):
     """No HTTP response came back: refused, reset, timed out or an invalid URL."""
+
+    code = "http_transport"
 
     def __init__(self, url: str, reason: str) -> None:
         super().__init__(f"POST {url}: {reason}")

@@ -8,3 +8,5 @@ from engine.errors import JourneysError
 class ConsoleError(JourneysError):
     """A lookup or a setting the console cannot serve: an unknown customer or journey, a
     missing token, a lookup that would read too much. The message says which."""
+
+    code = "console"

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
-from engine.aggregates import Aggregates
 from engine.catalog import Catalog
-from engine.events import Event, validate_event
-from engine.runtime import MAX_STEPS_PER_ADVANCE, Effects, JourneyRuntime, stable_fraction
-from engine.state import CustomerState
+from engine.runtime import MAX_STEPS_PER_ADVANCE, JourneyRuntime, stable_fraction
+from engine.testing import JourneyTester
 from journeys_dsl.loader import load_journey_text
+from journeys_dsl.segments import EMPTY_MODEL
 
 DAY = 86_400_000
 HOUR = 3_600_000
@@ -22,34 +22,8 @@ def plan(text: str, name: str = "j.yaml") -> Any:
     return load_journey_text(text, name)
 
 
-class Customer:
-    """One customer driven through a runtime with explicit event times."""
-
-    def __init__(self, *plans: Any, customer_id: str = "ann") -> None:
-        self.runtime = JourneyRuntime(Catalog(plans))
-        self.state = CustomerState(customer_id)
-        self.state.profile.email = f"{customer_id}@example.com"
-        self.state.profile.phone = "+4930123456"
-        self.aggregates = Aggregates()
-        self.effects = Effects()
-
-    def event(self, kind: str, ts: int, **fields: Any) -> None:
-        raw = {"event_id": f"e{next(_ids)}", "customer_id": self.state.customer_id,
-               "type": kind, "ts": ts, **fields}
-        event: Event = validate_event(raw)
-        self.runtime.apply_event(self.state, event, self.runtime.context(self.aggregates),
-                                 self.effects)
-
-    def visit(self, ts: int, amount: float = 30.0) -> None:
-        self.event("visit", ts, venue_id="v1", amount=amount)
-
-    def advance(self, ts: int) -> None:
-        self.runtime.fire_due(self.state, ts, self.runtime.context(self.aggregates),
-                              self.effects)
-
-    def sent(self) -> list[tuple[str, float]]:
-        return [(c["step"], round((_ms(c["send_at"]) - T0) / DAY, 3))
-                for c in self.effects.commands]
+Customer = functools.partial(JourneyTester, customer_model=EMPTY_MODEL)
+"""One customer driven through a runtime with explicit event times (no segments file)."""
 
 
 def _ms(iso: str) -> int:

@@ -37,6 +37,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import run_main
 
 from benchmarks.naive import BaselineResult
+from engine.timeutil import iso_to_ms
 
 DAY_MS = 86_400_000
 JOURNEY = "lost_regular"
@@ -213,7 +214,7 @@ def _fraction(customer_id: str, seq: int) -> float:
 def _event_ms(value: Any) -> int:
     if isinstance(value, int | float):
         return int(value)
-    return int(datetime.fromisoformat(value).timestamp() * 1000)
+    return iso_to_ms(value)
 
 
 class _LinesPartition(StatefulSourcePartition[bytes, int]):

@@ -16,7 +16,6 @@ customers' other visits stay as they were.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,6 +23,7 @@ from random import Random
 from typing import Any
 
 from engine.errors import JourneysError
+from engine.timeutil import iso_to_ms
 
 DAY_MS = 86_400_000
 _LATEST_ZONE_MS = 14 * 3_600_000  # local midnight is at most 14 h before UTC midnight
@@ -133,7 +133,7 @@ def response_count(responses: Mapping[str, list[Response]]) -> int:
 
 
 def _ms(iso: str) -> int:
-    return math.floor(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+    return iso_to_ms(iso)
 
 
 def _start_of_day_ms(day: str) -> int:

@@ -8,12 +8,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from connectors.channels import Channel, DeliveryResult, Message, Status
 from connectors.delivery_ledger import iso_ms
 from connectors.delivery_rate import TokenBucket
+from engine.timeutil import iso_to_ms
 
 __all__ = [
     "BACKTEST_ORIGIN",
@@ -64,12 +65,9 @@ def due_ms(command: Mapping[str, Any]) -> int | None:
     if not isinstance(send_at, str):
         return None
     try:
-        moment = datetime.fromisoformat(send_at)
+        return iso_to_ms(send_at)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def backoff_delay(command_id: str, attempt: int, base_delay_s: float,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from engine.events import validate_event
 from engine.runtime import Effects, JourneyRuntime
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.state import CustomerState
+from engine.timeutil import iso_to_ms
 from journeys_dsl.loader import load_journey_text, load_journeys
 from journeys_dsl.plan import JourneyPlan
 from journeys_dsl.policies import NO_POLICIES, Policies
@@ -134,4 +134,4 @@ class JourneyTester:
 
 
 def _epoch_ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+    return iso_to_ms(iso)

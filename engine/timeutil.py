@@ -9,6 +9,22 @@ from zoneinfo import ZoneInfo
 DAY_MS = 86_400_000
 
 
+def parse_iso(text: str, *, naive_as_utc: bool = True) -> datetime:
+    """An ISO-8601 time (`Z` or an offset); one without an offset is UTC unless
+    `naive_as_utc` is false, when it is refused. Raises ValueError for anything else."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        if not naive_as_utc:
+            raise ValueError(f"no UTC offset in {text[:60]!r} (add Z or +01:00)")
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def iso_to_ms(text: str, *, naive_as_utc: bool = True) -> int:
+    """Epoch milliseconds of an ISO-8601 time (see `parse_iso`)."""
+    return int(parse_iso(text, naive_as_utc=naive_as_utc).timestamp() * 1000)
+
+
 @lru_cache(maxsize=512)
 def zone(name: str | None) -> ZoneInfo | timezone:
     """The zone of an IANA name; UTC when the name is missing or unknown."""

@@ -17,11 +17,12 @@ from typing import Any
 from engine.commands import ADDRESS_FIELDS
 from engine.console.conditions import ConditionCheck, check_condition
 from engine.events import Event, parse_timestamp
-from engine.reporting.labels import MISSING, duration, timing_label
+from engine.reporting.labels import MISSING, timing_label
 from engine.runtime import Effects, JourneyRuntime, stable_fraction
 from engine.scope import ScopeContext, build_scope
 from engine.state import CustomerState, Enrollment
 from engine.timeutil import DAY_MS, local_datetime
+from journeys_dsl.durations import format_duration
 from journeys_dsl.expressions import parse_expression
 from journeys_dsl.plan import (
     END,
@@ -212,7 +213,7 @@ class Explainer:
                         f"{what}: {date if isinstance(date, str) else _when(date, state)}"
                         if date is not None else f"the profile has no {what}")
         if isinstance(entry, InactivityEntry):
-            description = f"{duration(entry.after_s)} without a visit"
+            description = f"{format_duration(entry.after_s)} without a visit"
         elif isinstance(entry, PAliveEntry):
             description = f"p_alive falling under {entry.threshold}"
         elif isinstance(entry, DateEntry):
@@ -238,7 +239,7 @@ class Explainer:
             return Check("re-entry", False, f"the journey allows one entry ({last})")
         if rule.mode == "after" and at < ended + rule.after_s * 1000:
             return Check("re-entry", False,
-                         f"re-entry only {duration(rule.after_s)} after the last one ended "
+                         f"re-entry only {format_duration(rule.after_s)} after the last one ended "
                          f"({last}): not before {_when(ended + rule.after_s * 1000, state)}")
         return Check("re-entry", True, f"allowed ({last})")
 
@@ -356,7 +357,7 @@ class Explainer:
         if limit is not None:
             on_channel = sum(1 for entry in recent if entry[1] == channel)
             limits.append(f"{on_channel} of at most {limit} on {channel}")
-        return f"frequency cap: {' and '.join(limits)} in the last {duration(cap.per_s)}"
+        return f"frequency cap: {' and '.join(limits)} in the last {format_duration(cap.per_s)}"
 
     def _delay_detail(self, state: CustomerState, plan: JourneyPlan, step_id: str) -> str:
         """The windows that moved a step later: quiet hours, send windows, a delaying cap."""
@@ -372,7 +373,7 @@ class Explainer:
                 reasons.append(f"{channel} window {_window(window)}")
         if policies.cap is not None and policies.cap.when_capped == "delay":
             reasons.append(f"frequency cap (delay): at most {policies.cap.max_messages} per "
-                           f"{duration(policies.cap.per_s)}")
+                           f"{format_duration(policies.cap.per_s)}")
         zone = state.profile.timezone or "UTC"
         return f"delayed by {', '.join(reasons) or 'the policies'} in {zone}"
 

@@ -3,22 +3,8 @@
 from __future__ import annotations
 
 from engine.reporting.model import Conversion, StepStats
+from journeys_dsl.durations import format_duration
 from journeys_dsl.plan import After, AtTime, Immediate, StepPlan, WaitFor
-
-_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
-
-
-def duration(seconds: int) -> str:
-    """`3d`, `2h`, `1d12h`, `0s`."""
-    if seconds <= 0:
-        return "0s"
-    parts = []
-    rest = seconds
-    for unit, size in _UNITS:
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(parts)
 
 
 def timing_label(step: StepPlan) -> str:
@@ -28,15 +14,16 @@ def timing_label(step: StepPlan) -> str:
         return "at entry" if step.index == 0 else "at once"
     if isinstance(timing, AtTime):
         days, rest = divmod(timing.offset_s, 86_400)
-        label = f"day {days}" if rest == 0 else f"after {duration(timing.offset_s)} from entry"
+        label = (f"day {days}" if rest == 0
+                 else f"after {format_duration(timing.offset_s)} from entry")
         if timing.local_time is not None:
             hour, minute = timing.local_time
             label += f" at {hour:02d}:{minute:02d}"
         return label
     if isinstance(timing, After):
-        return f"after {duration(timing.delay_s)}"
+        return f"after {format_duration(timing.delay_s)}"
     if isinstance(timing, WaitFor):
-        return f"wait for {timing.event_type}, {duration(timing.timeout_s)}"
+        return f"wait for {timing.event_type}, {format_duration(timing.timeout_s)}"
     return ""
 
 

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.generator import ChainConfig, write_jsonl
 from benchmarks.scale_bench import SCALE_CUSTOMERS, SCALE_DAYS, scale_run
 from benchmarks.suite import Row, SuiteResult, format_table, machine, run_suite
+from engine.generator import ChainConfig, write_jsonl
 from engine.runner import redis_endpoint
 
 

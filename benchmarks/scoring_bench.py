@@ -19,8 +19,8 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from benchmarks.generator import ChainConfig, generate_events
 from engine.catalog import Catalog
+from engine.generator import ChainConfig, generate_events
 from engine.processor import ShardProcessor
 from engine.records import RawBatch, ShardBatch
 from engine.redis_client import connect

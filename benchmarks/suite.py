@@ -30,7 +30,6 @@ from bytewax.run import cli_main
 
 from benchmarks.bytewax_native import run_bytewax_native
 from benchmarks.delivery_bench import DeliveryFigures, kill_and_restart, throughput
-from benchmarks.generator import ChainConfig, write_jsonl
 from benchmarks.kafka_bench import (
     PARTITIONS,
     broker,
@@ -44,6 +43,7 @@ from benchmarks.naive import run_naive
 from benchmarks.tansu import NoBrokerError
 from benchmarks.timers_bench import timer_scaling
 from connectors.jsonl import JsonlSource
+from engine.generator import ChainConfig, write_jsonl
 from engine.redis_client import connect
 from engine.routing import BatchRouter, RunCounters
 from engine.runner import redis_endpoint

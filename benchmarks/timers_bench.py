@@ -143,7 +143,7 @@ def timer_scaling(events_path: Path, journeys: list[str], redis_url: str,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from benchmarks.generator import ChainConfig, write_jsonl
+    from engine.generator import ChainConfig, write_jsonl
 
     examples = Path(__file__).resolve().parents[1] / "examples" / "journeys"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

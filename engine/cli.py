@@ -14,9 +14,6 @@ from typing import Any, NoReturn
 
 import redis
 
-from benchmarks.generator_cli import DESCRIPTION as GENERATE_DESCRIPTION
-from benchmarks.generator_cli import add_generator_options, generate_command
-from benchmarks.responses import ResponseModel, ResponseModelError
 from connectors.delivery_cli import DESCRIPTION as DELIVER_DESCRIPTION
 from connectors.delivery_cli import add_deliver_arguments, run_deliver
 from engine.cli_parser import CommandParser, add_version_option
@@ -30,11 +27,14 @@ from engine.errors import (
 from engine.events import parse_timestamp
 from engine.fit_command import fit_command
 from engine.forget import forget_customer
+from engine.generator_cli import DESCRIPTION as GENERATE_DESCRIPTION
+from engine.generator_cli import add_generator_options, generate_command
 from engine.processor import DEFAULT_CACHE_CUSTOMERS
 from engine.redis_client import connect
 from engine.reporting.model import RunFacts
 from engine.reporting.stats import build_report
 from engine.reporting.terminal import format_summary
+from engine.responses import ResponseModel, ResponseModelError
 from engine.routing import DEFAULT_BATCH_LINES, DEFAULT_MAX_AMOUNT
 from engine.runner import (
     KafkaOptions,
@@ -498,8 +498,8 @@ def _print_summary(summary: RunSummary) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from benchmarks.generator import ChainConfig
     from engine.demo import describe, describe_outcome, run_demo
+    from engine.generator import ChainConfig
 
     chain = ChainConfig(seed=args.seed, customers=args.customers, days=args.days)
     try:

@@ -1,5 +1,5 @@
 """`journeys demo`: a generated venue chain through the ten reference journeys, with customers
-who respond to the messages they get (`benchmarks.responses`)."""
+who respond to the messages they get (`engine.responses`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
-from benchmarks.generator import ChainConfig, write_jsonl
-from benchmarks.responses import Response, ResponseModel, plan_responses
 from engine.embedded_redis import EmbeddedRedis
+from engine.generator import ChainConfig, write_jsonl
 from engine.redis_client import connect
+from engine.responses import Response, ResponseModel, plan_responses
 from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
 from engine.store import SUGGESTED_TIMELINE, read_stats
 from journeys_dsl.loader import load_journeys

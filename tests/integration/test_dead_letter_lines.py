@@ -15,8 +15,8 @@ import pytest
 import redis
 
 import connectors.jsonl
-from benchmarks.generator import ChainConfig, generate_events
 from connectors.line_numbers import line_number_at
+from engine.generator import ChainConfig, generate_events
 from engine.line_marks import load_line_mark
 from engine.records import LineMark
 from engine.runner import RunOptions, run_on

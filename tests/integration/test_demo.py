@@ -7,11 +7,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from benchmarks.generator import ChainConfig
-from benchmarks.responses import ResponseModel
 from engine.demo import DemoResult, describe, describe_outcome, run_demo
+from engine.generator import ChainConfig
 from engine.reporting.model import RunFacts
 from engine.reporting.stats import build_report
+from engine.responses import ResponseModel
 from engine.runtime import stable_fraction
 
 pytestmark = pytest.mark.integration

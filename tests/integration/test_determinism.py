@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from kafka_broker import new_topics, produce, tansu_broker
 from test_kafka import consume_all
 
-from benchmarks.generator import ChainConfig, generate_events
 from engine.cli import main
+from engine.generator import ChainConfig, generate_events
 from engine.store import delete_matching
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -14,8 +14,8 @@ from confluent_kafka import Consumer, TopicPartition
 from harness import REFERENCE_JOURNEYS, run_processes
 from kafka_broker import new_topics, produce, tansu_broker
 
-from benchmarks.generator import ChainConfig, generate_events
 from engine.cli import main
+from engine.generator import ChainConfig, generate_events
 from engine.runner import RunOptions, run_on
 from journeys_dsl.loader import load_journeys
 

@@ -30,7 +30,7 @@ from harness import REFERENCE_JOURNEYS, sends_per_command
 from kafka_broker import free_port, new_topics, produce, tansu_broker
 from tcp_proxy import TcpProxy, Watch
 
-from benchmarks.generator import ChainConfig, generate_events
+from engine.generator import ChainConfig, generate_events
 from engine.runner import RunOptions, run_on
 from engine.store import delete_matching
 from journeys_dsl.loader import load_journeys

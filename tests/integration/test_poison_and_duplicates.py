@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from benchmarks.generator import ChainConfig, generate_events
+from engine.generator import ChainConfig, generate_events
 from engine.runner import RunOptions, RunSummary, run_on
 from journeys_dsl.loader import load_journeys
 

@@ -13,8 +13,8 @@ import orjson
 import pytest
 import redis
 
-from benchmarks.generator import ChainConfig, write_jsonl
 from engine.embedded_redis import redis_server_binary
+from engine.generator import ChainConfig, write_jsonl
 
 pytestmark = pytest.mark.integration
 

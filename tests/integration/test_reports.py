@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.generator import ChainConfig, write_jsonl
+from engine.generator import ChainConfig, write_jsonl
 from engine.reporting.backtest import BacktestResult, backtest, report_command
 from engine.runner import RunOptions, run_on
 from journeys_dsl.loader import load_journeys

@@ -18,8 +18,8 @@ from harness import REFERENCE_JOURNEYS
 from kafka_broker import new_topics, produce, tansu_broker
 from test_kafka import consume_all
 
-from benchmarks.generator import ChainConfig, generate_events
 from engine.cli import main
+from engine.generator import ChainConfig, generate_events
 from engine.routing import shard_of
 from engine.store import shard_tag
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from harness import Engine, at, visit
 
-from benchmarks.generator import ChainConfig, write_jsonl
+from engine.generator import ChainConfig, write_jsonl
 from engine.scoring import load_model
 
 pytestmark = pytest.mark.integration

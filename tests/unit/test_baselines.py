@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from benchmarks.bytewax_native import run_bytewax_native
-from benchmarks.generator import ChainConfig, write_jsonl
 from benchmarks.naive import run_naive
+from engine.generator import ChainConfig, write_jsonl
 from engine.runner import RunOptions, run_on
 from journeys_dsl.loader import load_journeys
 

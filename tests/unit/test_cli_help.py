@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from benchmarks.generator_cli import add_generator_options
 from engine.cli import _parser
 from engine.cli_parser import CommandParser, package_version
+from engine.generator_cli import add_generator_options
 
 
 def subcommands(parser: argparse.ArgumentParser, path: str = "journeys"
@@ -66,7 +66,7 @@ def test_the_walk_catches_an_option_without_help() -> None:
 
 
 def test_the_generator_options_have_help_and_metavars() -> None:
-    parser = CommandParser(prog="python -m benchmarks.generator")
+    parser = CommandParser(prog="python -m engine.generator")
     add_generator_options(parser)
     for action in options_of(parser):
         assert action.help, action.dest

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from benchmarks.generator import (
+from engine.generator import (
     CATEGORIES,
     DAY_MS,
     SIGNATURE_ITEM,
@@ -20,7 +20,7 @@ from benchmarks.generator import (
     generate_events,
     write_jsonl,
 )
-from benchmarks.generator_cli import main as cli_main
+from engine.generator_cli import main as cli_main
 
 SMALL = ChainConfig(seed=3, customers=300, venues=4, days=200)
 COMMON = {"event_id": str, "customer_id": str, "type": str, "ts": str}

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from benchmarks.generator import ChainConfig, generate_events
-from benchmarks.responses import (
+from engine.generator import ChainConfig, generate_events
+from engine.responses import (
     ResponseModel,
     ResponseModelError,
     plan_responses,

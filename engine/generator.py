@@ -8,7 +8,7 @@ Customers mix one-off visitors, occasional guests, regulars who visit weekly and
 for months, loyal weekly or biweekly guests and big-spending VIPs; some first visits are rated
 5 stars with above-average spend. Every customer's first event is a `profile`.
 
-Given the responses to the messages of an earlier run (`benchmarks.responses`), customers
+Given the responses to the messages of an earlier run (`engine.responses`), customers
 also come back for those: each response is one extra visit at the home venue, with its own
 random stream, so the customers' other visits and everyone else's events stay the same.
 """
@@ -26,13 +26,13 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from benchmarks.responses import Response
 from engine.errors import JourneysError
+from engine.responses import Response
 
 Event = dict[str, Any]
 T = TypeVar("T")
 Responses = Mapping[str, Sequence[Response]]
-"""Extra visits that answer messages, by customer id (see `benchmarks.responses`)."""
+"""Extra visits that answer messages, by customer id (see `engine.responses`)."""
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -759,6 +759,6 @@ def _pick_rich(random: Callable[[], float], items: tuple[Item, ...]) -> Item:
 
 
 if __name__ == "__main__":
-    from benchmarks.generator_cli import main
+    from engine.generator_cli import main
 
     raise SystemExit(main())

@@ -1,5 +1,5 @@
 """Command line for the chain event generator: `journeys generate`, also run as
-`python -m benchmarks.generator`. Both read the options `add_generator_options` defines."""
+`python -m engine.generator`. Both read the options `add_generator_options` defines."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from benchmarks.generator import (
+from engine.cli_parser import USAGE_MISTAKE, CommandParser, add_version_option
+from engine.generator import (
     TS_FORMATS,
     ChainConfig,
     GeneratorConfigError,
     generate_events,
     write_stream,
 )
-from engine.cli_parser import USAGE_MISTAKE, CommandParser, add_version_option
 
 DESCRIPTION = "Write a seeded venue chain's events as JSON lines, in event-time order."
 
@@ -63,8 +63,8 @@ def generate_command(args: argparse.Namespace, stderr: TextIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m benchmarks.generator`: the same options and output as `journeys generate`."""
-    parser = CommandParser(prog="python -m benchmarks.generator", description=DESCRIPTION)
+    """`python -m engine.generator`: the same options and output as `journeys generate`."""
+    parser = CommandParser(prog="python -m engine.generator", description=DESCRIPTION)
     add_generator_options(parser)
     add_version_option(parser)
     args = parser.parse_args(argv)

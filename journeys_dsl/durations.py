@@ -11,6 +11,9 @@ import re
 from engine.errors import JourneysError
 
 __all__ = [
+    "DURATION_PATTERN",
+    "SIGNED_DURATION_PATTERN",
+    "UNIT_PATTERN",
     "DurationError",
     "ShareError",
     "format_duration",
@@ -29,6 +32,12 @@ _UNIT_WORDS = {
     "w": "w", "wk": "w", "wks": "w", "week": "w", "weeks": "w",
 }
 _MONTHS = frozenset({"mo", "mon", "month", "months", "y", "yr", "year", "years"})
+_UNIT_ALTERNATIVES = "|".join(sorted(_UNIT_WORDS, key=lambda word: (-len(word), word)))
+DURATION_PATTERN = rf"^\s*(\d+\s*({_UNIT_ALTERNATIVES})\s*)+$"
+"""What `parse_duration` reads, as the JSON Schema's pattern: the one grammar of both."""
+SIGNED_DURATION_PATTERN = rf"^\s*[+-]?\s*(\d+\s*({_UNIT_ALTERNATIVES})\s*)+$"
+"""`DURATION_PATTERN` with an optional sign (offsets such as `-7d`)."""
+UNIT_PATTERN = f"({_UNIT_ALTERNATIVES})"
 _PART = re.compile(r"(\d+)([.,]\d+)?\s*([^\W\d_]*)")
 _STEP_DAY = re.compile(r"day\s*(-?\s*\d+)(?:\s+(?:at\s+)?(.*))?", re.IGNORECASE)
 _LOCAL_TIME = re.compile(r"(\d{1,2}):(\d{2})")
@@ -95,15 +104,18 @@ def parse_duration(text: str | int, *, allow_negative: bool = False) -> int:
 
 
 def _part_seconds(match: re.Match[str], text: str, *, only: bool) -> int:
-    number, fraction, word = match.group(1), match.group(2), match.group(3).lower()
+    number, fraction, written = match.group(1), match.group(2), match.group(3)
+    word = written.lower()
     if not word:
         if only and not fraction:
             return _raise(f"add a unit, e.g. '{number}d' for {number} days", text)
         return _raise(f"add a unit after '{number}{fraction or ''}' in '{text}'; "
                       "use s, m, h, d or w", text)
-    if word in _MONTHS:
+    if word in _MONTHS or written == "M":
         return _raise(f"months and years vary in length; use days or weeks in '{text}', "
                       "e.g. '30d' or '52w'", text)
+    if written != word:
+        return _raise(f"write the unit in lowercase in '{text}': '{number}{word}'", text)
     unit = _UNIT_WORDS.get(word)
     if unit is None:
         return _raise(f"unknown unit '{word}' in '{text}'; use s, m, h, d or w", text)

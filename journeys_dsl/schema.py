@@ -9,17 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from journeys_dsl import fields, plan
+from journeys_dsl.durations import DURATION_PATTERN, SIGNED_DURATION_PATTERN, UNIT_PATTERN
 from journeys_dsl.parser import ID_PATTERN, TAG_PATTERN, TEMPLATE_PATTERN, VAR_PATTERN
 
 __all__ = ["SCHEMA_ID", "journey_json_schema"]
 
 SCHEMA_ID = "urn:journey-engine:schema:journey"
 
-_UNIT = r"(s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?|w|wk|wks|weeks?)"
-DURATION_PATTERN = rf"^\s*(\d+\s*{_UNIT}\s*)+$"
-SIGNED_DURATION_PATTERN = rf"^\s*[+-]?\s*(\d+\s*{_UNIT}\s*)+$"
 STEP_TIME_PATTERN = (rf"^\s*((day|Day|DAY)\s*\d+(\s+(at\s+)?\d{{1,2}}:\d{{2}})?"
-                     rf"|(\d+\s*{_UNIT}\s*)+)\s*$")
+                     rf"|(\d+\s*{UNIT_PATTERN}\s*)+)\s*$")
 LOCAL_TIME_PATTERN = r"^\s*\d{1,2}:\d{2}\s*$"
 SHARE_PATTERN = r"^\s*\d+(\.\d+)?\s*%\s*$"
 

@@ -50,6 +50,7 @@ from journeys_dsl.commands import schema_command, validate_command
 from journeys_dsl.durations import DurationError, parse_duration
 from journeys_dsl.errors import JourneyValidationError
 from journeys_dsl.loader import load_journeys
+from journeys_dsl.segments import segments_vocabulary
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "journeys"
 USER_ERRORS = (JourneysError, redis.RedisError, OSError)
@@ -117,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
                                "(parts, syntax, variables)")
     validate.add_argument("--languages", default="en", metavar="LANG[,LANG...]",
                           help="languages the templates must exist in (default en)")
+    validate.add_argument("--segments", metavar="FILE",
+                          help="the segments file the journeys run with: text compared with "
+                               "customer.segment, check_tier, loyalty_tier or segments must "
+                               "name one of its ids (default: the shipped segments file)")
     validate.set_defaults(handler=_validate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
@@ -351,7 +356,7 @@ def _run(args: argparse.Namespace) -> int:
         idle_exit_s=args.idle_exit, process_id=args.process_id,
         addresses=tuple(a for a in (args.addresses or "").split(",") if a),
     )
-    plans = load_journeys(options.journeys)
+    plans = load_journeys(options.journeys, segments_vocabulary(options.segments))
     with redis_endpoint(options.redis_url, options.state_dir) as url:
         summary = run_through_outages(
             url, options, plans, outage_limit_s=args.outage_limit,
@@ -457,7 +462,8 @@ def _add_console_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    status = validate_command(args.paths, sys.stdout, sys.stderr)
+    status = validate_command(args.paths, sys.stdout, sys.stderr,
+                              segments_vocabulary(args.segments))
     if args.templates is None or status != 0:
         return status
     from connectors.template_check import check_templates

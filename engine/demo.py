@@ -20,6 +20,7 @@ from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
 from engine.store import SUGGESTED_TIMELINE, read_stats
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
+from journeys_dsl.segments import segments_vocabulary
 
 PROBE_PASSES = 2
 """Runs whose messages the customers answer before the reported run. An answer changes later
@@ -59,7 +60,7 @@ def run_demo(chain: ChainConfig, journeys: Path, out: Path, *, model: ResponseMo
     the journeys send; the chain is generated again with customers answering them (extra
     visits, vouchers redeemed), and the last run, on the chosen Redis, is the one reported.
     """
-    plans = load_journeys([str(journeys)])
+    plans = load_journeys([str(journeys)], segments_vocabulary())
     events = out / "events.jsonl"
     count = write_jsonl(chain, events)
     responses: dict[str, list[Response]] = {}

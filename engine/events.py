@@ -16,14 +16,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from engine.errors import JourneysError
-from journeys_dsl.fields import EVENT_FIELDS
+from journeys_dsl.fields import EVENT_FIELDS, MESSAGE_STATUSES, POINTS_KINDS
 
 MAX_ID_LENGTH = 200
 MAX_LINE_BYTES = 1_000_000
 MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_TS_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
-MESSAGE_STATUSES = ("delivered", "opened", "clicked", "bounced", "unsubscribed", "failed")
-POINTS_KINDS = ("earned", "spent", "expired")
 DERIVED_FIELDS = frozenset({"item_names", "categories", "daypart"})
 """Event fields the engine computes; the same names in the input are ignored."""
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+){0,2}$")

@@ -8,12 +8,12 @@ from typing import Any
 
 from engine.events import Event
 from engine.timeutil import DAY_MS, local_datetime
+from journeys_dsl.fields import WEEKDAYS
 from journeys_dsl.plan import DAYPARTS
 
 RECENT_VISITS_KEPT = 120
 RECENT_WINDOW_MS = 365 * DAY_MS
 TOP_COUNTS_KEPT = 24
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 def daypart_of(hour: int) -> str:

@@ -37,7 +37,7 @@ from engine.versions import sync_versions
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
 from journeys_dsl.policies import load_policies
-from journeys_dsl.segments import load_segments
+from journeys_dsl.segments import load_segments, segments_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def run(options: RunOptions, plans: Sequence[JourneyPlan] | None = None,
         score_model: ScoreModel | None = None) -> RunSummary:
     """Run the journeys over the events file and return the run's totals."""
     if plans is None:
-        plans = load_journeys(options.journeys)
+        plans = load_journeys(options.journeys, segments_vocabulary(options.segments))
     with redis_endpoint(options.redis_url, options.state_dir) as url:
         return run_on(url, options, plans, score_model)
 

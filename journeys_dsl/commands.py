@@ -9,6 +9,7 @@ from typing import TextIO
 from journeys_dsl.errors import sort_problems
 from journeys_dsl.loader import check_paths
 from journeys_dsl.schema import journey_json_schema
+from journeys_dsl.vocabulary import Vocabulary
 
 __all__ = ["schema_command", "validate_command"]
 
@@ -17,8 +18,9 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def validate_command(paths: list[str], out: TextIO, err: TextIO) -> int:
-    """Validate journey files and directories.
+def validate_command(paths: list[str], out: TextIO, err: TextIO,
+                     vocabulary: Vocabulary | None = None) -> int:
+    """Validate journey files and directories (against `vocabulary`'s known values).
 
     Prints each problem as `FILE:LINE:COL: message (at PATH)` to `err`, or
     `ok: N journeys in M files` to `out`. Returns 0 when all is valid, 1 when there are
@@ -32,7 +34,7 @@ def validate_command(paths: list[str], out: TextIO, err: TextIO) -> int:
         for path in missing:
             print(f"error: no such file or directory: {path}", file=err)
         return 2
-    plans, problems, files = check_paths(paths)
+    plans, problems, files = check_paths(paths, vocabulary)
     if problems:
         problems = sort_problems(problems)
         for problem in problems:

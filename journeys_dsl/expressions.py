@@ -32,6 +32,7 @@ __all__ = [
     "CompiledExpression",
     "ExpressionSyntaxError",
     "FieldRef",
+    "TextComparison",
     "parse_expression",
     "register_view",
 ]
@@ -80,6 +81,16 @@ class FieldRef:
     def dotted(self) -> str:
         """The path as written: `root.a.b`."""
         return ".".join((self.root, *self.path))
+
+
+@dataclass(frozen=True, slots=True)
+class TextComparison:
+    """A field compared with literal text: `customer.segment == 'regular'`, `'vip' in
+    customer.segments`, `event.daypart in ['lunch', 'dinner']`. `offset` is the text's."""
+
+    field: FieldRef
+    text: str
+    offset: int
 
 
 # --------------------------------------------------------------------------- runtime
@@ -928,6 +939,32 @@ def _build(root: _Node, source: str) -> tuple[Callable[[Scope], Any], Callable[[
     return namespace["_evaluate"], namespace["_test"]
 
 
+def _text_comparisons(root: _Node) -> tuple[TextComparison, ...]:
+    """Every comparison of a field with literal text, in the order written."""
+    found: list[TextComparison] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        stack.extend(reversed(node.children))
+        if node.kind != "compare" or node.value not in ("==", "!=", "in", "not in"):
+            continue
+        left, right = node.children
+        pairs: list[tuple[_Node, tuple[_Node, ...]]]
+        if node.value in ("==", "!="):
+            pairs = [(left, (right,)), (right, (left,))]
+        else:  # 'x' in customer.segments; event.daypart in ['lunch', 'dinner']
+            pairs = [(right, (left,))]
+            if right.kind == "list":
+                pairs.append((left, right.children))
+        for field, texts in pairs:
+            if field.ref is None or field.kind != "path":
+                continue
+            found.extend(TextComparison(field.ref, text.value, text.offset)
+                         for text in texts
+                         if text.kind == "const" and isinstance(text.value, str))
+    return tuple(sorted(found, key=lambda item: item.offset))
+
+
 # --------------------------------------------------------------------------- public
 
 
@@ -939,22 +976,26 @@ class CompiledExpression:
     Both are the generated functions themselves, to keep the hot path to a single call.
     """
 
-    __slots__ = ("evaluate", "functions", "refs", "source", "test")
+    __slots__ = ("evaluate", "functions", "refs", "source", "test", "text_comparisons")
 
     source: str
     refs: tuple[FieldRef, ...]
     functions: tuple[tuple[str, int], ...]
     evaluate: Callable[[Scope], Any]
     test: Callable[[Scope], bool]
+    text_comparisons: tuple[TextComparison, ...]
+    """Fields compared with literal text, for `journeys validate` to check the text."""
 
     def __init__(self, source: str, refs: tuple[FieldRef, ...],
                  functions: tuple[tuple[str, int], ...], evaluate: Callable[[Scope], Any],
-                 test: Callable[[Scope], bool]) -> None:
+                 test: Callable[[Scope], bool],
+                 text_comparisons: tuple[TextComparison, ...] = ()) -> None:
         self.source = source
         self.refs = refs
         self.functions = functions
         self.evaluate = evaluate
         self.test = test
+        self.text_comparisons = text_comparisons
 
     def __repr__(self) -> str:
         return f"CompiledExpression({self.source!r})"
@@ -977,5 +1018,6 @@ def parse_expression(source: str) -> CompiledExpression:
     parser = _Parser(source)
     root = parser.parse()
     evaluate, test = _build(root, source)
-    return CompiledExpression(source, tuple(parser.refs), tuple(parser.calls), evaluate, test)
+    return CompiledExpression(source, tuple(parser.refs), tuple(parser.calls), evaluate, test,
+                              _text_comparisons(root))
 

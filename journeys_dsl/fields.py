@@ -29,6 +29,15 @@ EVENT_FIELDS: Mapping[str, tuple[str, ...]] = {
 
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_FIELDS)
 
+MESSAGE_STATUSES: tuple[str, ...] = (
+    "delivered", "opened", "clicked", "bounced", "unsubscribed", "failed")
+"""`status` of a message event."""
+POINTS_KINDS: tuple[str, ...] = ("earned", "spent", "expired")
+"""`kind` of a points event."""
+WEEKDAYS: tuple[str, ...] = (
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+"""`customer.usual_weekday`, in ISO order."""
+
 CUSTOMER_FIELDS: tuple[str, ...] = (
     "customer_id", "name", "first_name", "email", "phone", "birthday", "timezone",
     "language", "consents", "first_visit_at", "last_visit_at", "visit_count",

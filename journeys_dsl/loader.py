@@ -15,6 +15,7 @@ from journeys_dsl.errors import JourneyValidationError, Problem, sort_problems
 from journeys_dsl.model import JourneySpec
 from journeys_dsl.parser import parse_journey
 from journeys_dsl.plan import JourneyPlan
+from journeys_dsl.vocabulary import Vocabulary
 from journeys_dsl.yaml_nodes import load_nodes
 
 __all__ = [
@@ -38,9 +39,9 @@ class _Result:
     problems: tuple[Problem, ...]
 
 
-def _check_text(text: str, filename: str) -> _Result:
+def _check_text(text: str, filename: str, vocabulary: Vocabulary | None = None) -> _Result:
     root, problems = load_nodes(text, filename)
-    spec, parse_problems = parse_journey(root, filename)
+    spec, parse_problems = parse_journey(root, filename, vocabulary)
     problems = [*problems, *parse_problems]
     if spec is not None:
         problems.extend(check_steps(spec, filename))
@@ -49,7 +50,7 @@ def _check_text(text: str, filename: str) -> _Result:
     return _Result(filename, spec, compile_journey(spec, filename, text), ())
 
 
-def _check_file(path: Path) -> _Result:
+def _check_file(path: Path, vocabulary: Vocabulary | None = None) -> _Result:
     filename = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -60,23 +61,27 @@ def _check_file(path: Path) -> _Result:
     except OSError as exc:
         return _Result(filename, None, None, (Problem(
             filename, 1, 1, f"cannot read the file: {exc.strerror or exc}"),))
-    return _check_text(text, filename)
+    return _check_text(text, filename, vocabulary)
 
 
-def load_journey_text(text: str, filename: str) -> JourneyPlan:
-    """Compile one journey from its YAML text; raises `JourneyValidationError`."""
-    result = _check_text(text, filename)
+def load_journey_text(text: str, filename: str, vocabulary: Vocabulary | None = None
+                      ) -> JourneyPlan:
+    """Compile one journey from its YAML text; raises `JourneyValidationError`.
+
+    With a `vocabulary` (see `journeys_dsl.vocabulary`), literal text compared with a field
+    of known values (segments, dayparts, statuses...) must be one of them."""
+    result = _check_text(text, filename, vocabulary)
     if result.plan is None:
         raise JourneyValidationError(result.problems)
     return result.plan
 
 
-def load_journey_file(path: str | Path) -> JourneyPlan:
+def load_journey_file(path: str | Path, vocabulary: Vocabulary | None = None) -> JourneyPlan:
     """Compile one journey file; raises `JourneyValidationError` (or `OSError` if missing)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such journey file: {path}")
-    result = _check_file(path)
+    result = _check_file(path, vocabulary)
     if result.plan is None:
         raise JourneyValidationError(result.problems)
     return result.plan
@@ -103,14 +108,15 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     return list(unique)
 
 
-def check_paths(paths: Iterable[str | Path]) -> tuple[list[JourneyPlan], list[Problem], int]:
+def check_paths(paths: Iterable[str | Path], vocabulary: Vocabulary | None = None
+                ) -> tuple[list[JourneyPlan], list[Problem], int]:
     """Plans of the valid files, every problem, and the number of files read."""
     files = expand_paths(paths)
     plans: list[JourneyPlan] = []
     problems: list[Problem] = []
     defined: dict[tuple[str, int], str] = {}
     for file in files:
-        result = _check_file(file)
+        result = _check_file(file, vocabulary)
         problems.extend(result.problems)
         if result.plan is not None:
             plans.append(result.plan)
@@ -129,20 +135,23 @@ def check_paths(paths: Iterable[str | Path]) -> tuple[list[JourneyPlan], list[Pr
     return plans, problems, len(files)
 
 
-def load_journeys(paths: Iterable[str | Path]) -> list[JourneyPlan]:
+def load_journeys(paths: Iterable[str | Path], vocabulary: Vocabulary | None = None
+                  ) -> list[JourneyPlan]:
     """Compile every journey in `paths` (files or directories of *.yaml / *.yml files).
 
     Problems of all files are collected and raised together as one
     `JourneyValidationError`, which also covers two files defining the same journey id
-    and version. A path that does not exist raises `FileNotFoundError`.
+    and version. A path that does not exist raises `FileNotFoundError`. With a
+    `vocabulary`, literal text compared with a field of known values must be one of them.
     """
-    plans, problems, _ = check_paths(paths)
+    plans, problems, _ = check_paths(paths, vocabulary)
     if problems:
         raise JourneyValidationError(problems)
     return plans
 
 
-def validate_paths(paths: Iterable[str | Path]) -> list[Problem]:
+def validate_paths(paths: Iterable[str | Path], vocabulary: Vocabulary | None = None
+                   ) -> list[Problem]:
     """Every problem in the journeys of `paths`; an empty list when all are valid."""
-    return check_paths(paths)[1]
+    return check_paths(paths, vocabulary)[1]
 

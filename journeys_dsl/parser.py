@@ -32,6 +32,7 @@ from journeys_dsl.model import (
     TimingSpec,
     WaitForSpec,
 )
+from journeys_dsl.vocabulary import Vocabulary
 from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 __all__ = ["ID_PATTERN", "parse_journey"]
@@ -92,16 +93,20 @@ def _profile_entry(kind: str) -> str:
             "profile; use customer.* instead")
 
 
-def parse_journey(root: Node | None, filename: str) -> tuple[JourneySpec | None, list[Problem]]:
-    """Validate a journey's node tree; the spec is None when the file is not a journey."""
-    parser = JourneyParser(filename)
+def parse_journey(root: Node | None, filename: str, vocabulary: Vocabulary | None = None
+                  ) -> tuple[JourneySpec | None, list[Problem]]:
+    """Validate a journey's node tree; the spec is None when the file is not a journey.
+
+    With a `vocabulary`, text compared with a field of known values must be one of them."""
+    parser = JourneyParser(filename, vocabulary)
     spec = parser.journey(root) if root is not None else None
     return spec, parser.problems
 
 
 class JourneyParser:
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, vocabulary: Vocabulary | None = None) -> None:
         self.filename = filename
+        self.vocabulary = vocabulary
         self.problems: list[Problem] = []
         self.offer_ids: list[str] = []
 
@@ -230,6 +235,14 @@ class JourneyParser:
                 offset = _segment_offset(scalar.text, ref, depth)
                 self.report(scalar.position(offset), message, path)
                 ok = False
+        if ok and self.vocabulary is not None:
+            for comparison in compiled.text_comparisons:
+                domain = self.vocabulary.domain(comparison.field.dotted)
+                if domain is not None and comparison.text not in domain.values:
+                    hint = did_you_mean(comparison.text, domain.values)
+                    self.report(scalar.position(comparison.offset),
+                                domain.refusal(comparison.text, hint), path)
+                    ok = False
         return compiled if ok else None
 
     def field_problem(self, ref: FieldRef, scope: Scope) -> tuple[int, str] | None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from journeys_dsl import plan
 from journeys_dsl.config_files import compile_file
 from journeys_dsl.parser import JourneyParser, Scope
+from journeys_dsl.vocabulary import BUILT_IN, Vocabulary
 from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 DEFAULT_SEGMENTS = Path(__file__).resolve().parent / "defaults" / "segments.yaml"
@@ -84,6 +85,16 @@ class CustomerModel:
     def segment_ids(self) -> tuple[str, ...]:
         return tuple(rule.segment_id for rule in (*self.activity, *self.check_tier,
                                                   *self.segments))
+
+    def vocabulary(self, source: str | None = None) -> Vocabulary:
+        """The engine's own field values plus this file's segments and tiers, for
+        checking the text journeys compare them with; `source` names the file."""
+        return BUILT_IN.with_segments(
+            activity=(rule.segment_id for rule in self.activity),
+            check_tiers=(rule.segment_id for rule in self.check_tier),
+            segments=(rule.segment_id for rule in self.segments),
+            tiers=(tier.tier_id for tier in self.tiers),
+            source=source or self.source_file or "the segments file")
 
 
 EMPTY_MODEL = CustomerModel("", (), (), (), (), False, None)
@@ -209,6 +220,15 @@ def load_segments_text(text: str, filename: str) -> CustomerModel:
     """Compile a segments file; raises `JourneyValidationError` with FILE:LINE:COL problems."""
     return compile_file(text, filename, _SegmentParser(filename), _SegmentParser.model,
                         "segments")
+
+
+def segments_vocabulary(path: str | Path | None = None) -> Vocabulary:
+    """The values journeys may compare fields with, given this segments file (None: the
+    shipped one): see `journeys_dsl.vocabulary`."""
+    model = load_segments(path)
+    if path is None:
+        return model.vocabulary("the shipped segments file")
+    return model.vocabulary()
 
 
 def load_segments(path: str | Path | None = None) -> CustomerModel:

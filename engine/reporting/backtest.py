@@ -25,6 +25,7 @@ from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
 from engine.store import read_stats
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
+from journeys_dsl.segments import segments_vocabulary
 
 BACKTEST_PREFIX = "backtest"
 BACKTEST_ORIGIN = "backtest"
@@ -68,7 +69,7 @@ def backtest(journeys: list[str], events: str, out_html: Path, *, segments: str 
              progress: TextIO | None = None) -> BacktestResult:
     """Replay `events` on the event clock through the journeys on a private embedded Redis,
     write the HTML report to `out_html`, and return the report's model."""
-    plans = load_journeys(journeys)
+    plans = load_journeys(journeys, segments_vocabulary(segments))
     until_ms = parse_until(until) if until else None
     history = scan_history(events, until_ms)
     commands, dead_letter = side_paths(out_html)

@@ -222,3 +222,24 @@ def test_a_usage_mistake_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert lines_of(result.stderr) == [
         "journeys run: argument --shards: invalid int value: 'eight' (see journeys run --help)"]
+
+
+def test_a_misspelt_segment_stops_validate_and_run_with_file_line_col(tmp_path: Path) -> None:
+    journey = tmp_path / "typo.yaml"
+    journey.write_text("journey: typo\nversion: 1\nentry:\n  event: visit\n"
+                       "  when: \"customer.segment == 'regulars'\"\n"
+                       "steps:\n  - id: hello\n    actions: [{send: email, template: hello}]\n")
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(orjson.dumps(VISIT) + b"\n")
+    validated = journeys("validate", str(journey), cwd=tmp_path)
+    assert validated.returncode == 1
+    assert validated.stderr.startswith(f"{journey}:5:30: 'regulars' is not a segment; "
+                                       "did you mean 'regular'?")
+    ran = journeys("run", "--journeys", str(journey), "--events", str(events),
+                   "--commands", str(tmp_path / "c.jsonl"), cwd=tmp_path)
+    assert ran.returncode == 1
+    assert lines_of(ran.stderr)[0].startswith(f"{journey}:5:30: 'regulars' is not a segment")
+    own = tmp_path / "segments.yaml"
+    own.write_text("activity:\n  - id: regulars\n")
+    assert journeys("validate", "--segments", str(own), str(journey),
+                    cwd=tmp_path).returncode == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TextIO
 
 from journeys_dsl.errors import sort_problems
-from journeys_dsl.loader import check_paths
+from journeys_dsl.loader import check_journeys
 from journeys_dsl.schema import journey_json_schema
 from journeys_dsl.vocabulary import Vocabulary
 
@@ -34,16 +34,19 @@ def validate_command(paths: list[str], out: TextIO, err: TextIO,
         for path in missing:
             print(f"error: no such file or directory: {path}", file=err)
         return 2
-    plans, problems, files = check_paths(paths, vocabulary)
+    checked = check_journeys(paths, vocabulary)
+    problems, files = checked.problems, checked.files
+    for problem in sort_problems([*problems, *checked.warnings]):
+        print(problem, file=err)
+    warned = f" and {_plural(len(checked.warnings), 'warning')}" if checked.warnings else ""
     if problems:
-        problems = sort_problems(problems)
-        for problem in problems:
-            print(problem, file=err)
         bad_files = len({problem.file for problem in problems})
-        print(f"{_plural(len(problems), 'problem')} in {bad_files} of "
+        print(f"{_plural(len(problems), 'problem')}{warned} in {bad_files} of "
               f"{_plural(files, 'file')}", file=err)
         return 1
-    print(f"ok: {_plural(len(plans), 'journey')} in {_plural(files, 'file')}", file=out)
+    warned = f" ({_plural(len(checked.warnings), 'warning')})" if checked.warnings else ""
+    print(f"ok: {_plural(len(checked.plans), 'journey')} in {_plural(files, 'file')}{warned}",
+          file=out)
     return 0
 
 

@@ -20,10 +20,13 @@ class Problem:
     col: int
     message: str
     path: str = ""
+    warning: bool = False
+    """A likely mistake that does not stop the journey (`journeys validate` shows it)."""
 
     def __str__(self) -> str:
         where = f" (at {self.path})" if self.path else ""
-        return f"{self.file}:{self.line}:{self.col}: {self.message}{where}"
+        kind = "warning: " if self.warning else ""
+        return f"{self.file}:{self.line}:{self.col}: {kind}{self.message}{where}"
 
 
 def sort_problems(problems: Iterable[Problem]) -> list[Problem]:

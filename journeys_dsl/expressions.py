@@ -32,6 +32,7 @@ __all__ = [
     "CompiledExpression",
     "ExpressionSyntaxError",
     "FieldRef",
+    "LiteralComparison",
     "TextComparison",
     "parse_expression",
     "register_view",
@@ -90,6 +91,17 @@ class TextComparison:
 
     field: FieldRef
     text: str
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiteralComparison:
+    """A field compared (`==`, `!=`, `<`, ...) with a literal number or text, such as
+    `customer.segment > 3`. `offset` is the literal's."""
+
+    field: FieldRef
+    op: str
+    value: str | int | float
     offset: int
 
 
@@ -965,6 +977,24 @@ def _text_comparisons(root: _Node) -> tuple[TextComparison, ...]:
     return tuple(sorted(found, key=lambda item: item.offset))
 
 
+def _literal_comparisons(root: _Node) -> tuple[LiteralComparison, ...]:
+    """Every comparison of a field with a literal number or text, in the order written."""
+    found: list[LiteralComparison] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        stack.extend(reversed(node.children))
+        if node.kind != "compare" or node.value not in _COMPARE_OPS:
+            continue
+        for field, other in (node.children, reversed(node.children)):
+            if (field.kind == "path" and field.ref is not None and other.kind == "const"
+                    and isinstance(other.value, str | int | float)
+                    and not isinstance(other.value, bool)):
+                found.append(LiteralComparison(field.ref, node.value, other.value,
+                                               other.offset))
+    return tuple(sorted(found, key=lambda item: item.offset))
+
+
 # --------------------------------------------------------------------------- public
 
 
@@ -976,7 +1006,8 @@ class CompiledExpression:
     Both are the generated functions themselves, to keep the hot path to a single call.
     """
 
-    __slots__ = ("evaluate", "functions", "refs", "source", "test", "text_comparisons")
+    __slots__ = ("evaluate", "functions", "literal_comparisons", "refs", "source", "test",
+                 "text_comparisons")
 
     source: str
     refs: tuple[FieldRef, ...]
@@ -985,17 +1016,22 @@ class CompiledExpression:
     test: Callable[[Scope], bool]
     text_comparisons: tuple[TextComparison, ...]
     """Fields compared with literal text, for `journeys validate` to check the text."""
+    literal_comparisons: tuple[LiteralComparison, ...]
+    """Fields compared with a literal number or text, for `journeys validate` to check
+    that the two are of one kind."""
 
     def __init__(self, source: str, refs: tuple[FieldRef, ...],
                  functions: tuple[tuple[str, int], ...], evaluate: Callable[[Scope], Any],
                  test: Callable[[Scope], bool],
-                 text_comparisons: tuple[TextComparison, ...] = ()) -> None:
+                 text_comparisons: tuple[TextComparison, ...] = (),
+                 literal_comparisons: tuple[LiteralComparison, ...] = ()) -> None:
         self.source = source
         self.refs = refs
         self.functions = functions
         self.evaluate = evaluate
         self.test = test
         self.text_comparisons = text_comparisons
+        self.literal_comparisons = literal_comparisons
 
     def __repr__(self) -> str:
         return f"CompiledExpression({self.source!r})"
@@ -1019,5 +1055,5 @@ def parse_expression(source: str) -> CompiledExpression:
     root = parser.parse()
     evaluate, test = _build(root, source)
     return CompiledExpression(source, tuple(parser.refs), tuple(parser.calls), evaluate, test,
-                              _text_comparisons(root))
+                              _text_comparisons(root), _literal_comparisons(root))
 

@@ -72,3 +72,34 @@ ENROLLMENT_FIELDS: tuple[str, ...] = ("entered_at", "days_in", "step", "holdout"
 """Fields of `journey.*`: the current enrollment."""
 
 ROOTS: tuple[str, ...] = ("event", "customer", "venue", "offer", "journey")
+
+_NUMBERS = {
+    "customer": (
+        "visit_count", "visits_30d", "visits_90d", "visits_365d", "days_since_last_visit",
+        "days_since_first_visit", "avg_gap_days", "total_spend", "avg_spend",
+        "last_visit_amount", "last_party_size", "last_rating", "rating_count", "avg_rating",
+        "points", "points_earned", "points_spent", "vouchers_redeemed", "messages_opened",
+        "messages_clicked", "distinct_items", "spend_365d", "p_alive", "churn_risk",
+        "expected_visits", "expected_spend", "clv", "spend_percentile", "check_percentile",
+        "frequency_percentile", "r_score", "f_score", "m_score", "first_visit_at",
+        "last_visit_at", "last_rating_at"),
+    "event": ("amount", "party_size", "stars", "ts"),
+    "venue": ("avg_amount", "visit_count", "median_amount", "amount_p75"),
+    "journey": ("entered_at", "days_in"),
+}
+_TEXTS = {
+    "customer": (
+        "customer_id", "name", "first_name", "email", "phone", "birthday", "timezone",
+        "language", "last_venue_id", "last_channel", "favourite_item", "favourite_category",
+        "usual_daypart", "usual_weekday", "rfm", "segment", "check_tier", "loyalty_tier"),
+    "event": ("event_id", "customer_id", "type", "venue_id", "currency", "channel",
+              "source", "daypart", "voucher_id", "status", "kind", "command_id", "journey",
+              "text", "booked_for"),
+    "venue": ("venue_id",),
+    "journey": ("step",),
+}
+FIELD_KINDS: Mapping[str, str] = {
+    **{f"{root}.{name}": "number" for root, names in _NUMBERS.items() for name in names},
+    **{f"{root}.{name}": "text" for root, names in _TEXTS.items() for name in names},
+}
+"""Whether a field holds a number or text (fields not listed may hold either, or lists)."""

@@ -20,6 +20,8 @@ from journeys_dsl.yaml_nodes import load_nodes
 
 __all__ = [
     "JOURNEY_SUFFIXES",
+    "Checked",
+    "check_journeys",
     "check_paths",
     "expand_paths",
     "load_journey_file",
@@ -37,17 +39,30 @@ class _Result:
     spec: JourneySpec | None
     plan: JourneyPlan | None
     problems: tuple[Problem, ...]
+    warnings: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What checking journey files found: the valid plans, the problems (errors), the
+    warnings (likely mistakes that do not stop a journey) and the number of files."""
+
+    plans: list[JourneyPlan]
+    problems: list[Problem]
+    warnings: list[Problem]
+    files: int
 
 
 def _check_text(text: str, filename: str, vocabulary: Vocabulary | None = None) -> _Result:
     root, problems = load_nodes(text, filename)
-    spec, parse_problems = parse_journey(root, filename, vocabulary)
+    spec, parse_problems, warnings = parse_journey(root, filename, vocabulary)
     problems = [*problems, *parse_problems]
     if spec is not None:
         problems.extend(check_steps(spec, filename))
     if problems or spec is None:
         return _Result(filename, spec, None, tuple(sort_problems(problems)))
-    return _Result(filename, spec, compile_journey(spec, filename, text), ())
+    return _Result(filename, spec, compile_journey(spec, filename, text), (),
+                   tuple(sort_problems(warnings)))
 
 
 def _check_file(path: Path, vocabulary: Vocabulary | None = None) -> _Result:
@@ -111,13 +126,22 @@ def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
 def check_paths(paths: Iterable[str | Path], vocabulary: Vocabulary | None = None
                 ) -> tuple[list[JourneyPlan], list[Problem], int]:
     """Plans of the valid files, every problem, and the number of files read."""
+    checked = check_journeys(paths, vocabulary)
+    return checked.plans, checked.problems, checked.files
+
+
+def check_journeys(paths: Iterable[str | Path], vocabulary: Vocabulary | None = None
+                   ) -> Checked:
+    """Check every journey file of `paths`: plans, problems, warnings, files read."""
     files = expand_paths(paths)
     plans: list[JourneyPlan] = []
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     defined: dict[tuple[str, int], str] = {}
     for file in files:
         result = _check_file(file, vocabulary)
         problems.extend(result.problems)
+        warnings.extend(result.warnings)
         if result.plan is not None:
             plans.append(result.plan)
         spec = result.spec
@@ -132,7 +156,7 @@ def check_paths(paths: Iterable[str | Path], vocabulary: Vocabulary | None = Non
                 "or rename the journey)", "journey"))
         else:
             defined[key] = result.filename
-    return plans, problems, len(files)
+    return Checked(plans, problems, warnings, len(files))
 
 
 def load_journeys(paths: Iterable[str | Path], vocabulary: Vocabulary | None = None

@@ -22,7 +22,12 @@ from journeys_dsl.durations import (
     parse_step_time,
 )
 from journeys_dsl.errors import Problem
-from journeys_dsl.expressions import ExpressionSyntaxError, FieldRef, parse_expression
+from journeys_dsl.expressions import (
+    ExpressionSyntaxError,
+    FieldRef,
+    LiteralComparison,
+    parse_expression,
+)
 from journeys_dsl.model import (
     END_NAME,
     BranchSpec,
@@ -32,6 +37,7 @@ from journeys_dsl.model import (
     TimingSpec,
     WaitForSpec,
 )
+from journeys_dsl.timing_lint import timing_warnings
 from journeys_dsl.vocabulary import Vocabulary
 from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -94,23 +100,35 @@ def _profile_entry(kind: str) -> str:
 
 
 def parse_journey(root: Node | None, filename: str, vocabulary: Vocabulary | None = None
-                  ) -> tuple[JourneySpec | None, list[Problem]]:
-    """Validate a journey's node tree; the spec is None when the file is not a journey.
+                  ) -> tuple[JourneySpec | None, list[Problem], list[Problem]]:
+    """Validate a journey's node tree: the spec (None when the file is not a journey),
+    its problems and its warnings (likely mistakes that do not stop it).
 
     With a `vocabulary`, text compared with a field of known values must be one of them."""
     parser = JourneyParser(filename, vocabulary)
     spec = parser.journey(root) if root is not None else None
-    return spec, parser.problems
+    warnings = list(parser.warnings)
+    if spec is not None and not parser.problems:
+        warnings.extend(timing_warnings(spec, filename, parser.positions))
+    return spec, parser.problems, warnings
 
 
 class JourneyParser:
     def __init__(self, filename: str, vocabulary: Vocabulary | None = None) -> None:
         self.filename = filename
         self.vocabulary = vocabulary
+        self.warnings: list[Problem] = []
+        self.positions: dict[str, tuple[int, int]] = {}
+        """Where some values are written, by path (`steps[2].at`, `goal.within`)."""
         self.problems: list[Problem] = []
         self.offer_ids: list[str] = []
 
     # ------------------------------------------------------------------ reporting
+
+    def warn(self, where: tuple[int, int], message: str, path: str) -> None:
+        """A likely mistake that does not stop the journey."""
+        line, col = where
+        self.warnings.append(Problem(self.filename, line, col, message, path, warning=True))
 
     def report(self, where: Node | tuple[int, int], message: str, path: str) -> None:
         line, col = (where.line, where.col) if isinstance(where, Node) else where
@@ -243,6 +261,10 @@ class JourneyParser:
                     self.report(scalar.position(comparison.offset),
                                 domain.refusal(comparison.text, hint), path)
                     ok = False
+        for literal in compiled.literal_comparisons if ok else ():
+            mismatch = _kind_mismatch(literal)
+            if mismatch is not None:
+                self.warn(scalar.position(literal.offset), mismatch, path)
         return compiled if ok else None
 
     def field_problem(self, ref: FieldRef, scope: Scope) -> tuple[int, str] | None:
@@ -489,6 +511,8 @@ class JourneyParser:
         self.keys(goal, GOAL_KEYS, "in goal", "goal")
         event_type, condition = self.event_rule(goal, "in goal", "goal")
         within_node = self.require(goal, "within", "in goal", "goal")
+        if within_node is not None:
+            self.positions["goal.within"] = (within_node.line, within_node.col)
         within = self.duration(within_node, "within", "goal.within") if within_node else None
         return plan.Goal(event_type, condition, within or 0)
 
@@ -646,6 +670,7 @@ class JourneyParser:
             scalar = self.scalar(node, "at", f"{path}.at")
             if scalar is None:
                 return plan.Immediate()
+            self.positions[f"{path}.at"] = (node.line, node.col)
             try:
                 offset_s, local_time = parse_step_time(scalar.text)
             except DurationError as exc:
@@ -816,6 +841,20 @@ class JourneyParser:
                 # an invalid condition was reported; the arm still counts for the step graph
                 arms.append(BranchSpec(condition or _never(), target))
         return tuple(arms)
+
+
+def _kind_mismatch(literal: LiteralComparison) -> str | None:
+    """What is wrong with comparing a text field with a number, or the reverse."""
+    kind = fields.FIELD_KINDS.get(literal.field.dotted)
+    value = literal.value
+    outcome = "always true" if literal.op == "!=" else "never true"
+    if kind == "text" and not isinstance(value, str):
+        return (f"'{literal.field.dotted}' is text but '{literal.op}' compares it with the "
+                f"number {value}: that is {outcome}; compare it with text in quotes")
+    if kind == "number" and isinstance(value, str):
+        return (f"'{literal.field.dotted}' is a number but '{literal.op}' compares it with "
+                f"the text '{value}': that is {outcome}; write a number without quotes")
+    return None
 
 
 def _never() -> plan.Expression:

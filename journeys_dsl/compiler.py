@@ -13,7 +13,7 @@ from types import MappingProxyType
 from journeys_dsl import plan
 from journeys_dsl.errors import Problem
 from journeys_dsl.model import END_NAME, JourneySpec, StepRef, StepSpec, WaitForSpec
-from journeys_dsl.parser import did_you_mean
+from journeys_dsl.node_reader import did_you_mean
 
 __all__ = ["check_steps", "compile_journey"]
 

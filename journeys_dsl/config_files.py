@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from journeys_dsl.errors import JourneyValidationError, Problem, sort_problems
-from journeys_dsl.parser import JourneyParser
+from journeys_dsl.node_reader import NodeReader
 from journeys_dsl.yaml_nodes import Node, load_nodes
 
 T = TypeVar("T")
-P = TypeVar("P", bound=JourneyParser)
+P = TypeVar("P", bound=NodeReader)
 
 
 def compile_file(text: str, filename: str, parser: P, build: Callable[[P, Node], T | None],

@@ -24,7 +24,7 @@ from typing import Literal
 
 from journeys_dsl.config_files import compile_file
 from journeys_dsl.durations import DurationError, parse_local_time
-from journeys_dsl.parser import JourneyParser
+from journeys_dsl.node_reader import NodeReader
 from journeys_dsl.plan import CHANNELS
 from journeys_dsl.yaml_nodes import Node
 
@@ -58,7 +58,7 @@ class Policies:
 NO_POLICIES = Policies("", None, None, MappingProxyType({}), "opt_out")
 
 
-class _PolicyParser(JourneyParser):
+class _PolicyParser(NodeReader):
     def policies(self, root: Node) -> Policies | None:
         top = self.mapping(root, "a policies file", "")
         if top is None:

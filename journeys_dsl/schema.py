@@ -10,7 +10,8 @@ from typing import Any
 
 from journeys_dsl import fields, plan
 from journeys_dsl.durations import DURATION_PATTERN, SIGNED_DURATION_PATTERN, UNIT_PATTERN
-from journeys_dsl.parser import ID_PATTERN, TAG_PATTERN, TEMPLATE_PATTERN, VAR_PATTERN
+from journeys_dsl.node_reader import ID_PATTERN
+from journeys_dsl.parser import TAG_PATTERN, TEMPLATE_PATTERN, VAR_PATTERN
 
 __all__ = ["SCHEMA_ID", "journey_json_schema"]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from journeys_dsl import plan
 from journeys_dsl.config_files import compile_file
-from journeys_dsl.parser import JourneyParser, Scope
+from journeys_dsl.node_reader import NodeReader, Scope
 from journeys_dsl.vocabulary import BUILT_IN, Vocabulary
 from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -100,7 +100,7 @@ class CustomerModel:
 EMPTY_MODEL = CustomerModel("", (), (), (), (), False, None)
 
 
-class _SegmentParser(JourneyParser):
+class _SegmentParser(NodeReader):
     def model(self, root: Node) -> CustomerModel | None:
         top = self.mapping(root, "a segments file", "")
         if top is None:

@@ -17,6 +17,7 @@ from harness import REFERENCE_JOURNEYS
 from ingest_clients import NDJSON, Stream, keyed, ndjson, post_all, signed_headers
 
 from benchmarks.generator import ChainConfig, generate_events
+from benchmarks.ingest_bench import load
 from benchmarks.ingest_process import IngestProcess, Sources, ingest_process, write_sources
 from benchmarks.tansu import free_port
 from connectors.ingest.batch import SOURCE_FIELD
@@ -258,3 +259,15 @@ def test_command_line_mistakes_are_one_line(server: IngestProcess, sources: Sour
             str(free_port())]
     assert main([*free, "--events-out", str(out)]) == 2
     assert "is being written by another process" in capsys.readouterr().err
+
+
+def test_the_load_test_counts_what_it_sent(server: IngestProcess, sources: Sources,
+                                           out: Path) -> None:
+    lines = [orjson.dumps(visit(new_id())) for _ in range(40)]
+    single = load(server.url, sources.api_key, lines[:20], 1, clients=4)
+    batched = load(server.url, sources.api_key, [b"\n".join(lines[20:30]),
+                                                 b"\n".join(lines[30:])], 10, clients=2)
+    assert (single.requests, single.events, batched.requests, batched.events) == (20, 20, 2, 20)
+    assert 0 < single.percentile_ms(0.5) <= single.percentile_ms(0.99)
+    stored = {line["event_id"] for line in stored_lines(out)}
+    assert {orjson.loads(line)["event_id"] for line in lines} <= stored

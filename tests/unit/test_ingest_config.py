@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,13 @@ def test_each_mistake_is_one_line_with_its_position(text: str, expected: str) ->
 def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(IngestConfigError, match=r"absent\.yaml:1:1: cannot read the file"):
         load_ingest_config(tmp_path / "absent.yaml", ENV)
+
+
+def test_the_sources_file_in_the_docs_loads() -> None:
+    document = Path(__file__).resolve().parents[2] / "docs" / "ingest.md"
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", document.read_text(), re.DOTALL)
+                if b.startswith("sources:")]
+    env = {"POS_DOWNTOWN_KEY": "k" * 24, "POS_DOWNTOWN_KEY_NEXT": "n" * 24,
+           "BOOKINGS_SECRET": "s" * 32}
+    config = parse_ingest_config(block, "docs/ingest.md", env)
+    assert [source.name for source in config.sources] == ["pos-downtown", "bookings"]

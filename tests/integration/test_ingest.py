@@ -4,6 +4,7 @@ the engine reads, and a SIGKILL while clients post."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -271,3 +272,22 @@ def test_the_load_test_counts_what_it_sent(server: IngestProcess, sources: Sourc
     assert 0 < single.percentile_ms(0.5) <= single.percentile_ms(0.99)
     stored = {line["event_id"] for line in stored_lines(out)}
     assert {orjson.loads(line)["event_id"] for line in lines} <= stored
+
+
+def test_concurrent_copies_of_a_request_store_each_event_once(
+        server: IngestProcess, sources: Sources, out: Path) -> None:
+    ids = [new_id() for _ in range(20)]
+    body = ndjson([visit(i) for i in ids])
+
+    async def post_copies() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30,
+                                     headers={**keyed(sources), **NDJSON}) as client:
+            return list(await asyncio.gather(*(client.post("/events", content=body)
+                                               for _ in range(8))))
+
+    answers = asyncio.run(post_copies())
+    assert {answer.status_code for answer in answers} == {200}
+    stored = [e["event_id"] for answer in answers for e in answer.json()["stored"]]
+    assert sorted(stored) == sorted(ids)
+    in_file = [line["event_id"] for line in stored_lines(out)]
+    assert all(in_file.count(i) == 1 for i in ids)

@@ -6,12 +6,14 @@ request) and batches of 100 (NDJSON). Each phase is bounded by a request count a
 limit, whichever comes first; every request must be answered 200. The figures: requests and
 events per second over the phase, and the 50th and 99th percentile of the request latency
 as the client saw it. The clients run in this process, the server in its own, on the same
-cores: on a small machine the clients' CPU is part of what is measured.
+cores: on a small machine the clients' CPU is part of what is measured, so the server's own
+CPU time per request is given too (user and system time of its process, from /proc).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -127,7 +129,8 @@ def ingest_rows(work: Path, redis_url: str, bootstrap: str | None,
     out = work / "ingested.jsonl"
     with ingest_process(sources, redis_url, f"ingestbench{tag}f", ["--events-out", str(out)],
                         work / "ingest-file.log") as server:
-        rows.extend(_phases(server.url, sources.api_key, lines, "file, fsync", say))
+        rows.extend(_phases(server.url, server.process.pid, sources.api_key, lines,
+                            "file, fsync", say))
     try:
         with broker(bootstrap) as address:
             topic = f"ingest-{tag}"
@@ -135,14 +138,14 @@ def ingest_rows(work: Path, redis_url: str, bootstrap: str | None,
             with ingest_process(sources, redis_url, f"ingestbench{tag}k",
                                 ["--kafka", address, "--events-topic", topic],
                                 work / "ingest-kafka.log") as server:
-                rows.extend(_phases(server.url, sources.api_key, lines,
+                rows.extend(_phases(server.url, server.process.pid, sources.api_key, lines,
                                     f"Kafka acks=all, {PARTITIONS} partitions", say))
     except NoBrokerError as exc:
         skipped(say, exc)
     return rows
 
 
-def _phases(url: str, api_key: str, lines: Sequence[bytes], sink: str,
+def _phases(url: str, pid: int, api_key: str, lines: Sequence[bytes], sink: str,
             say: Callable[[str], None]) -> list[Row]:
     rows = []
     start = 0
@@ -150,11 +153,20 @@ def _phases(url: str, api_key: str, lines: Sequence[bytes], sink: str,
         wanted = phase.max_requests * phase.batch
         bodies = _bodies(lines[start:start + wanted], phase)
         start += wanted
+        cpu_before = process_cpu_s(pid)
         figures = load(url, api_key, bodies, phase.batch, limit_s=phase.limit_s)
+        cpu_ms = (process_cpu_s(pid) - cpu_before) * 1000 / max(figures.requests, 1)
         rows.append(Row(f"{INGEST}: {sink}, {phase.label}", figures.events, figures.seconds,
                         None, f"{figures.requests_per_s:,.0f} requests/s, p50 "
                               f"{figures.percentile_ms(0.5):.1f} ms, p99 "
-                              f"{figures.percentile_ms(0.99):.1f} ms, {CLIENTS} keep-alive "
-                              "clients"))
+                              f"{figures.percentile_ms(0.99):.1f} ms, server CPU "
+                              f"{cpu_ms:.2f} ms per request, {CLIENTS} keep-alive clients"))
         say(f"{rows[-1].scenario}: {rows[-1].events_per_s:,.0f} events/s; {rows[-1].note}")
     return rows
+
+
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds of process `pid` so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -24,6 +24,7 @@ from benchmarks.tansu import free_port
 from connectors.ingest.batch import SOURCE_FIELD
 from connectors.ingest.seen import SEEN_FOR_S
 from engine.cli import main
+from engine.embedded_redis import EmbeddedRedis
 from engine.runner import RunOptions, run_on
 from engine.store import delete_matching
 from journeys_dsl.loader import load_journeys
@@ -291,3 +292,25 @@ def test_concurrent_copies_of_a_request_store_each_event_once(
     assert sorted(stored) == sorted(ids)
     in_file = [line["event_id"] for line in stored_lines(out)]
     assert all(in_file.count(i) == 1 for i in ids)
+
+
+def test_without_redis_nothing_is_acknowledged_or_stored(sources: Sources,
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / "in.jsonl"
+    redis_server = EmbeddedRedis().start()
+    try:
+        with ingest_process(sources, redis_server.url, "t-outage",
+                            ["--events-out", str(out)], tmp_path / "ingest.log") as server:
+            before = httpx.post(f"{server.url}/events", json=visit(new_id()),
+                                headers=keyed(sources))
+            assert before.status_code == 200
+            redis_server.stop()
+            event_id = new_id()
+            answer = httpx.post(f"{server.url}/events", json=visit(event_id),
+                                headers=keyed(sources), timeout=60)
+            assert answer.status_code == 503
+            assert "send again" in answer.json()["error"]
+            assert httpx.get(f"{server.url}/health", timeout=60).status_code == 503
+    finally:
+        redis_server.stop()
+    assert event_id.encode() not in out.read_bytes()

@@ -34,18 +34,13 @@ RETRY_AFTER_S = 1
 log = logging.getLogger(__name__)
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def create_app(intake: Intake, authenticator: Authenticator,
                clock: Callable[[], float] = time.time) -> Starlette:
     """The application; `clock` gives the time signed requests are checked against."""
 
     async def events(request: Request) -> JSONResponse:
-        try:
-            body = await _read_limited(request)
-        except _TooLarge:
+        body = await _read_limited(request)
+        if body is None:
             return _error(413, f"the body is over {MAX_BODY_BYTES} bytes; send smaller "
                                "batches")
         source = authenticator.identify(request.headers, body, clock())
@@ -85,16 +80,17 @@ def create_app(intake: Intake, authenticator: Authenticator,
                      lifespan=lifespan)
 
 
-async def _read_limited(request: Request) -> bytes:
+async def _read_limited(request: Request) -> bytes | None:
+    """The body, or None when it is over `MAX_BODY_BYTES`."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _TooLarge
+        return None
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise _TooLarge
+            return None
         chunks.append(chunk)
     return b"".join(chunks)
 

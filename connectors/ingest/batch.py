@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from engine.decoding import decode_line
+from engine.errors import JourneysError
 from engine.events import EventError
 
 __all__ = [
@@ -40,8 +41,10 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_EVENTS = 10_000
 
 
-class BodyError(ValueError):
+class BodyError(JourneysError, ValueError):
     """A body that holds no events to check (answered 400)."""
+
+    code = "ingest_body"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,13 @@ __all__ = ["IngestConfigError", "IngestError"]
 class IngestError(JourneysError):
     """A setting or a resource the ingest service cannot work with; the message says which."""
 
+    code = "ingest"
+
 
 class IngestConfigError(IngestError):
     """A sources file that cannot be used, at its FILE:LINE:COL and key."""
+
+    code = "ingest_config"
 
     def __init__(self, file: str, line: int, col: int, setting: str, reason: str) -> None:
         where = f"{file}:{line}:{col}"

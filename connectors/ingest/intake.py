@@ -30,15 +30,18 @@ import redis
 from connectors.ingest.batch import Accepted, Refused, check_events
 from connectors.ingest.seen import SeenIds
 from connectors.ingest.sink import EventSink, StoreFailed
+from engine.errors import JourneysError
 
 __all__ = ["Intake", "Receipt", "Unavailable"]
 
 log = logging.getLogger(__name__)
 
 
-class Unavailable(Exception):
+class Unavailable(JourneysError):
     """Nothing can be promised for the request now (Redis or the sink failed): the client
     sends it again (answered 503)."""
+
+    code = "ingest_unavailable"
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,16 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from connectors.ingest.batch import Accepted
+from engine.errors import JourneysError
 
 __all__ = ["EventSink", "StoreFailed"]
 
 
-class StoreFailed(Exception):
+class StoreFailed(JourneysError):
     """Some events of a call were not stored. `stored` holds the positions (in the call's
     list) of those that were, which the caller may mark as seen."""
+
+    code = "ingest_store_failed"
 
     def __init__(self, reason: str, stored: frozenset[int] = frozenset()) -> None:
         super().__init__(reason)

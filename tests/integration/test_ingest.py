@@ -17,7 +17,6 @@ import redis
 from harness import REFERENCE_JOURNEYS
 from ingest_clients import NDJSON, Stream, keyed, ndjson, post_all, signed_headers
 
-from benchmarks.generator import ChainConfig, generate_events
 from benchmarks.ingest_bench import load
 from benchmarks.ingest_process import IngestProcess, Sources, ingest_process, write_sources
 from benchmarks.tansu import free_port
@@ -25,6 +24,7 @@ from connectors.ingest.batch import SOURCE_FIELD
 from connectors.ingest.seen import SEEN_FOR_S
 from engine.cli import main
 from engine.embedded_redis import EmbeddedRedis
+from engine.generator import ChainConfig, generate_events
 from engine.runner import RunOptions, run_on
 from engine.store import delete_matching
 from journeys_dsl.loader import load_journeys

@@ -18,10 +18,10 @@ from ingest_clients import Stream, keyed, post_all
 from kafka_broker import new_topics, tansu_broker
 from test_kafka import CHAIN, JOURNEYS, PARTITIONS, UNTIL, consume_all, run_kafka
 
-from benchmarks.generator import generate_events
 from benchmarks.ingest_process import Sources, ingest_process, write_sources
 from connectors.ingest.batch import SOURCE_FIELD
 from engine.events import parse_timestamp
+from engine.generator import generate_events
 from engine.runner import RunOptions, run_on
 from engine.store import delete_matching
 from journeys_dsl.loader import load_journeys

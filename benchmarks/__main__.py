@@ -47,7 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"add the scale row: {SCALE_CUSTOMERS:,} customers, about ten "
                              "million events, two processes, timed end to end (about half "
                              "an hour on a 2-core machine)")
+    parser.add_argument("--ingest", action="store_true",
+                        help="run only the ingest load test: `journeys ingest` on loopback, "
+                             "single events and batches of 100, to a file and to Kafka "
+                             "(about a minute)")
     args = parser.parse_args(argv)
+    if args.ingest:
+        return _ingest_only(args.redis, args.kafka)
     size = QUICK if args.quick else FULL
     if args.customers:
         size = dataclasses.replace(size, customers=args.customers)
@@ -65,6 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{' --scale' if args.scale else ''}; "
           f"{time.perf_counter() - began:.0f}s in all\n")
     print(format_table(result))
+    return 0
+
+
+def _ingest_only(redis_url: str | None, kafka: str | None) -> int:
+    """The ingest rows alone, in the suite's table."""
+    from benchmarks.ingest_bench import ingest_rows
+
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="journeys-ingest-") as folder, \
+            redis_endpoint(redis_url) as url:
+        rows = ingest_rows(Path(folder), url, kafka,
+                           lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"machine: {machine()}")
+    print(f"command: python -m benchmarks --ingest; {time.perf_counter() - began:.0f}s in all\n")
+    print(format_table(SuiteResult(rows=rows)))
     return 0
 
 

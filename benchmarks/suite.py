@@ -299,6 +299,10 @@ def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequ
 
 DELIVERY = "delivery"
 """Scenario names starting with this are messages, not events: no ratios to the engine's."""
+INGEST = "ingest"
+"""Scenario names starting with this are the ingest service's (`benchmarks.ingest_bench`)."""
+UNRELATED = (DELIVERY, INGEST)
+"""Scenario names starting with these measure a service beside the engine: no ratios."""
 
 
 def _delivery_rows(work: Path, commands: int, say: Callable[[str], None]) -> list[Row]:
@@ -422,7 +426,7 @@ def format_table(result: SuiteResult) -> str:
         rate = row.events_per_s
         # Kafka rows against the Kafka ceiling, the others against reading the file
         ceiling_rate = kafka_ceiling_rate if "Kafka" in row.scenario else file_ceiling
-        if row.scenario.startswith(DELIVERY):
+        if row.scenario.startswith(UNRELATED):
             rows.append((row.scenario, f"{row.events:,}", f"{rate:,.0f}", "-", "-", "-", "-",
                          "-", row.note))
             continue

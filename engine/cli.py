@@ -1,5 +1,5 @@
 """The `journeys` command: validate, schema, run, fit, backtest, report, console, explain,
-deliver, forget, demo, generate."""
+ingest, deliver, forget, demo, generate."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import redis
 
 from connectors.delivery_cli import DESCRIPTION as DELIVER_DESCRIPTION
 from connectors.delivery_cli import add_deliver_arguments, run_deliver
+from connectors.ingest.command import add_ingest_parser
 from engine.cli_parser import CommandParser, add_version_option
 from engine.errors import (
     JourneysError,
@@ -241,6 +242,8 @@ def _parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=_report)
 
     _add_console_commands(commands)
+
+    add_ingest_parser(commands)
 
     deliver = commands.add_parser("deliver", description=DELIVER_DESCRIPTION,
                                   help="send message commands through the channels, each "

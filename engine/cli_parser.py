@@ -49,3 +49,14 @@ def add_version_option(parser: argparse.ArgumentParser) -> None:
                         version=f"{parser.prog} {package_version()}",
                         help="print the version and exit")
 
+
+
+def port_number(text: str) -> int:
+    """A `--port` value: a whole number from 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a port number, not {text!r}") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"give a port from 1 to 65535, not {text}")
+    return port

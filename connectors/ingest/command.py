@@ -9,6 +9,7 @@ from typing import Any
 from connectors.ingest.config import load_ingest_config
 from connectors.ingest.errors import IngestError
 from connectors.ingest.sink import EventSink
+from engine.cli_parser import port_number
 
 __all__ = ["DEFAULT_PORT", "DESCRIPTION", "add_ingest_parser"]
 
@@ -35,7 +36,7 @@ def add_ingest_parser(commands: argparse._SubParsersAction[Any]) -> None:
                         help="Redis key prefix (default je)")
     ingest.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
                         help="address to listen on (default 127.0.0.1)")
-    ingest.add_argument("--port", type=_port, default=DEFAULT_PORT, metavar="PORT",
+    ingest.add_argument("--port", type=port_number, default=DEFAULT_PORT, metavar="PORT",
                         help=f"port to listen on (default {DEFAULT_PORT})")
     out = ingest.add_argument_group("where events go (one of --events-out and --kafka)")
     out.add_argument("--events-out", metavar="FILE",
@@ -48,16 +49,6 @@ def add_ingest_parser(commands: argparse._SubParsersAction[Any]) -> None:
                      help="with --kafka: librdkafka settings as key=value lines (SASL, "
                           "TLS...); JOURNEYS_KAFKA_* variables override")
     ingest.set_defaults(handler=_ingest, parser_error=ingest.error)
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"give a port number, not {text!r}") from None
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"give a port from 1 to 65535, not {text}")
-    return port
 
 
 def _ingest(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from engine.cli_parser import port_number
 from engine.console.errors import ConsoleError
 from engine.console.live import EngineModels, LiveEngine
 from engine.console.text import format_explanations
@@ -27,7 +28,7 @@ def add_console_parsers(commands: argparse._SubParsersAction[Any],
                                                   "journeys, customers, explanations")
     console.add_argument("--host", default="127.0.0.1", metavar="ADDRESS",
                          help="address to listen on (default 127.0.0.1)")
-    console.add_argument("--port", type=_port, default=DEFAULT_PORT, metavar="PORT",
+    console.add_argument("--port", type=port_number, default=DEFAULT_PORT, metavar="PORT",
                          help=f"port to listen on (default {DEFAULT_PORT})")
     console.add_argument("--token", metavar="TOKEN",
                          help=f"the access token (default: ${TOKEN_VARIABLE}, else a new "
@@ -47,16 +48,6 @@ def add_console_parsers(commands: argparse._SubParsersAction[Any],
     _add_model_options(explain)
     add_state_options(explain)
     explain.set_defaults(handler=_explain)
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"give a port number, not {text!r}") from None
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"give a port from 1 to 65535, not {text}")
-    return port
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:

@@ -19,31 +19,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from connectors.channels import (
-    Channel,
-    PushChannel,
-    SmtpChannel,
-    SmtpSettings,
-    TelegramChannel,
-    TelegramSettings,
-    WebhookChannel,
-    WebhookSettings,
-    WhatsAppChannel,
-    WhatsAppSettings,
-)
-from connectors.channels.smtp import SECURITY_MODES
-from connectors.channels.telegram import DEFAULT_BASE_URL as TELEGRAM_URL
-from connectors.channels.whatsapp import DEFAULT_API_VERSION
-from connectors.channels.whatsapp import DEFAULT_BASE_URL as WHATSAPP_URL
-from engine.errors import JourneysError
+from connectors.channels.base import Channel
+from connectors.channels.registry import CONNECTOR_TYPES, connector
+from connectors.channels.settings import DeliveryConfigError, SettingsSection, settings_section
+from journeys_dsl.channels import CHANNELS, SPECS
+from journeys_dsl.parser import did_you_mean
 
 __all__ = [
     "AFTER_CRASH",
@@ -60,41 +47,16 @@ __all__ = [
     "parse_delivery_config",
 ]
 
-CHANNELS: tuple[str, ...] = ("email", "sms", "whatsapp", "telegram", "push", "webhook")
-DEFAULT_TYPES: Mapping[str, str] = {
-    "email": "smtp", "sms": "webhook", "whatsapp": "whatsapp", "telegram": "telegram",
-    "push": "push", "webhook": "webhook",
-}
+DEFAULT_TYPES: Mapping[str, str] = {spec.name: spec.connector for spec in SPECS}
 """The connector type a channel uses unless its section names another with `type`."""
-CONNECTOR_TYPES: tuple[str, ...] = ("smtp", "webhook", "push", "telegram", "whatsapp")
 AFTER_CRASH: tuple[str, ...] = ("resend", "give_up")
 """`resend`: a send interrupted by a crash is made again (at least once); `give_up`: it is
 not, and is recorded `unknown` (at most once)."""
-DEFAULT_AFTER_CRASH: Mapping[str, str] = {
-    "webhook": "resend", "email": "resend",
-    "sms": "give_up", "whatsapp": "give_up", "telegram": "give_up", "push": "give_up",
-}
-"""Resend where the receiver can drop the repeat (webhooks carry `Idempotency-Key`, emails a
-stable `Message-ID`); give up where a second send is a second message on the customer's
-phone (SMS, WhatsApp, Telegram and push providers take no idempotency key)."""
-INLINE_SECRETS = ("password", "token", "secret")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class DeliveryConfigError(JourneysError, ValueError):
-    """A delivery config that cannot be used; names the file and the key."""
-
-    code = "delivery_config"
-
-    def __init__(self, path: Path | str, key: str, reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{key}: {reason}" if key else reason, file=self.path)
-        self.key = key
-        """The setting, such as `channels.email.host` (not a customer key)."""
-
-    def context(self) -> str:
-        return self.path
+DEFAULT_AFTER_CRASH: Mapping[str, str] = {spec.name: spec.after_crash for spec in SPECS}
+"""Each channel's default, from the channel registry (`journeys_dsl.channels`): resend
+where the receiver can drop the repeat (webhooks carry `Idempotency-Key`, emails a stable
+`Message-ID`); give up where a second send is a second message on the customer's phone
+(the SMS, chat and push providers take no idempotency key)."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +81,8 @@ class ChannelConfig:
     """One channel's connector type, its settings (secrets resolved) and its send rate."""
 
     type: str
-    settings: SmtpSettings | WebhookSettings | TelegramSettings | WhatsAppSettings
+    settings: Any
+    """What the connector type's `read_settings` returned (`SmtpSettings` for smtp...)."""
     rate: RateLimit | None = None
     """None: sends as fast as the worker's concurrency allows."""
     after_crash: str = "resend"
@@ -140,161 +103,7 @@ class DeliveryConfig:
                          if channel.after_crash == "give_up")
 
 
-class _Section:
-    """Typed reads from one mapping of the file, with errors naming the full key."""
-
-    def __init__(self, data: Mapping[str, Any], key: str, path: str,
-                 environ: Mapping[str, str]) -> None:
-        self.data = data
-        self.key = key
-        self.path = path
-        self.environ = environ
-        self.used: set[str] = set()
-
-    def error(self, name: str, reason: str) -> DeliveryConfigError:
-        return DeliveryConfigError(self.path, f"{self.key}.{name}" if name else self.key, reason)
-
-    def _get(self, name: str, required: bool) -> Any:
-        self.used.add(name)
-        value = self.data.get(name)
-        if value is None and required:
-            raise self.error(name, "is required")
-        return value
-
-    def text(self, name: str, default: str | None = None, *, required: bool = False) -> Any:
-        value = self._get(name, required)
-        if value is None:
-            return default
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(name, f"must be non-empty text, not {value!r}")
-        return value.strip()
-
-    def number(self, name: str, default: float, *, minimum: float = 0.0,
-               integer: bool = False) -> Any:
-        value = self._get(name, False)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or (
-                integer and not isinstance(value, int)):
-            kind = "a whole number" if integer else "a number"
-            raise self.error(name, f"must be {kind}, not {value!r}")
-        if not math.isfinite(value) or value < minimum:
-            raise self.error(name, f"must be at least {minimum:g}, not {value!r}")
-        return value
-
-    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
-        value = self.text(name, default)
-        if value not in options:
-            raise self.error(name, f"must be one of {', '.join(options)}, not {value!r}")
-        return str(value)
-
-    def url(self, name: str, default: str | None = None) -> str:
-        value = self.text(name, default, required=default is None)
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise self.error(name, f"must be an http:// or https:// URL, not {value!r}")
-        return str(value)
-
-    def secret(self, name: str, *, required: bool = True) -> str | None:
-        """The value of the environment variable named by `<name>_env`."""
-        if name in self.data:
-            self.used.add(name)
-            raise self.error(name, f"secrets are not written in the file; put it in an "
-                                   f"environment variable and name that with {name}_env")
-        variable = self.text(f"{name}_env", required=required)
-        if variable is None:
-            return None
-        if not _ENV_NAME.match(variable):
-            raise self.error(f"{name}_env", f"{variable!r} is not an environment variable name")
-        value = self.environ.get(variable)
-        if not value:
-            raise self.error(f"{name}_env", f"environment variable {variable} is not set")
-        return value
-
-    def headers(self, name: str) -> dict[str, str]:
-        value = self._get(name, False)
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, str | int) for k, v in value.items()):
-            raise self.error(name, "must map header names to text")
-        return {k: str(v) for k, v in value.items()}
-
-    def check_unknown(self) -> None:
-        for name in self.data:
-            if name not in self.used:
-                raise self.error(str(name), "is not a known setting")
-
-
-def _section(data: Any, key: str, path: str, environ: Mapping[str, str]) -> _Section:
-    if not isinstance(data, Mapping):
-        raise DeliveryConfigError(path, key, f"must be a mapping, not {type(data).__name__}")
-    return _Section(data, key, path, environ)
-
-
-def _smtp(s: _Section) -> SmtpSettings:
-    username = s.text("username")
-    password = s.secret("password", required=False)
-    if password is not None and username is None:
-        raise s.error("username", "is required when password_env is set")
-    chosen = s.choice("security", SECURITY_MODES, "none")
-    security = next(mode for mode in SECURITY_MODES if mode == chosen)
-    default_port = {"none": 25, "starttls": 587, "ssl": 465}[security]
-    return SmtpSettings(
-        host=s.text("host", required=True),
-        port=int(s.number("port", default_port, minimum=1, integer=True)),
-        security=security,
-        username=username,
-        password=password,
-        sender=s.text("from", required=True),
-        reply_to=s.text("reply_to"),
-        timeout_s=float(s.number("timeout_s", 30.0, minimum=0.1)),
-        message_id_domain=s.text("message_id_domain"),
-    )
-
-
-def _webhook(s: _Section) -> WebhookSettings:
-    return WebhookSettings(
-        url=s.url("url"),
-        secret=str(s.secret("secret")),
-        timeout_s=float(s.number("timeout_s", 10.0, minimum=0.1)),
-        headers=s.headers("headers"),
-        max_retry_after_s=float(s.number("max_retry_after_s", 300.0)),
-    )
-
-
-def _telegram(s: _Section) -> TelegramSettings:
-    parse_mode = s.text("parse_mode")
-    if parse_mode is not None and parse_mode not in ("HTML", "MarkdownV2", "Markdown"):
-        raise s.error("parse_mode", f"must be HTML, MarkdownV2 or Markdown, not {parse_mode!r}")
-    return TelegramSettings(
-        token=str(s.secret("token")),
-        base_url=s.url("base_url", TELEGRAM_URL),
-        parse_mode=parse_mode,
-        timeout_s=float(s.number("timeout_s", 10.0, minimum=0.1)),
-        max_retry_after_s=float(s.number("max_retry_after_s", 60.0)),
-    )
-
-
-def _whatsapp(s: _Section) -> WhatsAppSettings:
-    return WhatsAppSettings(
-        phone_number_id=s.text("phone_number_id", required=True),
-        token=str(s.secret("token")),
-        base_url=s.url("base_url", WHATSAPP_URL),
-        api_version=s.text("api_version", DEFAULT_API_VERSION),
-        timeout_s=float(s.number("timeout_s", 10.0, minimum=0.1)),
-        max_retry_after_s=float(s.number("max_retry_after_s", 300.0)),
-    )
-
-
-_PARSERS: Mapping[str, Callable[[_Section], Any]] = {
-    "smtp": _smtp, "webhook": _webhook, "push": _webhook, "telegram": _telegram,
-    "whatsapp": _whatsapp,
-}
-
-
-def _rate(s: _Section) -> RateLimit | None:
+def _rate(s: SettingsSection) -> RateLimit | None:
     """The channel's `rate_per_second` and `burst` (default: one second's worth)."""
     rate = s.number("rate_per_second", 0.0)
     burst = s.number("burst", 0, integer=True)
@@ -312,7 +121,7 @@ def _rate(s: _Section) -> RateLimit | None:
 def _retry(data: Any, path: str) -> RetrySettings:
     if data is None:
         return RetrySettings()
-    s = _section(data, "retry", path, {})
+    s = settings_section(data, "retry", path, {})
     retry = RetrySettings(
         max_attempts=int(s.number("max_attempts", 5, minimum=1, integer=True)),
         base_delay_s=float(s.number("base_delay_s", 0.5)),
@@ -341,10 +150,12 @@ def parse_delivery_config(data: Any, path: Path | str,
     for name, body in sections.items():
         key = f"channels.{name}"
         if name not in CHANNELS:
-            raise DeliveryConfigError(where, key, f"unknown channel; use {', '.join(CHANNELS)}")
-        s = _section(body, key, where, env)
+            hint = did_you_mean(str(name), CHANNELS)
+            raise DeliveryConfigError(where, key, f"unknown channel{hint}; use "
+                                                  f"{', '.join(CHANNELS)}")
+        s = settings_section(body, key, where, env)
         kind = s.choice("type", CONNECTOR_TYPES, DEFAULT_TYPES[name])
-        settings = _PARSERS[kind](s)
+        settings = connector(kind).read_settings(s)
         rate = _rate(s)
         after_crash = s.choice("after_crash", AFTER_CRASH, DEFAULT_AFTER_CRASH[name])
         s.check_unknown()
@@ -369,17 +180,5 @@ def load_delivery_config(path: Path | str,
 
 def build_connectors(config: DeliveryConfig) -> dict[str, Channel]:
     """One connector per configured channel."""
-    connectors: dict[str, Channel] = {}
-    for name, channel in config.channels.items():
-        settings = channel.settings
-        if isinstance(settings, SmtpSettings):
-            connectors[name] = SmtpChannel(settings)
-        elif isinstance(settings, TelegramSettings):
-            connectors[name] = TelegramChannel(settings)
-        elif isinstance(settings, WhatsAppSettings):
-            connectors[name] = WhatsAppChannel(settings)
-        elif channel.type == "push":
-            connectors[name] = PushChannel(settings)
-        else:
-            connectors[name] = WebhookChannel(settings)
-    return connectors
+    return {name: connector(channel.type).build(channel.settings)
+            for name, channel in config.channels.items()}

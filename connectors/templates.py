@@ -33,6 +33,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.errors import JourneysError
+from journeys_dsl.channels import PARTS, SPECS
 
 __all__ = [
     "OPTIONAL_PARTS",
@@ -50,17 +51,12 @@ __all__ = [
     "template_name_problem",
 ]
 
-PARTS: tuple[str, ...] = ("subject.txt", "txt", "html")
-REQUIRED_PARTS: Mapping[str, tuple[str, ...]] = {
-    "email": ("subject.txt", "txt"),
-    "sms": ("txt",),
-    "whatsapp": ("txt",),
-    "telegram": ("txt",),
-    "push": ("txt",),
-    "webhook": (),
-}
-"""The parts each channel needs, in every language a template is written in."""
-OPTIONAL_PARTS: Mapping[str, tuple[str, ...]] = {"email": ("html",), "webhook": ("txt",)}
+REQUIRED_PARTS: Mapping[str, tuple[str, ...]] = {spec.name: spec.required_parts
+                                                 for spec in SPECS}
+"""The parts each channel needs, in every language a template is written in (from the
+channel registry, `journeys_dsl.channels`)."""
+OPTIONAL_PARTS: Mapping[str, tuple[str, ...]] = {spec.name: spec.optional_parts
+                                                 for spec in SPECS if spec.optional_parts}
 """Parts a channel renders when they exist."""
 STANDARD_VARS: tuple[str, ...] = ("name", "first_name", "favourite_item", "points")
 """Variables every message command carries."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from engine.timeutil import iso_date_local, iso_utc
+from journeys_dsl.channels import channel_spec
 
 if TYPE_CHECKING:
     from engine.profile import Profile
@@ -78,24 +79,18 @@ def build_command(state: CustomerState, plan: JourneyPlan, enrollment: Enrollmen
     }
 
 
-ADDRESSED_BY_ID = frozenset({"push", "webhook"})
-"""Channels whose receiver finds the customer by id (a push gateway knows the devices)."""
-
-
 def has_address(profile: Profile, channel: str) -> bool:
-    """Whether the profile holds what `channel` needs to reach the customer: an email
-    address, a phone number or a Telegram chat id; push and webhook go by customer id."""
-    return channel in ADDRESSED_BY_ID or bool(_address(profile, channel))
-
-
-ADDRESS_FIELDS = {"email": "email", "sms": "phone", "whatsapp": "phone",
-                  "telegram": "telegram_chat_id"}
-"""The profile field that holds each channel's address (push and webhook need none)."""
+    """Whether the profile holds what `channel` needs to reach the customer: the profile
+    field the channel registry names for it, or nothing for a channel whose receiver
+    finds the customer by id. False for a channel the registry does not know."""
+    spec = channel_spec(channel)
+    return spec is not None and (spec.address_field is None or bool(_address(profile, channel)))
 
 
 def _address(profile: Profile, channel: str) -> str | None:
-    """Where the channel reaches the customer; None for push and webhook (by customer id)."""
-    field = ADDRESS_FIELDS.get(channel)
+    """Where the channel reaches the customer; None for a channel addressed by customer id."""
+    spec = channel_spec(channel)
+    field = spec.address_field if spec is not None else None
     return None if field is None else getattr(profile, field)
 
 

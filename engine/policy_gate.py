@@ -9,6 +9,7 @@ from typing import Literal
 from engine.commands import has_address
 from engine.state import CustomerState
 from engine.timeutil import zone
+from journeys_dsl.channels import channel_spec
 from journeys_dsl.plan import Action, IssueAction, SendAction
 from journeys_dsl.policies import Minutes, Policies
 
@@ -112,6 +113,9 @@ class PolicyGate:
         return "voucher_unreached"
 
     def _consents(self, state: CustomerState, channel: str) -> bool:
+        spec = channel_spec(channel)
+        if spec is not None and not spec.needs_consent:
+            return True
         profile = state.profile
         if channel in profile.unsubscribed:
             return False

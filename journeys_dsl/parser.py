@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from journeys_dsl import fields, plan
+from journeys_dsl.channels import CHANNELS
 from journeys_dsl.durations import (
     DurationError,
     ShareError,
@@ -533,7 +534,7 @@ class JourneyParser(NodeReader):
 
     def send(self, action: MappingNode, value: Node, where: str,
              path: str) -> plan.Action | None:
-        channel = self.choice(value, "channel", f"{path}.send", plan.CHANNELS)
+        channel = self.choice(value, "channel", f"{path}.send", CHANNELS)
         template_node = self.require(action, "template", where, path)
         template = (self.pattern(template_node, "template", f"{path}.template", _TEMPLATE,
                                  "use letters, digits, _, -, . and /")

@@ -14,7 +14,6 @@ from typing import Any, Literal, Protocol
 END = -1
 """Step index meaning "the enrollment is complete"."""
 
-CHANNELS: tuple[str, ...] = ("email", "sms", "whatsapp", "telegram", "push", "webhook")
 DAYPARTS: Mapping[str, tuple[int, int]] = {
     # name -> [start hour, end hour) in the customer's (or venue's) local time
     "breakfast": (6, 11),

@@ -22,10 +22,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from journeys_dsl.channels import CHANNELS
 from journeys_dsl.config_files import compile_file
 from journeys_dsl.durations import DurationError, parse_local_time
 from journeys_dsl.node_reader import NodeReader
-from journeys_dsl.plan import CHANNELS
 from journeys_dsl.yaml_nodes import Node
 
 Minutes = tuple[int, int]

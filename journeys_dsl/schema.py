@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from journeys_dsl import fields, plan
+from journeys_dsl.channels import CHANNELS
 from journeys_dsl.durations import DURATION_PATTERN, SIGNED_DURATION_PATTERN, UNIT_PATTERN
 from journeys_dsl.node_reader import ID_PATTERN
 from journeys_dsl.parser import TAG_PATTERN, TEMPLATE_PATTERN, VAR_PATTERN
@@ -119,7 +120,7 @@ def _offer() -> dict[str, Any]:
 
 
 def _action() -> dict[str, Any]:
-    channel = {"type": "string", "enum": list(plan.CHANNELS),
+    channel = {"type": "string", "enum": list(CHANNELS),
                "description": "The channel to send on."}
     tag = _text("A tag name.", pattern=TAG_PATTERN)
     return {

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from connectors.channels.settings import SettingsSection
 
 Status = Literal["delivered", "failed", "bounced"]
 STATUSES: tuple[Status, ...] = ("delivered", "failed", "bounced")
@@ -54,6 +57,23 @@ class Channel(Protocol):
     """Sends one rendered message command; expected failures come back as results."""
 
     def send(self, command: dict[str, Any], message: Message) -> DeliveryResult: ...
+
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Connector(Generic[S]):
+    """How `journeys deliver` sends through one connector type.
+
+    `read_settings` reads and checks the type's settings from a channel's section of the
+    delivery config (raising `DeliveryConfigError` naming the key); `build` makes the
+    sender from them. A module `connectors/channels/<type>.py` defines one as `CONNECTOR`.
+    """
+
+    type: str
+    read_settings: Callable[[SettingsSection], S]
+    build: Callable[[S], Channel]
 
 
 def recipient(command: dict[str, Any]) -> str | None:

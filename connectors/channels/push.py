@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from connectors.channels.base import DeliveryResult, Message
-from connectors.channels.webhook import WebhookChannel, WebhookSettings
+from connectors.channels.base import Connector, DeliveryResult, Message
+from connectors.channels.webhook import WebhookChannel, WebhookSettings, read_settings
 
 
 class PushChannel:
@@ -29,3 +29,7 @@ class PushChannel:
 
     def send(self, command: dict[str, Any], message: Message) -> DeliveryResult:
         return self._webhook.send(command, message)
+
+
+CONNECTOR = Connector("push", read_settings, PushChannel)
+"""Push takes the webhook's settings: the gateway's URL, its secret and headers."""

@@ -14,7 +14,14 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Any, Literal
 
-from connectors.channels.base import DeliveryResult, Message, no_recipient, recipient
+from connectors.channels.base import (
+    Connector,
+    DeliveryResult,
+    Message,
+    no_recipient,
+    recipient,
+)
+from connectors.channels.settings import SettingsSection
 
 Security = Literal["none", "starttls", "ssl"]
 SECURITY_MODES: tuple[Security, ...] = ("none", "starttls", "ssl")
@@ -156,3 +163,28 @@ def _quit(client: smtplib.SMTP) -> None:
         client.quit()
     except (smtplib.SMTPException, OSError):
         client.close()
+
+
+def read_settings(s: SettingsSection) -> SmtpSettings:
+    """The `smtp` connector's settings from a channel's section of the delivery config."""
+    username = s.text("username")
+    password = s.secret("password", required=False)
+    if password is not None and username is None:
+        raise s.error("username", "is required when password_env is set")
+    chosen = s.choice("security", SECURITY_MODES, "none")
+    security = next(mode for mode in SECURITY_MODES if mode == chosen)
+    default_port = {"none": 25, "starttls": 587, "ssl": 465}[security]
+    return SmtpSettings(
+        host=s.text("host", required=True),
+        port=int(s.number("port", default_port, minimum=1, integer=True)),
+        security=security,
+        username=username,
+        password=password,
+        sender=s.text("from", required=True),
+        reply_to=s.text("reply_to"),
+        timeout_s=float(s.number("timeout_s", 30.0, minimum=0.1)),
+        message_id_domain=s.text("message_id_domain"),
+    )
+
+
+CONNECTOR = Connector("smtp", read_settings, SmtpChannel)

@@ -5,8 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.channels.base import DeliveryResult, Message, no_recipient, recipient
+from connectors.channels.base import (
+    Connector,
+    DeliveryResult,
+    Message,
+    no_recipient,
+    recipient,
+)
 from connectors.channels.http import HttpReply, TransportError, dumps, post
+from connectors.channels.settings import SettingsSection
 
 DEFAULT_BASE_URL = "https://api.telegram.org"
 
@@ -68,3 +75,20 @@ class TelegramChannel:
         except TransportError as exc:
             return DeliveryResult.failed(exc.reason, retryable=True)
         return classify(reply, self.settings.max_retry_after_s)
+
+
+def read_settings(s: SettingsSection) -> TelegramSettings:
+    """The `telegram` connector's settings from a channel's section of the delivery config."""
+    parse_mode = s.text("parse_mode")
+    if parse_mode is not None and parse_mode not in ("HTML", "MarkdownV2", "Markdown"):
+        raise s.error("parse_mode", f"must be HTML, MarkdownV2 or Markdown, not {parse_mode!r}")
+    return TelegramSettings(
+        token=str(s.secret("token")),
+        base_url=s.url("base_url", DEFAULT_BASE_URL),
+        parse_mode=parse_mode,
+        timeout_s=float(s.number("timeout_s", 10.0, minimum=0.1)),
+        max_retry_after_s=float(s.number("max_retry_after_s", 60.0)),
+    )
+
+
+CONNECTOR = Connector("telegram", read_settings, TelegramChannel)

@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors.channels.base import DeliveryResult, Message
+from connectors.channels.base import Connector, DeliveryResult, Message
 from connectors.channels.http import HttpReply, TransportError, dumps, post, retry_after
+from connectors.channels.settings import SettingsSection
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
@@ -81,3 +82,18 @@ class WebhookChannel:
         except TransportError as exc:
             return DeliveryResult.failed(exc.reason, retryable=True)
         return classify(reply, self.settings.max_retry_after_s)
+
+
+def read_settings(s: SettingsSection) -> WebhookSettings:
+    """The `webhook` connector's settings (also the `push` gateway's) from a channel's
+    section of the delivery config."""
+    return WebhookSettings(
+        url=s.url("url"),
+        secret=str(s.secret("secret")),
+        timeout_s=float(s.number("timeout_s", 10.0, minimum=0.1)),
+        headers=s.headers("headers"),
+        max_retry_after_s=float(s.number("max_retry_after_s", 300.0)),
+    )
+
+
+CONNECTOR = Connector("webhook", read_settings, WebhookChannel)

@@ -10,8 +10,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.channels.base import DeliveryResult, Message, no_recipient, recipient
+from connectors.channels.base import (
+    Connector,
+    DeliveryResult,
+    Message,
+    no_recipient,
+    recipient,
+)
 from connectors.channels.http import HttpReply, TransportError, dumps, post, retry_after
+from connectors.channels.settings import SettingsSection
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v21.0"
@@ -90,3 +97,18 @@ class WhatsAppChannel:
         except TransportError as exc:
             return DeliveryResult.failed(exc.reason, retryable=True)
         return classify(reply, self.settings.max_retry_after_s)
+
+
+def read_settings(s: SettingsSection) -> WhatsAppSettings:
+    """The `whatsapp` connector's settings from a channel's section of the delivery config."""
+    return WhatsAppSettings(
+        phone_number_id=s.text("phone_number_id", required=True),
+        token=str(s.secret("token")),
+        base_url=s.url("base_url", DEFAULT_BASE_URL),
+        api_version=s.text("api_version", DEFAULT_API_VERSION),
+        timeout_s=float(s.number("timeout_s", 10.0, minimum=0.1)),
+        max_retry_after_s=float(s.number("max_retry_after_s", 300.0)),
+    )
+
+
+CONNECTOR = Connector("whatsapp", read_settings, WhatsAppChannel)

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.commands import ADDRESS_FIELDS
 from engine.console.conditions import ConditionCheck, check_condition
 from engine.events import Event, parse_timestamp
 from engine.reporting.labels import MISSING, timing_label
@@ -22,6 +21,7 @@ from engine.runtime import Effects, JourneyRuntime, stable_fraction
 from engine.scope import ScopeContext, build_scope
 from engine.state import CustomerState, Enrollment
 from engine.timeutil import DAY_MS, local_datetime
+from journeys_dsl.channels import channel_spec
 from journeys_dsl.durations import format_duration
 from journeys_dsl.expressions import parse_expression
 from journeys_dsl.plan import (
@@ -335,7 +335,8 @@ class Explainer:
         profile = state.profile
         policies = self.policies
         if kind == "unreachable":
-            field = ADDRESS_FIELDS.get(channel, "address")
+            spec = channel_spec(channel)
+            field = spec.address_field if spec is not None and spec.address_field else "address"
             return f"no {channel} address: the profile has no {field}"
         if kind == "no_consent":
             if channel in profile.unsubscribed:

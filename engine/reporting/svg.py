@@ -12,14 +12,12 @@ from collections.abc import Sequence
 from engine.reporting.labels import refusals_by_channel
 from engine.reporting.model import StepStats, WeekEntries
 from engine.reporting.textwidth import fit, text_width
+from journeys_dsl.channels import channel_spec
 
 TREATED = "#2563eb"
 HOLDOUT = "#f59e0b"
 NOT_SENT = "#cbd5e1"
-CHANNEL_COLOURS = {
-    "email": "#2563eb", "sms": "#16a34a", "whatsapp": "#0d9488", "telegram": "#0284c7",
-    "push": "#9333ea", "webhook": "#64748b",
-}
+
 
 
 def esc(value: object) -> str:
@@ -62,7 +60,8 @@ def nice_ceiling(value: int) -> int:
 
 
 def channel_colour(channel: str) -> str:
-    return CHANNEL_COLOURS.get(channel, "#475569")
+    spec = channel_spec(channel)
+    return spec.colour if spec is not None else "#475569"
 
 
 def week_bars(weeks: Sequence[WeekEntries], title: str) -> str:

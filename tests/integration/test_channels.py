@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from harness import Engine, at, event, visit
 from loopback_http import serving
 
 from connectors.channels import (
@@ -31,6 +32,7 @@ from connectors.channels import (
     WhatsAppChannel,
     WhatsAppSettings,
 )
+from connectors.channels.viber import ViberChannel, ViberSettings
 from connectors.delivery import (
     DeliveryLedger,
     DeliverySummary,
@@ -432,6 +434,133 @@ def test_whatsapp_undeliverable_bounces_and_rate_limit_retries(
                  {"whatsapp": whatsapp(api)}, ledger)
     assert second.summary.delivered == 1 and len(second.sleeps) == 1
     assert len(api.requests) == 3
+
+
+# -- Viber ----------------------------------------------------------------------------------
+
+VIBER_TOKEN = "vb-token-for-tests"
+
+
+def viber_api(api: FakeApi, outcomes: list[Reply]) -> None:
+    def respond(request: Request) -> Reply:
+        if request.path != "/pa/send_message":
+            return 404, {"status": 1, "status_message": "invalidUrl"}
+        if request.headers.get("X-Viber-Auth-Token") != VIBER_TOKEN:
+            return 200, {"status": 2, "status_message": "invalidAuthToken"}
+        return outcomes.pop(0) if len(outcomes) > 1 else outcomes[0]
+    api.respond = respond
+
+
+def vb_ok(token: int) -> Reply:
+    return 200, {"status": 0, "status_message": "ok", "message_token": token,
+                 "chat_hostname": "SN-CHAT-01_"}
+
+
+def viber(api: FakeApi, token: str = VIBER_TOKEN, **settings: Any) -> ViberChannel:
+    return ViberChannel(ViberSettings(token=token, sender="Chain",
+                                      url=f"{api.url}/pa/send_message", **settings))
+
+
+def test_viber_sends_text_with_the_token_header(api: FakeApi, ledger: DeliveryLedger) -> None:
+    viber_api(api, [vb_ok(5741311803571721087)])
+    result = run([command("cmd-vb", "viber", "+49 170 123-4567"),
+                  command("cmd-vb-id", "viber", "01234567890A=")],
+                 {"viber": viber(api)}, ledger)
+    assert result.summary.delivered == 2
+    by_command = {r.json()["tracking_data"]: r for r in api.requests}
+    assert by_command["cmd-vb"].json() == {
+        "receiver": "491701234567", "min_api_version": 1, "sender": {"name": "Chain"},
+        "tracking_data": "cmd-vb", "type": "text", "text": "Hello Leon"}
+    assert by_command["cmd-vb-id"].json()["receiver"] == "01234567890A="
+    assert ledger.get("cmd-vb").provider_id == "5741311803571721087"
+
+
+def test_viber_unsubscribed_receiver_bounces_without_retry(api: FakeApi,
+                                                           ledger: DeliveryLedger) -> None:
+    viber_api(api, [(200, {"status": 6, "status_message": "receiverNotSubscribed"})])
+    result = run([command("cmd-vb-gone", "viber", "+491701234567")], {"viber": viber(api)},
+                 ledger)
+    assert result.summary.bounced == 1 and len(api.requests) == 1 and result.dead == []
+    assert result.events[0]["event_id"] == "msg-cmd-vb-gone-bounced"
+    assert ledger.get("cmd-vb-gone").detail == "Viber 6: receiverNotSubscribed"
+
+
+def test_viber_rate_limit_and_server_errors_are_retried(api: FakeApi,
+                                                        ledger: DeliveryLedger) -> None:
+    viber_api(api, [(200, {"status": 12, "status_message": "tooManyRequests"},
+                     {"Retry-After": "7"}),
+                    (503, {"status_message": "unavailable"}), vb_ok(9)])
+    result = run([command("cmd-vb-rl", "viber", "+491701234567")], {"viber": viber(api)},
+                 ledger)
+    assert result.summary.delivered == 1 and len(api.requests) == 3
+    assert result.sleeps[0] == 7.0 and len(result.sleeps) == 2
+
+
+def test_viber_wrong_token_fails_without_retry_and_is_dead_lettered(
+        api: FakeApi, ledger: DeliveryLedger) -> None:
+    viber_api(api, [vb_ok(1)])
+    result = run([command("cmd-vb-auth", "viber", "+491701234567")],
+                 {"viber": viber(api, token="wrong")}, ledger)
+    assert result.summary.failed == 1 and len(api.requests) == 1
+    assert "invalidAuthToken" in result.dead[0]["reason"]
+    assert "wrong" not in result.dead[0]["reason"]
+
+
+def test_viber_without_receiver_is_dead_lettered_unsent(api: FakeApi,
+                                                        ledger: DeliveryLedger) -> None:
+    viber_api(api, [vb_ok(1)])
+    result = run([command("cmd-vb-none", "viber", None)], {"viber": viber(api)}, ledger)
+    assert api.requests == [] and result.summary.dead_lettered == 1
+    assert "Viber user id or phone number" in result.dead[0]["reason"]
+
+
+VIBER_JOURNEY = """\
+journey: viber_thanks
+version: 1
+entry:
+  event: visit
+steps:
+  - id: thanks
+    actions:
+      - send: viber
+        template: newcomer_thanks
+"""
+
+
+def test_a_journey_sends_on_viber_from_the_engine_to_the_api(
+        api: FakeApi, tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    """A journey's `send: viber` goes through the dataflow (the address is the profile's
+    phone) and `journeys deliver`'s config file to a real HTTP server."""
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    (journeys / "viber_thanks.yaml").write_text(VIBER_JOURNEY, encoding="utf-8")
+    engine = Engine(tmp_path, redis_url, key_prefix, [str(journeys)])
+    commands = engine.run([
+        event("profile", "ann", at(-1), phone="+49 170 123-4567", name="Ann Weber"),
+        event("profile", "bob", at(-1), email="bob@example.com"),  # no phone: unreachable
+        visit("ann", at(0)), visit("bob", at(0)),
+    ])
+    assert [(c["customer_id"], c["channel"], c["to"]) for c in commands] == [
+        ("ann", "viber", "+49 170 123-4567")]
+    assert engine.stats()["viber_thanks@1|unreachable:thanks:viber"] == 1
+    viber_api(api, [vb_ok(42)])
+    config = tmp_path / "delivery.yaml"
+    config.write_text(f"""
+channels:
+  viber: {{url: "{api.url}/pa/send_message", token_env: VIBER_TOKEN, sender: Chain}}
+""", encoding="utf-8")
+    folder = tmp_path / "templates" / "newcomer_thanks"
+    folder.mkdir(parents=True)
+    (folder / "en.txt").write_text("Thanks, {{ first_name }}!", encoding="utf-8")
+    summary = deliver_file(tmp_path / "commands-1.jsonl", tmp_path / "events.jsonl",
+                           tmp_path / "dead.jsonl", config, tmp_path / "templates",
+                           tmp_path / "ledger.sqlite", environ={"VIBER_TOKEN": VIBER_TOKEN},
+                           sleep=lambda _s: None)
+    assert summary.delivered == 1
+    [request] = api.requests
+    assert request.json()["receiver"] == "491701234567"
+    assert request.json()["text"] == "Thanks, Ann!"
+    assert read_jsonl(tmp_path / "events.jsonl")[0]["status"] == "delivered"
 
 
 # -- files, replay and the command line ---------------------------------------------------

@@ -1,4 +1,5 @@
-"""The complete journeys shown in README.md and docs/journeys.md compile as written."""
+"""The complete journeys shown in README.md, docs/journeys.md and docs/extending.md compile
+as written."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def complete_journeys(path: Path) -> list[str]:
     return [b for b in BLOCK.findall(path.read_text()) if b.startswith("journey:")]
 
 
-@pytest.mark.parametrize("document", ["README.md", "docs/journeys.md"])
+@pytest.mark.parametrize("document", ["README.md", "docs/journeys.md", "docs/extending.md"])
 def test_complete_journeys_in_the_docs_compile(document: str) -> None:
     blocks = complete_journeys(ROOT / document)
     assert blocks, f"{document} shows no complete journey"

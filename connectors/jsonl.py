@@ -20,7 +20,7 @@ from connectors.appending import open_for_append
 from connectors.line_numbers import line_number_at
 from connectors.single_writer import SingleWriterSink
 from engine.records import DeadLetter, LineMark, RawBatch
-from engine.routing import DEFAULT_BATCH_LINES
+from engine.run_defaults import DEFAULT_BATCH_LINES
 
 CHUNK_BYTES = 1 << 20
 DEAD_LETTER_RAW_BYTES = 64 << 10

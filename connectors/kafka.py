@@ -13,7 +13,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from connectors.kafka_config import KafkaConnectorError
 from engine.records import RawBatch
-from engine.routing import DEFAULT_BATCH_LINES
+from engine.run_defaults import DEFAULT_BATCH_LINES
 
 IDLE_WAKE_S = 0.005
 """How long a partition with nothing to read waits before asking its consumer again."""

@@ -30,13 +30,19 @@ from engine.fit_command import fit_command
 from engine.forget import forget_customer
 from engine.generator_cli import DESCRIPTION as GENERATE_DESCRIPTION
 from engine.generator_cli import add_generator_options, generate_command
-from engine.processor import DEFAULT_CACHE_CUSTOMERS
 from engine.redis_client import connect
 from engine.reporting.model import RunFacts
 from engine.reporting.stats import build_report
 from engine.reporting.terminal import format_summary
 from engine.responses import ResponseModel, ResponseModelError
-from engine.routing import DEFAULT_BATCH_LINES, DEFAULT_MAX_AMOUNT
+from engine.run_defaults import (
+    DEFAULT_BATCH_LINES,
+    DEFAULT_CACHE_CUSTOMERS,
+    DEFAULT_DEDUP_WINDOW_MS,
+    DEFAULT_MAX_AMOUNT,
+    SUGGESTED_TIMELINE,
+    TIMELINE_KEPT,
+)
 from engine.runner import (
     KafkaOptions,
     RunOptions,
@@ -45,8 +51,6 @@ from engine.runner import (
     redis_endpoint,
     run_through_outages,
 )
-from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
-from engine.store import SUGGESTED_TIMELINE, TIMELINE_KEPT
 from journeys_dsl.commands import schema_command, validate_command
 from journeys_dsl.durations import DurationError, parse_duration
 from journeys_dsl.errors import JourneyValidationError

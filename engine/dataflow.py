@@ -16,21 +16,20 @@ from connectors.kafka import KafkaBatch, KafkaSource, source_id_of
 from connectors.kafka_sinks import KafkaCommandSink, KafkaDeadLetterSink
 from engine.catalog import Catalog
 from engine.line_marks import load_line_mark, save_line_mark
-from engine.processor import DEFAULT_CACHE_CUSTOMERS, ShardProcessor
+from engine.processor import ShardProcessor
 from engine.records import BatchResult, DeadLetter, LineMark, ShardBatch
 from engine.redis_client import connect
-from engine.routing import (
-    DEAD_LETTER_KEY,
+from engine.routing import DEAD_LETTER_KEY, BatchRouter, ClockMode, RunCounters
+from engine.run_defaults import (
     DEFAULT_BATCH_LINES,
+    DEFAULT_CACHE_CUSTOMERS,
+    DEFAULT_DEDUP_WINDOW_MS,
     DEFAULT_MAX_AMOUNT,
-    BatchRouter,
-    ClockMode,
-    RunCounters,
+    TIMELINE_KEPT,
 )
-from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.shard_keys import shard_keys
-from engine.store import TIMELINE_KEPT, acknowledge_outbox
+from engine.store import acknowledge_outbox
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 

@@ -16,8 +16,9 @@ from engine.embedded_redis import EmbeddedRedis
 from engine.generator import ChainConfig, write_jsonl
 from engine.redis_client import connect
 from engine.responses import Response, ResponseModel, plan_responses
+from engine.run_defaults import SUGGESTED_TIMELINE
 from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
-from engine.store import SUGGESTED_TIMELINE, read_stats
+from engine.store import read_stats
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
 from journeys_dsl.segments import segments_vocabulary

@@ -37,13 +37,13 @@ from engine.catalog import Catalog
 from engine.commands import encode_command
 from engine.events import Event, encode_event
 from engine.records import BatchResult, DeadLetter, ShardBatch
-from engine.runtime import DEFAULT_DEDUP_WINDOW_MS, DuplicateEvent, Effects, JourneyRuntime
+from engine.run_defaults import DEFAULT_CACHE_CUSTOMERS, DEFAULT_DEDUP_WINDOW_MS, TIMELINE_KEPT
+from engine.runtime import DuplicateEvent, Effects, JourneyRuntime
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.scoring_batch import score_states
 from engine.state import CustomerState
 from engine.store import (
     SNAPSHOT_DAYS_KEPT,
-    TIMELINE_KEPT,
     Boundary,
     ShardStore,
     SourceProgress,
@@ -68,9 +68,6 @@ POLL_S = 0.001
 MAX_POLL_S = 0.004
 """Waiting for other processes, a worker looks again after POLL_S, doubled after each look
 that found nothing to do, up to MAX_POLL_S: a busy poll would take the CPU they need."""
-DEFAULT_CACHE_CUSTOMERS = 100_000
-"""Decoded customer states a process keeps in memory after their commit, over all its
-shards (about 6.7 KB each on a generated chain); a state not in memory is read from Redis."""
 FINISH_COMMIT_S = 1.0
 DUE_READ_AHEAD_MS = 7 * DAY_MS
 """Stored timers are read a week ahead of the day applied (at most to the watermark): one

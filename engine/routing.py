@@ -13,15 +13,11 @@ from typing import Literal
 from engine.decoding import decode_line
 from engine.events import Event, EventError
 from engine.records import DeadLetter, RawBatch, ShardBatch
+from engine.run_defaults import DEFAULT_MAX_AMOUNT
 from engine.timeutil import DAY_MS
 
 ClockMode = Literal["event", "wall"]
 DEAD_LETTER_KEY = "dead"
-DEFAULT_BATCH_LINES = 8000
-"""Lines a source hands on at most per batch. Each shard batch costs a fixed part (a load
-and a transaction in Redis, a scoring call, chain-wide aggregates); 8,000 lines over 8
-shards process about 1.3x faster than 2,000. A live source hands on what it has, so small
-loads still travel in small batches."""
 
 
 @dataclass
@@ -51,8 +47,6 @@ def shard_of(customer_id: str, shards: int) -> int:
 DEFAULT_MAX_SKEW_MS = 7 * DAY_MS
 """On the event clock, an event more than a week ahead of its source's clock is refused:
 one mistyped year would otherwise fire every pending timer at once."""
-DEFAULT_MAX_AMOUNT = 100_000.0
-"""A visit's amount above this is refused: the demo chain's largest check is 324.60."""
 
 
 class BatchRouter:

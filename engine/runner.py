@@ -19,14 +19,18 @@ from engine.catalog import Catalog
 from engine.dataflow import FlowConfig, KafkaFlow, build_flow
 from engine.embedded_redis import EmbeddedRedis
 from engine.errors import JourneysError
-from engine.processor import DEFAULT_CACHE_CUSTOMERS
 from engine.redis_client import connect
-from engine.routing import DEFAULT_BATCH_LINES, DEFAULT_MAX_AMOUNT, ClockMode, RunCounters
-from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
+from engine.routing import ClockMode, RunCounters
+from engine.run_defaults import (
+    DEFAULT_BATCH_LINES,
+    DEFAULT_CACHE_CUSTOMERS,
+    DEFAULT_DEDUP_WINDOW_MS,
+    DEFAULT_MAX_AMOUNT,
+    TIMELINE_KEPT,
+)
 from engine.scoring import DEFAULT_MODEL, ScoreModel, load_model
 from engine.scoring_kernels import warm_up
 from engine.store import (
-    TIMELINE_KEPT,
     LayoutError,
     StateStoreError,
     check_shard_count,

@@ -19,6 +19,7 @@ from engine.errors import JourneysError
 from engine.events import Event
 from engine.policy_gate import PolicyGate
 from engine.profile import daypart_of
+from engine.run_defaults import DEFAULT_DEDUP_WINDOW_MS
 from engine.scope import CustomerView, ScopeContext, build_scope
 from engine.scoring import DEFAULT_MODEL, ScoreModel, p_alive_crossing_ms
 from engine.state import CustomerState, Enrollment, Voucher
@@ -48,8 +49,6 @@ from journeys_dsl.plan import (
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
-DEFAULT_DEDUP_WINDOW_MS = 30 * 86_400_000
-"""An event id is refused a second time for 30 days of the customer's event time."""
 MAX_STEPS_PER_ADVANCE = 256
 NEVER = 2**62
 """A time after every timer (epoch ms)."""

@@ -27,10 +27,13 @@ from pydantic_settings import (
 )
 
 from engine.errors import JourneysError
-from engine.processor import DEFAULT_CACHE_CUSTOMERS
-from engine.routing import DEFAULT_BATCH_LINES, DEFAULT_MAX_AMOUNT
-from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
-from engine.store import TIMELINE_KEPT
+from engine.run_defaults import (
+    DEFAULT_BATCH_LINES,
+    DEFAULT_CACHE_CUSTOMERS,
+    DEFAULT_DEDUP_WINDOW_MS,
+    DEFAULT_MAX_AMOUNT,
+    TIMELINE_KEPT,
+)
 from journeys_dsl.durations import DurationError, parse_duration
 
 __all__ = ["SETTINGS_ENV", "RunSettings", "SettingsError", "load_run_settings"]

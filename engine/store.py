@@ -34,6 +34,7 @@ import redis
 import zstandard
 
 from engine.errors import JourneysError
+from engine.run_defaults import TIMELINE_KEPT
 from engine.state import CustomerState
 
 ADD_COUNTS = "for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end"
@@ -45,14 +46,6 @@ PUSH_TIMELINES = (
     "redis.call('LTRIM', KEYS[i], -kept, -1) at = at + n + 1 end")
 """Appends to each list KEYS[i] its ARGV entries (a count, then the entries) and trims it
 to the last ARGV[1] entries."""
-TIMELINE_KEPT = 0
-"""Entries (events and messages, `engine.timeline`) kept per customer for the console by
-default: none. A timeline is opt-in (`journeys run --timeline N`) because it costs more than
-the state itself: with 20 kept, on the demo chain (3,000 customers, 52,058 events) 9.9
-entries and 1.7 KB of Redis memory a customer, against 0.9 KB for its state, and about 5%
-more engine CPU (docs/console.md)."""
-SUGGESTED_TIMELINE = 20
-"""Entries a customer's timeline keeps where one is wanted (`journeys demo` keeps these)."""
 
 
 class StateStoreError(JourneysError, RuntimeError):

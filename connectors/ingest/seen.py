@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import redis.asyncio as aioredis
 
-from engine.runtime import DEFAULT_DEDUP_WINDOW_MS
+from engine.run_defaults import DEFAULT_DEDUP_WINDOW_MS
 
 __all__ = ["SEEN_FOR_S", "SeenIds"]
 

@@ -28,8 +28,9 @@ from benchmarks.tansu import free_port
 from engine.cli import main
 from engine.forget import forget_customer
 from engine.routing import shard_of
+from engine.run_defaults import SUGGESTED_TIMELINE
 from engine.runner import RunOptions, run_on
-from engine.store import SUGGESTED_TIMELINE, ShardStore, delete_matching
+from engine.store import ShardStore, delete_matching
 from journeys_dsl.loader import load_journeys
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,9 @@ from bytewax.dataflow import Dataflow
 from bytewax.run import cli_main
 
 from benchmarks.tansu import NoBrokerError, create_topics, produce, tansu_broker
-from connectors.kafka import KafkaBatch, KafkaSource
+from connectors.flow_source import Pacing
+from connectors.kafka import KafkaSource
+from engine.records import RawBatch
 from engine.routing import BatchRouter, RunCounters
 
 PARTITIONS = 4
@@ -64,13 +66,13 @@ def kafka_ceiling(bootstrap: str, topic: str, partitions: int = PARTITIONS) -> t
                                                  counters=counters)
                for p in range(partitions)}
 
-    def route(raw: KafkaBatch) -> list[int]:
+    def route(raw: RawBatch) -> list[int]:
         return [len(routers[raw.source_id].route(raw))]
 
     flow = Dataflow("kafka_ceiling")
     raw = op.input("events", flow, KafkaSource(
         {"bootstrap.servers": bootstrap}, topic, dict.fromkeys(range(partitions), -1),
-        until_end=True))
+        pacing=Pacing(stop_at_end=True)))
     op.inspect("count", op.flat_map("route", raw, route), lambda *_: None)
     began = time.perf_counter()
     cli_main(flow)

@@ -1,4 +1,4 @@
-"""JSON Lines source and sinks for the dataflow."""
+"""JSON Lines files as the dataflow's source and sinks."""
 
 from __future__ import annotations
 
@@ -6,19 +6,19 @@ import base64
 import hashlib
 import os
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from bytewax.outputs import StatefulSinkPartition
+import redis
 
 from connectors.appending import open_for_append
+from connectors.flow_sink import CommandSink, CommandWriter, DeadLetterSink, DeadLetterWriter
+from connectors.flow_source import EventSource, Pacing, SourcePartition
 from connectors.line_numbers import line_number_at
-from connectors.single_writer import SingleWriterSink
+from engine.line_marks import load_line_mark, save_line_mark
 from engine.records import DeadLetter, LineMark, RawBatch
 from engine.run_defaults import DEFAULT_BATCH_LINES
 
@@ -37,7 +37,7 @@ much further: a resume then counts the lines of at most this many bytes past the
 it finds (8 to 12 ms measured for 16 MiB from the page cache), plus the batches not yet
 committed, rather than the whole file before it."""
 
-class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
+class JsonlPartition(SourcePartition):
     """Reads a JSONL file in batches of lines; each line's position is its byte offset, and
     each batch carries the lines' 1-based numbers (`start_line` is the number of the line at
     `start`; blank lines count). Every `LINE_MARK_BYTES` read, `on_line_mark` is told a line
@@ -48,17 +48,20 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
     without a new line. Blank lines are skipped; `on_blank` is told how many.
     """
 
+    reports_idle = False
+
     def __init__(self, path: Path, start: int, batch_lines: int, tail: bool, tick_s: float,
                  until_ms: int | None, idle_exit_s: float | None,
                  on_blank: Callable[[int], None] | None = None, start_line: int = 1,
-                 on_line_mark: Callable[[LineMark], None] | None = None) -> None:
+                 on_line_mark: Callable[[LineMark], None] | None = None,
+                 source_id: str = "") -> None:
+        position = max(start, 0)
+        super().__init__(source_id or str(path), Pacing(
+            batch_size=batch_lines, stop_at_end=not tail, tick_s=tick_s, until_ms=until_ms,
+            idle_exit_s=idle_exit_s), last=position - 1)
         self._file: BinaryIO = path.open("rb")
-        self._file.seek(max(start, 0))
-        self._position = max(start, 0)
-        self._batch_lines = batch_lines
-        self._tail = tail
-        self._tick_s = tick_s
-        self._until_ms = until_ms
+        self._file.seek(position)
+        self._position = position
         self._pending = b""
         self._pending_line = start_line
         """The number of the line `_pending` starts."""
@@ -68,49 +71,29 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
         self._on_line_mark = on_line_mark
         self._marked = self._position
         self._eof = False
-        self._last_emit = time.monotonic()
-        self._last_data = time.monotonic()
-        self._idle_exit_s = idle_exit_s
-        self._last_line = self._position - 1
-        self._opened = False
         self._on_blank = on_blank
 
-    def next_batch(self) -> list[RawBatch]:
-        if not self._opened:
-            # an opening batch, even with nothing to read: every shard then writes the
-            # commands its outbox kept from an earlier run
-            self._opened = True
-            return [RawBatch([], self._last_line)]
-        while len(self._lines) < self._batch_lines and not self._eof:
+    def read(self, limit: int) -> RawBatch | None:
+        while len(self._lines) < limit and not self._eof:
             if not self._read_chunk():
                 break
         if self._lines:
-            taken = self._lines[:self._batch_lines]
-            numbers = self._numbers[:self._batch_lines]
-            del self._lines[:self._batch_lines]
-            del self._numbers[:self._batch_lines]
-            self._last_emit = self._last_data = time.monotonic()
-            self._last_line = taken[-1][0]
-            self._mark(self._last_line, numbers[-1])
-            return [RawBatch(taken, self._last_line, line_numbers=numbers)]
-        if not self._tail:
+            taken = self._lines[:limit]
+            numbers = self._numbers[:limit]
+            del self._lines[:limit]
+            del self._numbers[:limit]
+            self._mark(taken[-1][0], numbers[-1])
+            return RawBatch(taken, taken[-1][0], line_numbers=numbers)
+        if self.pacing.stop_at_end:
+            # the end of the file: its last line may lack a newline
             line, self._pending = self._pending, b""
             if line.strip():
-                self._last_line = self._position - len(line)
-                return [RawBatch([(self._last_line, line)], self._last_line,
-                                 line_numbers=[self._pending_line])]
+                offset = self._position - len(line)
+                return RawBatch([(offset, line)], offset, line_numbers=[self._pending_line])
             self._skipped(1 if line else 0)
-            if self._until_ms is not None:
-                until, self._until_ms = self._until_ms, None
-                return [RawBatch([], self._last_line, clock_hint=until)]
-            raise StopIteration
+            return None
         self._eof = False
-        if self._idle_exit_s is not None and time.monotonic() - self._last_data > self._idle_exit_s:
-            raise StopIteration
-        if time.monotonic() - self._last_emit >= self._tick_s:
-            self._last_emit = time.monotonic()
-            return [RawBatch([], self._last_line)]
-        return []
+        return None
 
     def _read_chunk(self) -> bool:
         chunk = self._file.read(CHUNK_BYTES)
@@ -152,8 +135,9 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
             self._on_blank(blank)
 
     def next_awake(self) -> datetime | None:
-        if self._tail and not self._lines:
-            return datetime.now(UTC) + timedelta(seconds=min(self._tick_s, TAIL_POLL_S))
+        if not self.pacing.stop_at_end and not self._lines:
+            return datetime.now(UTC) + timedelta(
+                seconds=min(self.pacing.tick_s, TAIL_POLL_S))
         return None
 
     def snapshot(self) -> int:
@@ -163,13 +147,15 @@ class JsonlPartition(StatefulSourcePartition[RawBatch, int]):
         self._file.close()
 
 
-class JsonlSource(FixedPartitionedSource[RawBatch, int]):
+class JsonlSource(EventSource):
     """A JSONL file as one source partition, starting at a byte offset.
 
-    `on_blank` is told how many blank lines were skipped, as they are read. The number of
-    the line at the starting offset is counted from `line_mark` (a line start read before,
-    see `connectors.line_numbers`), or from the file's start; `on_line_mark` is told a new
-    mark every `LINE_MARK_BYTES` read.
+    Its positions are stored under `source_id` (default: the file's resolved path), and a
+    resume starts at the lowest line start every shard applied (read again, it is skipped
+    as applied). `on_blank` is told how many blank lines were skipped, as they are read.
+    The number of the line at the starting offset is counted from `line_mark` (a line start
+    read before, see `connectors.line_numbers`), or from the file's start; `on_line_mark`
+    is told a new mark every `LINE_MARK_BYTES` read.
     """
 
     def __init__(self, path: str | Path, *, start: int = 0, batch_lines: int = DEFAULT_BATCH_LINES,
@@ -177,27 +163,44 @@ class JsonlSource(FixedPartitionedSource[RawBatch, int]):
                  idle_exit_s: float | None = None,
                  on_blank: Callable[[int], None] | None = None,
                  line_mark: LineMark | None = None,
-                 on_line_mark: Callable[[LineMark], None] | None = None) -> None:
+                 on_line_mark: Callable[[LineMark], None] | None = None,
+                 source_id: str | None = None) -> None:
         self.path = Path(path)
-        self.idle_exit_s = idle_exit_s
-        self.start = start
-        self.batch_lines = batch_lines
-        self.tail = tail
-        self.tick_s = tick_s
-        self.until_ms = until_ms
+        super().__init__(Pacing(batch_size=batch_lines, stop_at_end=not tail, tick_s=tick_s,
+                                until_ms=until_ms, idle_exit_s=idle_exit_s),
+                         {self.path.name: start})
+        self.source_id = source_id or str(self.path.resolve())
         self.on_blank = on_blank
         self.line_mark = line_mark
         self.on_line_mark = on_line_mark
 
-    def list_parts(self) -> list[str]:
-        return [self.path.name]
+    def resume(self, client: redis.Redis, prefix: str, shards: int) -> dict[str, int]:
+        """Start after what every shard applied, numbering lines from the file's line mark
+        in Redis; keep new marks there as the file is read."""
+        starts = super().resume(client, prefix, shards)
+        self.line_mark = load_line_mark(client, prefix, self.source_id)
+        source_id = self.source_id
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> JsonlPartition:
-        start = max(resume_state if resume_state is not None else self.start, 0)
-        return JsonlPartition(self.path, start, self.batch_lines, self.tail, self.tick_s,
-                              self.until_ms, self.idle_exit_s, self.on_blank,
+        def keep(mark: LineMark) -> None:
+            save_line_mark(client, prefix, source_id, mark)
+
+        self.on_line_mark = keep
+        return starts
+
+    def source_ids(self) -> dict[str, str]:
+        return {self.path.name: self.source_id}
+
+    def start_after(self, applied: int) -> int:
+        return max(applied, 0)
+
+    def build_partition(self, name: str, start: int) -> JsonlPartition:
+        start = max(start, 0)
+        pacing = self.pacing
+        return JsonlPartition(self.path, start, pacing.batch_size, not pacing.stop_at_end,
+                              pacing.tick_s, pacing.until_ms, pacing.idle_exit_s,
+                              self.on_blank,
                               start_line=line_number_at(self.path, start, self.line_mark),
-                              on_line_mark=self.on_line_mark)
+                              on_line_mark=self.on_line_mark, source_id=self.source_id)
 
 
 class _AppendedFile:
@@ -222,75 +225,49 @@ class _AppendedFile:
             self._file.close()
 
 
-class _LinesPartition(StatefulSinkPartition[bytes, None]):
-    def __init__(self, path: str, on_write: Callable[[int], None] | None) -> None:
-        self._out = _AppendedFile(path, on_write)
+class _FileCommands(CommandWriter):
+    def __init__(self, path: str) -> None:
+        self._out = _AppendedFile(path, None)
 
-    def write_batch(self, values: list[bytes]) -> None:
-        if values:
-            self._out.append(values)
-
-    def snapshot(self) -> None:
-        return None
+    def write(self, lines: list[bytes]) -> None:
+        self._out.append(lines, durable=True)
 
     def close(self) -> None:
         self._out.close()
 
 
-class JsonlSink(SingleWriterSink[bytes]):
-    """Appends encoded lines to a file (or stdout for "-"); one writer keeps the order."""
+class JsonlCommandSink(CommandSink):
+    """Appends command lines to a file or stdout ("-"), flushed (and fsynced for a file)
+    before the engine drops them from its outbox."""
 
-    part_name = "lines"
-
-    def __init__(self, path: str | Path, on_write: Callable[[int], None] | None = None) -> None:
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
         self.path = str(path)
-        self.on_write = on_write
 
-    def build_part(self, step_id: str, for_part: str,
-                   resume_state: None) -> _LinesPartition:
-        return _LinesPartition(self.path, self.on_write)
+    def open_writer(self) -> CommandWriter:
+        return _FileCommands(self.path)
 
 
-class _CommandsPartition(StatefulSinkPartition[tuple[str, bytes], None]):
-    def __init__(self, path: str, acknowledge: Callable[[dict[int, int]], None],
-                 on_write: Callable[[int], None] | None) -> None:
-        self._out = _AppendedFile(path, on_write)
-        self._acknowledge = acknowledge
+class _FileDeadLetters(DeadLetterWriter):
+    def __init__(self, path: str) -> None:
+        self._out = _AppendedFile(path, None)
 
-    def write_batch(self, values: list[tuple[str, bytes]]) -> None:
-        if not values:
-            return
-        self._out.append([line for _, line in values], durable=True)
-        written: dict[int, int] = {}
-        for shard, _ in values:
-            written[int(shard)] = written.get(int(shard), 0) + 1
-        self._acknowledge(written)
-
-    def snapshot(self) -> None:
-        return None
+    def write(self, dead: list[DeadLetter]) -> None:
+        self._out.append([encode_dead_letter(d) for d in dead])
 
     def close(self) -> None:
         self._out.close()
 
 
-class CommandSink(SingleWriterSink[tuple[str, bytes]]):
-    """Appends (shard, command line) items to a file or stdout, then acknowledges them.
+class JsonlDeadLetterSink(DeadLetterSink):
+    """Appends dead letters to a file (or stdout for "-"), one JSON object a line (see
+    `encode_dead_letter`)."""
 
-    The lines are flushed (and fsynced for a file) before `acknowledge` receives how many
-    of each shard's commands were written, so the engine can drop them from its outbox.
-    """
-
-    part_name = "commands"
-
-    def __init__(self, path: str | Path, acknowledge: Callable[[dict[int, int]], None],
-                 on_write: Callable[[int], None] | None = None) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self.acknowledge = acknowledge
-        self.on_write = on_write
 
-    def build_part(self, step_id: str, for_part: str,
-                   resume_state: None) -> _CommandsPartition:
-        return _CommandsPartition(self.path, self.acknowledge, self.on_write)
+    def open_writer(self) -> DeadLetterWriter:
+        return _FileDeadLetters(self.path)
 
 
 def encode_dead_letter(dead: DeadLetter) -> bytes:

@@ -17,6 +17,7 @@ import redis
 from connectors.delivery_cli import DESCRIPTION as DELIVER_DESCRIPTION
 from connectors.delivery_cli import add_deliver_arguments, run_deliver
 from connectors.ingest.command import add_ingest_parser
+from engine.cli_nats import add_nats_options, nats_options
 from engine.cli_parser import CommandParser, add_version_option
 from engine.errors import (
     JourneysError,
@@ -136,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--journeys", nargs="+", required=True, metavar="PATH",
                      help="journey files or folders")
     run.add_argument("--events", metavar="FILE",
-                     help="events, one JSON object per line (or use --kafka)")
+                     help="events, one JSON object per line (or use --kafka, or --nats with "
+                          "--events-subject)")
     run.add_argument("--commands", default="-", metavar="FILE",
                      help="where message commands go (default -: stdout)")
     run.add_argument("--segments", metavar="FILE",
@@ -199,6 +201,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="host:port of every process of the cluster, comma-separated, in "
                           "process order; start one `journeys run` per address")
     _add_kafka_options(run)
+    add_nats_options(run)
     run.set_defaults(handler=_run, parser_error=run.error)
 
     fit = commands.add_parser("fit", help="fit BG/NBD and Gamma-Gamma to a transaction log")
@@ -317,8 +320,9 @@ def _add_kafka_options(parser: argparse.ArgumentParser) -> None:
 def _kafka_options(parser_error: Callable[[str], NoReturn],
                    args: argparse.Namespace) -> KafkaOptions | None:
     if not args.kafka:
-        if not args.events:
-            parser_error("one of --events or --kafka is required")
+        if not args.events and not args.events_subject:
+            parser_error("one of --events, --kafka or --events-subject (with --nats) is "
+                         "required")
         return None
     if args.events:
         parser_error("--events and --kafka cannot be combined")
@@ -349,9 +353,11 @@ def _add_state_options(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     until = parse_timestamp(args.until)[0] if args.until else None
     kafka = _kafka_options(args.parser_error, args)
+    nats = nats_options(args.parser_error, args)
     _check_run_paths(args)
     options = RunOptions(
-        journeys=args.journeys, events=args.events or "", kafka=kafka, segments=args.segments,
+        journeys=args.journeys, events=args.events or "", kafka=kafka, nats=nats,
+        segments=args.segments,
         scores=args.scores, policies=args.policies,
         commands=args.commands,
         dead_letter=args.dead_letter, redis_url=args.redis, state_dir=args.state_dir,
@@ -401,8 +407,12 @@ def _check_run_paths(args: argparse.Namespace) -> None:
               ("--policies", args.policies)]
     outputs = []
     if not args.kafka:
-        inputs.insert(0, ("--events", args.events))
-        outputs = [("--commands", args.commands), ("--dead-letter", args.dead_letter)]
+        if args.events:
+            inputs.insert(0, ("--events", args.events))
+        if not args.commands_subject:
+            outputs.append(("--commands", args.commands))
+        if not args.dead_letter_subject:
+            outputs.append(("--dead-letter", args.dead_letter))
     for flag, path in inputs:
         if path:
             _check_input(flag, path)

@@ -29,6 +29,9 @@ class RawBatch:
     line_numbers: list[int] | None = field(default=None, kw_only=True)
     """Each line's 1-based line number in its file, in the order of `lines`; None for a
     source without lines (a Kafka partition)."""
+    source_id: str = field(default="", kw_only=True)
+    """The partition of the input the positions belong to (its applied positions are
+    stored under this id)."""
 
 
 @dataclass

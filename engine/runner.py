@@ -7,16 +7,24 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import redis
 from bytewax.run import cli_main
 
-from connectors.kafka import source_id_of
+from connectors.flow_sink import CommandSink, DeadLetterSink
+from connectors.flow_source import EventSource, Pacing
+from connectors.jsonl import JsonlCommandSink, JsonlDeadLetterSink, JsonlSource
+from connectors.kafka import KafkaSource
 from connectors.kafka_config import load_settings, topic_partitions
+from connectors.kafka_sinks import KafkaCommandSink, KafkaDeadLetterSink
+from connectors.nats_client import close as close_nats
+from connectors.nats_client import connect as connect_nats
+from connectors.nats_client import ensure_stream
+from connectors.nats_sinks import NatsCommandSink, NatsDeadLetterSink
+from connectors.nats_source import NatsSource
 from engine.catalog import Catalog
-from engine.dataflow import FlowConfig, KafkaFlow, build_flow
+from engine.dataflow import FlowConfig, build_flow
 from engine.embedded_redis import EmbeddedRedis
 from engine.errors import JourneysError
 from engine.redis_client import connect
@@ -34,7 +42,6 @@ from engine.store import (
     LayoutError,
     StateStoreError,
     check_shard_count,
-    min_applied_position,
     record_layout,
 )
 from engine.versions import sync_versions
@@ -61,6 +68,26 @@ class KafkaOptions:
     """Stop when every partition reaches the end it had at start (a replay)."""
     config_file: str | None = None
     """librdkafka settings (key=value lines); `JOURNEYS_KAFKA_*` variables override them."""
+
+
+@dataclass(frozen=True)
+class NatsOptions:
+    """NATS JetStream subjects to read events from and publish commands and dead letters
+    to; a subject left out is read or written as a file instead (--events, --commands,
+    --dead-letter)."""
+
+    url: str
+    events_subject: str | None = None
+    commands_subject: str | None = None
+    dead_letter_subject: str | None = None
+    events_stream: str = "JOURNEYS_EVENTS"
+    """The stream the events subject is added to when no stream holds it (created if
+    missing)."""
+    outputs_stream: str = "JOURNEYS_OUTPUTS"
+    """The stream the commands and dead-letter subjects are added to when no stream holds
+    them (created if missing)."""
+    until_end: bool = False
+    """Stop once the events subject's last message at start is read (a replay)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +122,8 @@ class RunOptions:
     idle_exit_s: float | None = None
     kafka: KafkaOptions | None = None
     """Read and write Kafka instead of files; shards = the events topic's partitions."""
+    nats: NatsOptions | None = None
+    """Read or write NATS JetStream subjects instead of files."""
     max_skew_ms: int | None = None
     """How far ahead of its source's clock an event may be; None: a week on the event
     clock, a day on the wall clock."""
@@ -147,27 +176,35 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
     """Run against the Redis server at `url`."""
     client = connect(url)
     catalog = Catalog(plans)
-    if options.kafka is not None:
-        config = _kafka_config(client, url, options, options.kafka)
-    else:
-        check_shard_count(client, options.prefix, options.shards)
-        source_id = options.source_id or str(Path(options.events).resolve())
-        start = max(min_applied_position(client, options.prefix, options.shards, source_id), 0)
-        config = FlowConfig(
-            events_path=options.events, commands_path=options.commands,
-            dead_letter_path=options.dead_letter, redis_url=url, source_id=source_id,
-            prefix=options.prefix, shards=options.shards, clock=options.clock,
-            start_position=start, batch_lines=options.batch_lines, tail=options.tail,
-            tick_s=options.tick_s, until_ms=options.until_ms, idle_exit_s=options.idle_exit_s,
-        )
-    config.workers = options.workers * max(len(options.addresses), 1)
-    config.max_skew_ms = options.max_skew_ms
-    config.max_amount = options.max_amount
-    config.dedup_window_ms = options.dedup_window_ms
-    config.cache_customers = options.cache_customers
-    config.timeline_kept = options.timeline_kept
-    sync_versions(client, options.prefix, catalog)
     counters = RunCounters()
+    pacing = Pacing(batch_size=options.batch_lines, stop_at_end=not options.tail,
+                    tick_s=options.tick_s, until_ms=options.until_ms,
+                    idle_exit_s=options.idle_exit_s)
+    kafka_settings = _kafka_settings(options.kafka)
+    source: EventSource
+    if options.kafka is not None:
+        source, shards = _kafka_source(client, options, options.kafka, kafka_settings, pacing)
+    else:
+        shards = options.shards
+        check_shard_count(client, options.prefix, shards)
+        if options.nats is not None and options.nats.events_subject:
+            source = _nats_source(options.nats, options.nats.events_subject, pacing)
+        else:
+            source = JsonlSource(options.events, batch_lines=options.batch_lines,
+                                 tail=options.tail, tick_s=options.tick_s,
+                                 until_ms=options.until_ms, idle_exit_s=options.idle_exit_s,
+                                 source_id=options.source_id,
+                                 on_blank=lambda n: counters.add(blank=n))
+    starts = source.resume(client, options.prefix, shards)
+    log.info("reading %s from positions %s", ", ".join(source.source_ids().values()), starts)
+    commands_sink, dead_letter_sink = _sinks(options, kafka_settings)
+    config = FlowConfig(
+        redis_url=url, prefix=options.prefix, shards=shards, clock=options.clock,
+        workers=options.workers * max(len(options.addresses), 1),
+        max_skew_ms=options.max_skew_ms, max_amount=options.max_amount,
+        dedup_window_ms=options.dedup_window_ms, cache_customers=options.cache_customers,
+        timeline_kept=options.timeline_kept)
+    sync_versions(client, options.prefix, catalog)
     if score_model is None:
         score_model = load_model(options.scores) if options.scores else DEFAULT_MODEL
     warm_up()
@@ -177,7 +214,8 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
     # with the freeze)
     gc.collect()
     gc.freeze()
-    flow = build_flow(config, catalog, counters, score_model, load_segments(options.segments),
+    flow = build_flow(source, commands_sink, dead_letter_sink, config, catalog, counters,
+                      score_model, load_segments(options.segments),
                       load_policies(options.policies))
     began = time.perf_counter()
     if options.addresses:
@@ -296,26 +334,53 @@ def check_partition_count(client: redis.Redis, prefix: str, topic: str, partitio
     check_shard_count(client, prefix, partitions)
 
 
-def _kafka_config(client: redis.Redis, url: str, options: RunOptions,
-                  kafka: KafkaOptions) -> FlowConfig:
-    """Check the topics and the stored layout; start each partition after its applied offset."""
-    settings = load_settings(kafka.bootstrap, kafka.config_file)
+def _kafka_settings(kafka: KafkaOptions | None) -> dict[str, str]:
+    return load_settings(kafka.bootstrap, kafka.config_file) if kafka is not None else {}
+
+
+def _kafka_source(client: redis.Redis, options: RunOptions, kafka: KafkaOptions,
+                  settings: dict[str, str], pacing: Pacing) -> tuple[EventSource, int]:
+    """The events topic, after checking the topics and the stored layout; shards = its
+    partitions."""
     counts = topic_partitions(settings, [kafka.events_topic, kafka.commands_topic,
                                          kafka.dead_letter_topic])
     partitions = counts[kafka.events_topic]
     check_partition_count(client, options.prefix, kafka.events_topic, partitions)
-    starts = {}
-    for partition in range(partitions):
-        applied = min_applied_position(client, options.prefix, partitions,
-                                       source_id_of(kafka.events_topic, partition))
-        starts[partition] = applied + 1 if applied >= 0 else -1
-    log.info("reading %s from offsets %s", kafka.events_topic, starts)
-    return FlowConfig(
-        events_path=kafka.events_topic, commands_path=kafka.commands_topic,
-        dead_letter_path=kafka.dead_letter_topic, redis_url=url,
-        source_id=f"kafka:{kafka.events_topic}", prefix=options.prefix, shards=partitions,
-        clock=options.clock, batch_lines=options.batch_lines, tail=not kafka.until_end,
-        tick_s=options.tick_s, until_ms=options.until_ms,
-        kafka=KafkaFlow(settings, kafka.events_topic, kafka.commands_topic,
-                        kafka.dead_letter_topic, starts, kafka.until_end),
-    )
+    source = KafkaSource(settings, kafka.events_topic, dict.fromkeys(range(partitions), -1),
+                         pacing=replace(pacing, stop_at_end=kafka.until_end))
+    return source, partitions
+
+
+def _nats_source(nats: NatsOptions, subject: str, pacing: Pacing) -> NatsSource:
+    """The events subject, in the stream that holds it (created if none does)."""
+    stream = _nats_stream(nats.url, nats.events_stream, [subject])
+    return NatsSource(nats.url, stream, subject,
+                      pacing=replace(pacing, stop_at_end=nats.until_end))
+
+
+def _nats_stream(url: str, name: str, subjects: list[str]) -> str:
+    client = connect_nats(url)
+    try:
+        return ensure_stream(client, name, subjects)
+    finally:
+        close_nats(client)
+
+
+def _sinks(options: RunOptions, kafka_settings: dict[str, str]
+           ) -> tuple[CommandSink, DeadLetterSink]:
+    """Where the run's commands and dead letters go: Kafka topics, NATS subjects or files."""
+    if options.kafka is not None:
+        return (KafkaCommandSink(kafka_settings, options.kafka.commands_topic),
+                KafkaDeadLetterSink(kafka_settings, options.kafka.dead_letter_topic))
+    nats = options.nats
+    subjects = [s for s in (nats.commands_subject, nats.dead_letter_subject) if s] \
+        if nats is not None else []
+    if nats is not None and subjects:
+        _nats_stream(nats.url, nats.outputs_stream, subjects)
+    commands: CommandSink = JsonlCommandSink(options.commands)
+    dead: DeadLetterSink = JsonlDeadLetterSink(options.dead_letter)
+    if nats is not None and nats.commands_subject:
+        commands = NatsCommandSink(nats.url, nats.commands_subject)
+    if nats is not None and nats.dead_letter_subject:
+        dead = NatsDeadLetterSink(nats.url, nats.dead_letter_subject)
+    return commands, dead

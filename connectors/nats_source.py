@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -28,10 +29,15 @@ log = logging.getLogger(__name__)
 FETCH_WAIT_S = 0.05
 """How long one pull waits on a quiet subject: the most a lone live event waits before the
 engine sees it (a busy subject fills each pull at once)."""
-FETCH_BATCH = 1000
+FETCH_BATCH = 2000
 """Messages asked for per pull."""
-BUFFERED_MAX = 4 * FETCH_BATCH
-"""Messages read ahead of the engine at most; beyond, pulling waits."""
+READ_AHEAD_BATCHES = 2
+"""Messages read ahead of the engine at most, in engine batches; beyond, pulling waits."""
+FILL_WAIT_S = 0.05
+"""While more messages wait on the server, how long a partition holds back a batch short of
+the batch size: a full batch is one commit per shard where short ones are several (with
+batches of at most 4,000 where the engine asks 8,000, a replay from NATS ran about 1.5x
+slower than from a file)."""
 CONSUMER_INACTIVE_S = 300.0
 """The server deletes the run's consumer this long after the run stopped pulling (a run
 killed before it could delete it)."""
@@ -53,8 +59,10 @@ class _Puller:
     so the order holds and nothing is skipped.
     """
 
-    def __init__(self, client: Client, stream: str, subject: str, first: int) -> None:
+    def __init__(self, client: Client, stream: str, subject: str, first: int,
+                 buffered_max: int) -> None:
         self._client = client
+        self._buffered_max = buffered_max
         self._js: JetStreamContext = client.jetstream(timeout=REQUEST_TIMEOUT_S)
         self._stream = stream
         self._subject = subject
@@ -79,13 +87,15 @@ class _Puller:
 
     async def run(self) -> None:
         while not self._stopped:
-            if len(self.buffer) >= BUFFERED_MAX:
+            room = self._buffered_max - len(self.buffer)
+            if room <= 0:
                 await asyncio.sleep(FETCH_WAIT_S / 10)
                 continue
             try:
                 if self._subscription is None:
                     self._subscription = await self._subscribe()
-                messages = await self._subscription.fetch(FETCH_BATCH, timeout=FETCH_WAIT_S)
+                messages = await self._subscription.fetch(min(room, FETCH_BATCH),
+                                                          timeout=FETCH_WAIT_S)
             except nats.errors.TimeoutError:
                 continue
             except asyncio.CancelledError:
@@ -140,7 +150,9 @@ class NatsPartition(SourcePartition):
         self._target = call(self._last_sequence(), REQUEST_TIMEOUT_S * 2) \
             if pacing.stop_at_end else 0
         self._read_upto = first - 1
-        self._puller = _Puller(self._client, stream, subject, first)
+        self._puller = _Puller(self._client, stream, subject, first,
+                               READ_AHEAD_BATCHES * pacing.batch_size)
+        self._short_since: float | None = None
         self._task = start_background(self._puller.run())
 
     async def _last_sequence(self) -> int:
@@ -153,6 +165,13 @@ class NatsPartition(SourcePartition):
 
     def read(self, limit: int) -> RawBatch | None:
         buffer = self._puller.buffer
+        if len(buffer) < limit and self._puller.pending > 0:
+            now = time.monotonic()
+            if self._short_since is None:
+                self._short_since = now
+            if now - self._short_since < FILL_WAIT_S:
+                return None
+        self._short_since = None
         lines: list[tuple[int, bytes]] = []
         while buffer and len(lines) < limit:
             lines.append(buffer.popleft())

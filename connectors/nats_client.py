@@ -44,6 +44,8 @@ _loop_lock = threading.Lock()
 class NatsConnectorError(JourneysError):
     """NATS could not be reached or used as configured."""
 
+    code = "nats"
+
 
 def _event_loop() -> asyncio.AbstractEventLoop:
     """The process's NATS event loop, started in a daemon thread on first use."""

@@ -20,9 +20,9 @@ from harness import REFERENCE_JOURNEYS
 from kafka_broker import free_port
 from nats_server import NATS_URL, Names, count, create_stream, nats_names, publish, read_subject
 
-from benchmarks.generator import ChainConfig, generate_events
 from connectors.nats_source import source_id_of
 from engine.cli import main
+from engine.generator import ChainConfig, generate_events
 from engine.runner import NatsOptions, RunOptions, run_on
 from engine.store import delete_matching, min_applied_position
 from journeys_dsl.loader import load_journeys

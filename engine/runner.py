@@ -92,7 +92,8 @@ class NatsOptions:
 
 @dataclass(frozen=True)
 class RunOptions:
-    """A run of the engine over one events file."""
+    """A run of the engine: where events come from (a file, Kafka or NATS), where commands
+    and dead letters go, where the state lives, and how events are applied."""
 
     journeys: Sequence[str]
     events: str

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from connectors.nats_client import NatsConnectorError, check_subject
+from engine.run_defaults import DEFAULT_NATS_EVENTS_STREAM, DEFAULT_NATS_OUTPUTS_STREAM
 from engine.runner import NatsOptions
 
 __all__ = ["add_nats_options", "nats_options"]
@@ -18,7 +19,6 @@ _SUBJECTS = (("--events-subject", "events_subject"), ("--commands-subject", "com
 
 def add_nats_options(parser: argparse.ArgumentParser) -> None:
     """The NATS option group of `journeys run`."""
-    defaults = NatsOptions(url="")
     nats = parser.add_argument_group(
         "NATS JetStream (each subject instead of --events, --commands or --dead-letter; "
         "see docs/nats.md)")
@@ -32,13 +32,13 @@ def add_nats_options(parser: argparse.ArgumentParser) -> None:
                       help="subject for message commands (Nats-Msg-Id: the command_id)")
     nats.add_argument("--dead-letter-subject", metavar="SUBJECT",
                       help="subject for events that cannot be applied")
-    nats.add_argument("--events-stream", metavar="STREAM", default=defaults.events_stream,
+    nats.add_argument("--events-stream", metavar="STREAM", default=DEFAULT_NATS_EVENTS_STREAM,
                       help="stream the events subject is added to if no stream holds it, "
-                           f"created if missing (default {defaults.events_stream})")
-    nats.add_argument("--outputs-stream", metavar="STREAM", default=defaults.outputs_stream,
+                           f"created if missing (default {DEFAULT_NATS_EVENTS_STREAM})")
+    nats.add_argument("--outputs-stream", metavar="STREAM", default=DEFAULT_NATS_OUTPUTS_STREAM,
                       help="stream the commands and dead-letter subjects are added to if no "
                            f"stream holds them, created if missing (default "
-                           f"{defaults.outputs_stream})")
+                           f"{DEFAULT_NATS_OUTPUTS_STREAM})")
     nats.add_argument("--nats-until-end", action="store_true",
                       help="stop once the events subject's last message at start is read")
 

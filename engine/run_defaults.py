@@ -12,6 +12,8 @@ __all__ = [
     "DEFAULT_CACHE_CUSTOMERS",
     "DEFAULT_DEDUP_WINDOW_MS",
     "DEFAULT_MAX_AMOUNT",
+    "DEFAULT_NATS_EVENTS_STREAM",
+    "DEFAULT_NATS_OUTPUTS_STREAM",
     "SUGGESTED_TIMELINE",
     "TIMELINE_KEPT",
 ]
@@ -36,3 +38,7 @@ entries and 1.7 KB of Redis memory a customer, against 0.9 KB for its state, and
 more engine CPU (docs/console.md)."""
 SUGGESTED_TIMELINE = 20
 """Entries a customer's timeline keeps where one is wanted (`journeys demo` keeps these)."""
+DEFAULT_NATS_EVENTS_STREAM = "JOURNEYS_EVENTS"
+"""The JetStream stream an events subject no stream holds is added to (created if missing)."""
+DEFAULT_NATS_OUTPUTS_STREAM = "JOURNEYS_OUTPUTS"
+"""The JetStream stream commands and dead-letter subjects no stream holds are added to."""

@@ -34,6 +34,8 @@ from engine.run_defaults import (
     DEFAULT_CACHE_CUSTOMERS,
     DEFAULT_DEDUP_WINDOW_MS,
     DEFAULT_MAX_AMOUNT,
+    DEFAULT_NATS_EVENTS_STREAM,
+    DEFAULT_NATS_OUTPUTS_STREAM,
     TIMELINE_KEPT,
 )
 from engine.scoring import DEFAULT_MODEL, ScoreModel, load_model
@@ -80,10 +82,10 @@ class NatsOptions:
     events_subject: str | None = None
     commands_subject: str | None = None
     dead_letter_subject: str | None = None
-    events_stream: str = "JOURNEYS_EVENTS"
+    events_stream: str = DEFAULT_NATS_EVENTS_STREAM
     """The stream the events subject is added to when no stream holds it (created if
     missing)."""
-    outputs_stream: str = "JOURNEYS_OUTPUTS"
+    outputs_stream: str = DEFAULT_NATS_OUTPUTS_STREAM
     """The stream the commands and dead-letter subjects are added to when no stream holds
     them (created if missing)."""
     until_end: bool = False

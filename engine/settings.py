@@ -32,6 +32,8 @@ from engine.run_defaults import (
     DEFAULT_CACHE_CUSTOMERS,
     DEFAULT_DEDUP_WINDOW_MS,
     DEFAULT_MAX_AMOUNT,
+    DEFAULT_NATS_EVENTS_STREAM,
+    DEFAULT_NATS_OUTPUTS_STREAM,
     TIMELINE_KEPT,
 )
 from journeys_dsl.durations import DurationError, parse_duration
@@ -111,6 +113,13 @@ class RunSettings(BaseSettings):
     dead_letter_topic: str | None = None
     kafka_until_end: bool = False
     kafka_config: str | None = None
+    nats: str | None = None
+    events_subject: str | None = None
+    commands_subject: str | None = None
+    dead_letter_subject: str | None = None
+    events_stream: str = DEFAULT_NATS_EVENTS_STREAM
+    outputs_stream: str = DEFAULT_NATS_OUTPUTS_STREAM
+    nats_until_end: bool = False
     telemetry: Literal["none", "console", "otlp"] = "none"
 
     @field_validator("telemetry", mode="before")

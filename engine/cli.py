@@ -18,7 +18,13 @@ from connectors.delivery_cli import DESCRIPTION as DELIVER_DESCRIPTION
 from connectors.delivery_cli import add_deliver_arguments, run_deliver
 from connectors.ingest.command import add_ingest_parser
 from engine.cli_nats import add_nats_options, nats_options
-from engine.cli_parser import CommandParser, add_version_option
+from engine.cli_parser import (
+    CommandParser,
+    add_version_option,
+    defer_defaults,
+    given_options,
+    restore_defaults,
+)
 from engine.errors import (
     JourneysError,
     cause_of,
@@ -63,6 +69,16 @@ USER_ERRORS = (JourneysError, redis.RedisError, OSError)
 """Errors that are the user's to fix: one line on stderr, exit status 2. Every error the
 product raises derives from `JourneysError`; Redis and file errors come from below it."""
 USER_MISTAKE = 2
+RUN_SETTINGS = frozenset({
+    "journeys", "events", "commands", "segments", "scores", "policies", "dead_letter", "redis",
+    "state_dir", "shards", "prefix", "clock", "tail", "until", "batch_lines", "max_skew",
+    "max_amount", "dedup_window", "timeline", "cache_customers", "tick", "idle_exit",
+    "source_id", "workers", "outage_limit", "process_id", "addresses", "kafka",
+    "events_topic", "commands_topic", "dead_letter_topic", "nats", "events_subject",
+    "commands_subject", "dead_letter_subject", "events_stream", "outputs_stream",
+    "nats_until_end", "telemetry"})
+"""The options of `journeys run` that the settings model also reads from JOURNEYS_*
+variables and the settings file (`engine.settings.RunSettings`)."""
 INTERRUPTED = 130
 
 
@@ -134,8 +150,13 @@ def _parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=lambda a: schema_command(sys.stdout))
 
     run = commands.add_parser("run", help="run journeys over an events file")
-    run.add_argument("--journeys", nargs="+", required=True, metavar="PATH",
-                     help="journey files or folders")
+    run.add_argument("--journeys", nargs="+", metavar="PATH",
+                     help="journey files or folders (required, here, in the settings file "
+                          "or in JOURNEYS_JOURNEYS)")
+    run.add_argument("--settings", metavar="FILE",
+                     help="run options in a YAML or TOML file, keys as these flags without "
+                          "dashes (batch_lines: 2000); flags and JOURNEYS_* variables "
+                          "(JOURNEYS_BATCH_LINES) win over it (default $JOURNEYS_SETTINGS)")
     run.add_argument("--events", metavar="FILE",
                      help="events, one JSON object per line (or use --kafka, or --nats with "
                           "--events-subject)")
@@ -203,6 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_kafka_options(run)
     add_nats_options(run)
     run.set_defaults(handler=_run, parser_error=run.error)
+    defer_defaults(run, RUN_SETTINGS)
 
     fit = commands.add_parser("fit", help="fit BG/NBD and Gamma-Gamma to a transaction log")
     fit.add_argument("path", metavar="FILE",
@@ -350,7 +372,21 @@ def _add_state_options(parser: argparse.ArgumentParser) -> None:
                         help="Redis key prefix (default je)")
 
 
+def _apply_settings(args: argparse.Namespace) -> None:
+    """Fill the options left out from JOURNEYS_* variables and the settings file."""
+    from engine.settings import load_run_settings
+
+    given = {dest: value for dest, value in given_options(args).items()
+             if dest in RUN_SETTINGS}
+    settings = load_run_settings(given, args.settings)
+    for name in RUN_SETTINGS:
+        value = getattr(settings, name)
+        setattr(args, name, ",".join(value) if name == "addresses" else value)
+    restore_defaults(args)
+
+
 def _run(args: argparse.Namespace) -> int:
+    _apply_settings(args)
     until = parse_timestamp(args.until)[0] if args.until else None
     kafka = _kafka_options(args.parser_error, args)
     nats = nats_options(args.parser_error, args)
@@ -368,6 +404,7 @@ def _run(args: argparse.Namespace) -> int:
         cache_customers=args.cache_customers, timeline_kept=args.timeline,
         idle_exit_s=args.idle_exit, process_id=args.process_id,
         addresses=tuple(a for a in (args.addresses or "").split(",") if a),
+        telemetry=args.telemetry,
     )
     plans = load_journeys(options.journeys, segments_vocabulary(options.segments))
     with redis_endpoint(options.redis_url, options.state_dir) as url:

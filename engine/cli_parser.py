@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import tomllib
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 DISTRIBUTION = "journey-engine"
 """The name the package is installed under (pyproject.toml's project.name)."""
@@ -60,3 +61,40 @@ def port_number(text: str) -> int:
     if not 0 < port < 65536:
         raise argparse.ArgumentTypeError(f"give a port from 1 to 65535, not {text}")
     return port
+
+
+class Unset:
+    """The default of a flag left out, kept apart from a value given on the command line
+    so that the run settings model can fill it from the environment or a file."""
+
+    __slots__ = ("default",)
+
+    def __init__(self, default: Any) -> None:
+        self.default = default
+
+    def __str__(self) -> str:
+        return str(self.default)
+
+    def __repr__(self) -> str:
+        return repr(self.default)
+
+
+def defer_defaults(parser: argparse.ArgumentParser, dests: Iterable[str]) -> None:
+    """Mark the defaults of the options `dests` as `Unset` (see `given_options`)."""
+    wanted = set(dests)
+    for action in parser._actions:
+        if action.dest in wanted and not isinstance(action.default, Unset):
+            action.default = Unset(action.default)
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The deferred options given on the command line, by destination."""
+    return {dest: value for dest, value in vars(args).items()
+            if not isinstance(value, Unset) and not dest.startswith("_")}
+
+
+def restore_defaults(args: argparse.Namespace) -> None:
+    """Replace every `Unset` left in `args` by the flag's own default."""
+    for dest, value in vars(args).items():
+        if isinstance(value, Unset):
+            setattr(args, dest, value.default)

@@ -28,6 +28,7 @@ from engine.run_defaults import (
 from engine.scoring import DEFAULT_MODEL, ScoreModel
 from engine.shard_keys import shard_keys
 from engine.store import acknowledge_outbox
+from engine.telemetry import telemetry_for
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
@@ -53,6 +54,8 @@ class FlowConfig:
     """Committed customer states the process keeps decoded in memory."""
     timeline_kept: int = TIMELINE_KEPT
     """Events and messages kept per customer for the console (0: no timeline)."""
+    telemetry: str | None = None
+    """`console`, `otlp` or `none`; None: as JOURNEYS_TELEMETRY says."""
 
 
 def _commands_of(item: tuple[str, BatchResult]) -> list[tuple[str, tuple[str, bytes]]]:
@@ -129,7 +132,8 @@ def build_flow(source: EventSource, commands_sink: CommandSink,
         connect(config.redis_url), catalog, prefix=config.prefix, source_id=source_ids[0],
         shards=config.shards, score_model=score_model, customer_model=customer_model,
         policies=policies, dedup_window_ms=config.dedup_window_ms,
-        cache_customers=config.cache_customers, timeline_kept=config.timeline_kept)
+        cache_customers=config.cache_customers, timeline_kept=config.timeline_kept,
+        telemetry=telemetry_for(config.telemetry) if config.telemetry is not None else None)
     if source.on_lag is None:
         source.on_lag = processor.telemetry.record_lag
     commands_sink.wire(_acknowledger(config), lambda n: counters.add(commands=n))

@@ -138,6 +138,8 @@ class RunOptions:
     """Committed customer states the process keeps decoded in memory."""
     timeline_kept: int = TIMELINE_KEPT
     """Events and messages kept per customer for the console (0: no timeline)."""
+    telemetry: str | None = None
+    """`console`, `otlp` or `none`; None: as JOURNEYS_TELEMETRY says."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
         workers=options.workers * max(len(options.addresses), 1),
         max_skew_ms=options.max_skew_ms, max_amount=options.max_amount,
         dedup_window_ms=options.dedup_window_ms, cache_customers=options.cache_customers,
-        timeline_kept=options.timeline_kept)
+        timeline_kept=options.timeline_kept, telemetry=options.telemetry)
     sync_versions(client, options.prefix, catalog)
     if score_model is None:
         score_model = load_model(options.scores) if options.scores else DEFAULT_MODEL

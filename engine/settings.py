@@ -1,5 +1,8 @@
 """The options of a run, from one model: flags, then `JOURNEYS_*` variables, then a file.
 
+`--kafka-config` and `--kafka-until-end` are flags only: `JOURNEYS_KAFKA_*` variables are
+librdkafka settings (docs/kafka.md).
+
 `journeys run` reads its options here. A flag given on the command line wins; a flag left
 out falls back to the environment variable of the same name (`--batch-lines` is
 `JOURNEYS_BATCH_LINES`), then to the settings file (`--settings FILE` or
@@ -111,8 +114,6 @@ class RunSettings(BaseSettings):
     events_topic: str | None = None
     commands_topic: str | None = None
     dead_letter_topic: str | None = None
-    kafka_until_end: bool = False
-    kafka_config: str | None = None
     nats: str | None = None
     events_subject: str | None = None
     commands_subject: str | None = None
@@ -124,8 +125,11 @@ class RunSettings(BaseSettings):
 
     @field_validator("telemetry", mode="before")
     @classmethod
-    def _lower(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
+    def _telemetry_mode(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return "none" if value in ("", "off") else value
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -192,6 +196,10 @@ def _settings_error(exc: ValidationError, flags: dict[str, Any],
     option = ".".join(str(part) for part in first["loc"]) or "settings"
     if first["type"] == "extra_forbidden":
         message = f"{option}: not a run option (see journeys run --help)"
+    elif first["type"] == "missing":
+        flag = "--" + option.replace("_", "-")
+        return SettingsError(f"give {flag} (or {option} in the settings file, or "
+                             f"JOURNEYS_{option.upper()})")
     else:
         message = f"{option}: {first['msg']}"
     variable = f"JOURNEYS_{option.upper()}"

@@ -133,7 +133,12 @@ def telemetry_with(reader: MetricReader, spans: SpanExporter) -> Telemetry:
 
 def telemetry_from_environment() -> Telemetry:
     """Telemetry as JOURNEYS_TELEMETRY asks: console, otlp, or none."""
-    mode = os.environ.get("JOURNEYS_TELEMETRY", "none").strip().lower()
+    return telemetry_for(os.environ.get("JOURNEYS_TELEMETRY", "none"))
+
+
+def telemetry_for(mode: str) -> Telemetry:
+    """Telemetry of a mode: `console`, `otlp`, or `none` (also `off` or empty)."""
+    mode = mode.strip().lower()
     if mode in ("", "none", "off"):
         return DISABLED
     if mode == "console":
@@ -145,5 +150,5 @@ def telemetry_from_environment() -> Telemetry:
         return telemetry_with(
             PeriodicExportingMetricReader(OTLPMetricExporter(), EXPORT_INTERVAL_MS),
             OTLPSpanExporter())
-    raise TelemetryError(f"JOURNEYS_TELEMETRY={mode!r} is not a telemetry mode: use console, "
-                         "otlp or none")
+    raise TelemetryError(f"telemetry {mode!r} is not a mode (JOURNEYS_TELEMETRY, or telemetry "
+                         "in the settings file): use console, otlp or none")

@@ -104,3 +104,13 @@ def test_a_file_that_is_not_yaml_is_refused(tmp_path: Path) -> None:
 def test_journeys_are_required_from_somewhere() -> None:
     with pytest.raises(SettingsError, match="journeys"):
         load_run_settings({})
+
+
+def test_the_run_command_defers_exactly_the_model_s_options() -> None:
+    from engine.cli import RUN_SETTINGS, _parser
+    from engine.settings import RunSettings
+
+    assert set(RunSettings.model_fields) == RUN_SETTINGS
+    run = _parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
+    dests = {action.dest for action in run._actions}
+    assert RUN_SETTINGS - dests == {"telemetry"}  # telemetry: the variable or the file only

@@ -9,17 +9,15 @@ import sqlite3
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
-
-from connectors.delivery import deliver_source, sender_for
-from connectors.delivery_config import load_delivery_config
-from connectors.delivery_dry_run import dry_run
-from connectors.delivery_ledger import open_ledger
-from connectors.delivery_sources import CommandSource, FileSource, KafkaCommandSource
-from connectors.delivery_worker import DeliveryWorker, WorkerOptions
 from engine.errors import JourneysError
+
+if TYPE_CHECKING:
+    from connectors.delivery_sources import CommandSource
+    from connectors.delivery_worker import DeliveryWorker
+
+# what runs a delivery is imported when it runs, so the `journeys` command starts light
 
 __all__ = ["add_deliver_arguments", "deliver_main", "run_deliver"]
 
@@ -110,6 +108,8 @@ def _check(parser_error: Any, args: argparse.Namespace) -> None:
 
 
 def _source(args: argparse.Namespace) -> CommandSource:
+    from connectors.delivery_sources import FileSource, KafkaCommandSource
+
     if args.commands:
         path = Path(args.commands)
         if not path.is_file():
@@ -126,6 +126,8 @@ def _source(args: argparse.Namespace) -> CommandSource:
 def run_deliver(args: argparse.Namespace) -> int:
     """Run `journeys deliver`: 0 when nothing was dead-lettered, 1 when some was, 2 when
     the input, the config, the ledger or a backtest's command stops it."""
+    import redis
+
     _check(args.parser_error, args)
     try:
         return _run(args)
@@ -139,6 +141,11 @@ def run_deliver(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from connectors.delivery import deliver_source, sender_for
+    from connectors.delivery_config import load_delivery_config
+    from connectors.delivery_dry_run import dry_run
+    from connectors.delivery_ledger import open_ledger
+    from connectors.delivery_worker import WorkerOptions
     from connectors.templates import TemplateStore
 
     if not Path(args.templates).is_dir():

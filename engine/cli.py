@@ -10,9 +10,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
-
-import redis
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from connectors.delivery_cli import DESCRIPTION as DELIVER_DESCRIPTION
 from connectors.delivery_cli import add_deliver_arguments, run_deliver
@@ -32,15 +30,8 @@ from engine.errors import (
     one_line,
     rust_panics_hidden,
 )
-from engine.events import parse_timestamp
-from engine.fit_command import fit_command
-from engine.forget import forget_customer
 from engine.generator_cli import DESCRIPTION as GENERATE_DESCRIPTION
 from engine.generator_cli import add_generator_options, generate_command
-from engine.redis_client import connect
-from engine.reporting.model import RunFacts
-from engine.reporting.stats import build_report
-from engine.reporting.terminal import format_summary
 from engine.responses import ResponseModel, ResponseModelError
 from engine.run_defaults import (
     DEFAULT_BATCH_LINES,
@@ -50,24 +41,25 @@ from engine.run_defaults import (
     SUGGESTED_TIMELINE,
     TIMELINE_KEPT,
 )
-from engine.runner import (
-    KafkaOptions,
-    RunOptions,
-    RunSummary,
-    check_redis,
-    redis_endpoint,
-    run_through_outages,
-)
-from journeys_dsl.commands import schema_command, validate_command
 from journeys_dsl.durations import DurationError, parse_duration
 from journeys_dsl.errors import JourneyValidationError
-from journeys_dsl.loader import load_journeys
-from journeys_dsl.segments import segments_vocabulary
+
+if TYPE_CHECKING:
+    from engine.runner import KafkaOptions, RunSummary
+
+# Commands import what they run when they run, so `journeys --help` and `journeys validate`
+# start without loading the dataflow, Redis, the scoring kernels or SciPy.
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "journeys"
-USER_ERRORS = (JourneysError, redis.RedisError, OSError)
-"""Errors that are the user's to fix: one line on stderr, exit status 2. Every error the
-product raises derives from `JourneysError`; Redis and file errors come from below it."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that are the user's to fix: one line on stderr, exit status 2. Every error
+    the product raises derives from `JourneysError`; Redis and file errors come from below
+    it."""
+    import redis
+
+    return JourneysError, redis.RedisError, OSError
 USER_MISTAKE = 2
 RUN_SETTINGS = frozenset({
     "journeys", "events", "commands", "segments", "scores", "policies", "dead_letter", "redis",
@@ -100,14 +92,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if cause_of(exc, (KeyboardInterrupt,)) is not None:  # raised in a dataflow step
             return _interrupted(args)
-        mistake = cause_of(exc, USER_ERRORS)
+        mistake = cause_of(exc, _user_errors())
         if mistake is None:
             raise
         print(f"journeys: {_describe(mistake)}", file=sys.stderr)
         return USER_MISTAKE
 
 
-def _describe(mistake: Exception) -> str:
+def _describe(mistake: BaseException) -> str:
     """A user error as one line; a file error names the file first."""
     if isinstance(mistake, OSError) and mistake.filename is not None and mistake.strerror:
         return f"{mistake.filename}: {mistake.strerror}"
@@ -147,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.set_defaults(handler=_validate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
-    schema.set_defaults(handler=lambda a: schema_command(sys.stdout))
+    schema.set_defaults(handler=_schema)
 
     run = commands.add_parser("run", help="run journeys over an events file")
     run.add_argument("--journeys", nargs="+", metavar="PATH",
@@ -237,9 +229,7 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", metavar="FILE",
                      help="write the parameters here, for `journeys run --scores` (default: "
                           "print them)")
-    fit.set_defaults(handler=lambda a: fit_command(
-        a.path, unit=a.unit, calibration_end=a.calibration_end, out=a.out,
-        stdout=sys.stdout, stderr=sys.stderr))
+    fit.set_defaults(handler=_fit)
 
     backtest = commands.add_parser("backtest", help="replay history through journeys and "
                                                     "write an HTML report")
@@ -339,8 +329,23 @@ def _add_kafka_options(parser: argparse.ArgumentParser) -> None:
                             "JOURNEYS_KAFKA_* variables override them")
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from journeys_dsl.commands import schema_command
+
+    return schema_command(sys.stdout)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from engine.fit_command import fit_command
+
+    return fit_command(args.path, unit=args.unit, calibration_end=args.calibration_end,
+                       out=args.out, stdout=sys.stdout, stderr=sys.stderr)
+
+
 def _kafka_options(parser_error: Callable[[str], NoReturn],
                    args: argparse.Namespace) -> KafkaOptions | None:
+    from engine.runner import KafkaOptions
+
     if not args.kafka:
         if not args.events and not args.events_subject:
             parser_error("one of --events, --kafka or --events-subject (with --nats) is "
@@ -386,6 +391,11 @@ def _apply_settings(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from engine.events import parse_timestamp
+    from engine.runner import RunOptions, redis_endpoint, run_through_outages
+    from journeys_dsl.loader import load_journeys
+    from journeys_dsl.segments import segments_vocabulary
+
     _apply_settings(args)
     until = parse_timestamp(args.until)[0] if args.until else None
     kafka = _kafka_options(args.parser_error, args)
@@ -498,6 +508,7 @@ def _backtest(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from engine.reporting.backtest import report_command
+    from engine.runner import check_redis, redis_endpoint
 
     if not args.redis and not args.state_dir:
         print("journeys report: give --redis URL (or --state-dir for an embedded state)",
@@ -516,6 +527,9 @@ def _add_console_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from journeys_dsl.commands import validate_command
+    from journeys_dsl.segments import segments_vocabulary
+
     status = validate_command(args.paths, sys.stdout, sys.stderr,
                               segments_vocabulary(args.segments))
     if args.templates is None or status != 0:
@@ -532,6 +546,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _forget(args: argparse.Namespace) -> int:
+    from engine.forget import forget_customer
+    from engine.redis_client import connect
+    from engine.runner import check_redis, redis_endpoint
+
     if not args.redis and not args.state_dir:
         print("journeys forget: give --redis URL (or --state-dir for an embedded state)",
               file=sys.stderr)
@@ -560,6 +578,9 @@ def _print_summary(summary: RunSummary) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from engine.demo import describe, describe_outcome, run_demo
     from engine.generator import ChainConfig
+    from engine.reporting.model import RunFacts
+    from engine.reporting.stats import build_report
+    from engine.reporting.terminal import format_summary
 
     chain = ChainConfig(seed=args.seed, customers=args.customers, days=args.days)
     try:

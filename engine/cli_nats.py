@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from connectors.nats_client import NatsConnectorError, check_subject
 from engine.run_defaults import DEFAULT_NATS_EVENTS_STREAM, DEFAULT_NATS_OUTPUTS_STREAM
-from engine.runner import NatsOptions
+
+if TYPE_CHECKING:
+    from engine.runner import NatsOptions
 
 __all__ = ["add_nats_options", "nats_options"]
 
@@ -46,6 +47,9 @@ def add_nats_options(parser: argparse.ArgumentParser) -> None:
 def nats_options(parser_error: Callable[[str], NoReturn],
                  args: argparse.Namespace) -> NatsOptions | None:
     """The NATS options given, checked; None without --nats."""
+    from connectors.nats_client import NatsConnectorError, check_subject
+    from engine.runner import NatsOptions
+
     given = [flag for flag, name in _SUBJECTS if getattr(args, name)]
     if args.nats_until_end:
         given.append("--nats-until-end")

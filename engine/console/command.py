@@ -7,15 +7,15 @@ import os
 import secrets
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.cli_parser import port_number
 from engine.console.errors import ConsoleError
-from engine.console.live import EngineModels, LiveEngine
-from engine.console.text import format_explanations
-from engine.events import EventError, parse_timestamp
-from engine.redis_client import connect
-from engine.runner import check_redis, redis_endpoint
+
+if TYPE_CHECKING:
+    from engine.console.live import LiveEngine
+
+# what the commands run is imported when they run, so the `journeys` command starts light
 
 TOKEN_VARIABLE = "JOURNEYS_CONSOLE_TOKEN"
 DEFAULT_PORT = 8350
@@ -61,6 +61,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from engine.console.live import EngineModels, LiveEngine
+    from engine.console.text import format_explanations
+    from engine.redis_client import connect
+    from engine.runner import check_redis, redis_endpoint
+
     _need_state(args, "explain")
     at = _time(args.at) if args.at else None
     models = EngineModels.load(args.segments, args.scores, args.policies)
@@ -86,6 +91,8 @@ def resolve_customer(engine: LiveEngine, query: str) -> str:
 
 
 def _time(text: str) -> int:
+    from engine.events import EventError, parse_timestamp
+
     try:
         return parse_timestamp(int(text) if text.isdigit() else text)[0]
     except EventError as exc:
@@ -99,7 +106,9 @@ def _need_state(args: argparse.Namespace, command: str) -> None:
 
 
 def _console(args: argparse.Namespace) -> int:
+    from engine.console.live import EngineModels
     from engine.console.server import check_free, serve
+    from engine.runner import check_redis, redis_endpoint
 
     _need_state(args, "console")
     check_free(args.host, args.port)

@@ -120,7 +120,7 @@ def test_an_unknown_telemetry_mode(tmp_path: Path, events: Path, redis_url: str,
                                    key_prefix: str) -> None:
     env = {**os.environ, "JOURNEYS_TELEMETRY": "bogus"}
     result = journeys(*run_args(events, redis_url, key_prefix), cwd=tmp_path, env=env)
-    one_line(result, 2, "JOURNEYS_TELEMETRY='bogus'", "console, otlp or none")
+    one_line(result, 2, "JOURNEYS_TELEMETRY: telemetry:", "'none', 'console' or 'otlp'")
 
 
 def test_a_20_mb_line_makes_a_small_dead_letter(tmp_path: Path, redis_url: str,

@@ -68,7 +68,8 @@ def test_cause_of_finds_an_error_a_runtime_error_was_raised_from() -> None:
 
 def test_an_unknown_telemetry_mode_is_a_journeys_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JOURNEYS_TELEMETRY", "bogus")
-    with pytest.raises(JourneysError, match=r"JOURNEYS_TELEMETRY='bogus'.*console, otlp or none"):
+    with pytest.raises(JourneysError,
+                       match=r"telemetry 'bogus' is not a mode.*console, otlp or none"):
         telemetry_from_environment()
 
 

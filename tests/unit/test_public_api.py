@@ -47,3 +47,15 @@ def test_the_facade_runs_a_customer_through_a_journey() -> None:
 
 def test_all_lists_exactly_the_exported_names() -> None:
     assert sorted(engine.__all__) == sorted(engine._EXPORTS)
+
+
+def test_the_command_line_starts_without_the_heavy_parts() -> None:
+    """`journeys --help` and `journeys validate` load no dataflow, Redis, kernels or SciPy."""
+    code = ("import sys, engine.cli\n"
+            "engine.cli._parser()\n"
+            "heavy = [m for m in ('bytewax', 'redis', 'numba', 'scipy', 'confluent_kafka',"
+            " 'nats', 'starlette', 'opentelemetry') if m in sys.modules]\n"
+            "print(','.join(heavy))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.strip() == ""

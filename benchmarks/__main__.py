@@ -13,8 +13,8 @@ from pathlib import Path
 
 from benchmarks.scale_bench import SCALE_CUSTOMERS, SCALE_DAYS, scale_run
 from benchmarks.suite import Row, SuiteResult, format_table, machine, run_suite
-from engine.generator import ChainConfig, write_jsonl
-from engine.runner import redis_endpoint
+from engine.app.generator import ChainConfig, write_jsonl
+from engine.flow.runner import redis_endpoint
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.testing import run_main
 
 from benchmarks.naive import BaselineResult
-from engine.timeutil import iso_to_ms
+from engine.core.timeutil import iso_to_ms
 
 DAY_MS = 86_400_000
 JOURNEY = "lost_regular"

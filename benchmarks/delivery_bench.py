@@ -120,7 +120,8 @@ def write_inputs(work: Path, url: str, commands: int, after_crash: str = "resend
 def worker(work: Path, ledger: Path, *extra: str) -> subprocess.Popen[bytes]:
     """`journeys deliver` over the benchmark's inputs, as its own process."""
     return subprocess.Popen(
-        [sys.executable, "-m", "connectors.delivery", "--commands", str(work / "commands.jsonl"),
+        [sys.executable, "-m", "connectors.delivery.service",
+         "--commands", str(work / "commands.jsonl"),
          "--config", str(work / "delivery.yaml"), "--templates", str(work / "templates"),
          "--events-out", str(work / "events.jsonl"), "--dead-letter", str(work / "dead.jsonl"),
          "--ledger", str(ledger), *extra],

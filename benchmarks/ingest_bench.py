@@ -28,7 +28,7 @@ from benchmarks.ingest_process import ingest_process, write_sources
 from benchmarks.kafka_bench import PARTITIONS, broker, skipped
 from benchmarks.suite import INGEST, Row
 from benchmarks.tansu import NoBrokerError, create_topics
-from engine.generator import ChainConfig, generate_events
+from engine.app.generator import ChainConfig, generate_events
 
 __all__ = ["PHASES", "IngestFigures", "Phase", "ingest_rows", "load"]
 

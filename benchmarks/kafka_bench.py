@@ -18,8 +18,8 @@ from bytewax.run import cli_main
 from benchmarks.tansu import NoBrokerError, create_topics, produce, tansu_broker
 from connectors.flow_source import Pacing
 from connectors.kafka import KafkaSource
-from engine.records import RawBatch
-from engine.routing import BatchRouter, RunCounters
+from engine.core.records import RawBatch
+from engine.flow.routing import BatchRouter, RunCounters
 
 PARTITIONS = 4
 

@@ -26,8 +26,8 @@ from typing import IO
 
 import orjson
 
-from engine.redis_client import connect
-from engine.store import delete_state
+from engine.storage.redis_client import connect
+from engine.storage.store import delete_state
 
 REPO = Path(__file__).resolve().parents[1]
 PING_JOURNEY = """\

@@ -25,17 +25,17 @@ from typing import Any
 
 import redis
 
-from engine.aggregates import Aggregates
-from engine.catalog import Catalog
-from engine.decoding import decode_line
-from engine.events import EventError
-from engine.redis_client import connect
-from engine.runtime import DuplicateEvent, Effects, JourneyRuntime
-from engine.scope import ScopeContext
-from engine.scoring_batch import score_states
-from engine.scoring_kernels import warm_up
-from engine.state import CustomerState
-from engine.store import delete_matching
+from engine.core.aggregates import Aggregates
+from engine.core.catalog import Catalog
+from engine.core.decoding import decode_line
+from engine.core.events import EventError
+from engine.core.runtime import DuplicateEvent, Effects, JourneyRuntime
+from engine.core.scope import ScopeContext
+from engine.core.state import CustomerState
+from engine.scoring.batch import score_states
+from engine.scoring.kernels import warm_up
+from engine.storage.redis_client import connect
+from engine.storage.store import delete_matching
 from journeys_dsl.loader import load_journeys
 
 POLL_EVERY = 1000

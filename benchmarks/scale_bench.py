@@ -19,8 +19,8 @@ from pathlib import Path
 import redis
 
 from benchmarks.suite import jsonl_source, run_engine_processes
-from engine.generator import ChainConfig, write_jsonl
-from engine.store import delete_matching
+from engine.app.generator import ChainConfig, write_jsonl
+from engine.storage.store import delete_matching
 
 SCALE_CUSTOMERS = 1_000_000
 SCALE_DAYS = 186

@@ -19,16 +19,16 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-from engine.catalog import Catalog
-from engine.generator import ChainConfig, generate_events
-from engine.processor import ShardProcessor
-from engine.records import RawBatch, ShardBatch
-from engine.redis_client import connect
-from engine.routing import BatchRouter
-from engine.runner import redis_endpoint
-from engine.scoring import DEFAULT_MODEL, ScoreModel
-from engine.scoring_batch import SCORING_TIME
-from engine.scoring_kernels import SERIES_EPS, discount_factor, score_batch, warm_up
+from engine.app.generator import ChainConfig, generate_events
+from engine.core.catalog import Catalog
+from engine.core.records import RawBatch, ShardBatch
+from engine.flow.processor import ShardProcessor
+from engine.flow.routing import BatchRouter
+from engine.flow.runner import redis_endpoint
+from engine.scoring.batch import SCORING_TIME
+from engine.scoring.kernels import SERIES_EPS, discount_factor, score_batch, warm_up
+from engine.scoring.model import DEFAULT_MODEL, ScoreModel
+from engine.storage.redis_client import connect
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.segments import load_segments
 

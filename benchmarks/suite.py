@@ -43,12 +43,12 @@ from benchmarks.naive import run_naive
 from benchmarks.tansu import NoBrokerError
 from benchmarks.timers_bench import timer_scaling
 from connectors.jsonl import JsonlSource
-from engine.generator import ChainConfig, write_jsonl
-from engine.redis_client import connect
-from engine.routing import BatchRouter, RunCounters
-from engine.runner import redis_endpoint
-from engine.state import CustomerState
-from engine.store import delete_matching
+from engine.app.generator import ChainConfig, write_jsonl
+from engine.core.state import CustomerState
+from engine.flow.routing import BatchRouter, RunCounters
+from engine.flow.runner import redis_endpoint
+from engine.storage.redis_client import connect
+from engine.storage.store import delete_matching
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_SUMMARY = re.compile(r"(?P<events>\d+) events, \d+ dead letters, (?P<commands>\d+) commands, "

@@ -22,13 +22,13 @@ from pathlib import Path
 import orjson
 import redis
 
-from engine.events import parse_timestamp
-from engine.redis_client import connect
-from engine.routing import shard_of
-from engine.runner import RunOptions, run_on
-from engine.state import CustomerState
-from engine.store import delete_state, shard_tag
-from engine.timeutil import DAY_MS
+from engine.core.events import parse_timestamp
+from engine.core.state import CustomerState
+from engine.core.timeutil import DAY_MS
+from engine.flow.routing import shard_of
+from engine.flow.runner import RunOptions, run_on
+from engine.storage.redis_client import connect
+from engine.storage.store import delete_state, shard_tag
 from journeys_dsl.loader import load_journeys
 
 PRELOAD_CHUNK = 10_000
@@ -143,7 +143,7 @@ def timer_scaling(events_path: Path, journeys: list[str], redis_url: str,
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from engine.generator import ChainConfig, write_jsonl
+    from engine.app.generator import ChainConfig, write_jsonl
 
     examples = Path(__file__).resolve().parents[1] / "examples" / "journeys"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -21,8 +21,8 @@ from typing import NoReturn
 from bytewax.outputs import StatefulSinkPartition
 
 from connectors.single_writer import SingleWriterSink
+from engine.core.records import DeadLetter
 from engine.errors import say_before_exit
-from engine.records import DeadLetter
 
 __all__ = ["Acknowledge", "CommandSink", "CommandWriter", "DeadLetterSink",
            "DeadLetterWriter", "stop_process"]

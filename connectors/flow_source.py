@@ -1,7 +1,7 @@
 """The source seam of the dataflow: an input split into partitions, each read in batches.
 
 A source names its partitions and the source id under which each one's applied position is
-stored in every shard (committed atomically with the state, see engine.store); it learns
+stored in every shard (committed atomically with the state, see engine.storage.store); it learns
 from those where each partition resumes. A partition reads lines with their positions; the
 base here does the rest every source needs the same way: the opening batch, clock ticks
 while the input is quiet, the end of a replay with its `until` clock hint, the idle flag
@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 import redis
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from engine.records import RawBatch
+from engine.core.records import RawBatch
 from engine.run_defaults import DEFAULT_BATCH_LINES
-from engine.store import min_applied_position
+from engine.storage.store import min_applied_position
 
 __all__ = ["IDLE_WAKE_S", "EventSource", "Pacing", "SourcePartition"]
 

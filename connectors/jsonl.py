@@ -18,9 +18,9 @@ from connectors.appending import open_for_append
 from connectors.flow_sink import CommandSink, CommandWriter, DeadLetterSink, DeadLetterWriter
 from connectors.flow_source import EventSource, Pacing, SourcePartition
 from connectors.line_numbers import line_number_at
-from engine.line_marks import load_line_mark, save_line_mark
-from engine.records import DeadLetter, LineMark, RawBatch
+from engine.core.records import DeadLetter, LineMark, RawBatch
 from engine.run_defaults import DEFAULT_BATCH_LINES
+from engine.storage.line_marks import load_line_mark, save_line_mark
 
 CHUNK_BYTES = 1 << 20
 DEAD_LETTER_RAW_BYTES = 64 << 10

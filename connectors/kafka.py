@@ -9,7 +9,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from connectors.flow_source import EventSource, Pacing, SourcePartition
 from connectors.kafka_config import KafkaConnectorError
-from engine.records import RawBatch
+from engine.core.records import RawBatch
 
 log = logging.getLogger(__name__)
 

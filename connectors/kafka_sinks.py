@@ -18,7 +18,7 @@ from connectors.flow_sink import (
 )
 from connectors.jsonl import DEAD_LETTER_RAW_BYTES
 from connectors.kafka_config import KafkaConnectorError
-from engine.records import DeadLetter
+from engine.core.records import DeadLetter
 
 FLUSH_TIMEOUT_S = 60.0
 log = logging.getLogger(__name__)

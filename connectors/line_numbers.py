@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import BinaryIO
 
-from engine.records import LineMark
+from engine.core.records import LineMark
 
 COUNT_CHUNK_BYTES = 1 << 20
 

@@ -26,7 +26,7 @@ from connectors.flow_sink import (
 )
 from connectors.jsonl import DEAD_LETTER_RAW_BYTES
 from connectors.nats_client import REQUEST_TIMEOUT_S, call, connect
-from engine.records import DeadLetter
+from engine.core.records import DeadLetter
 
 __all__ = ["NatsCommandSink", "NatsDeadLetterSink"]
 

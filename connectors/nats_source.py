@@ -20,7 +20,7 @@ from nats.js.errors import NotFoundError
 from connectors.flow_source import EventSource, Pacing, SourcePartition
 from connectors.nats_client import REQUEST_TIMEOUT_S, NatsConnectorError, call, connect
 from connectors.nats_client import start as start_background
-from engine.records import RawBatch
+from engine.core.records import RawBatch
 
 __all__ = ["NatsPartition", "NatsSource", "source_id_of"]
 

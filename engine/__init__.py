@@ -31,22 +31,22 @@ _EXPORTS: dict[str, str] = {
     "CustomerModel": "journeys_dsl.segments",
     "Policies": "journeys_dsl.policies",
     # the runtime: one customer at a time, time passed in
-    "Catalog": "engine.catalog",
-    "JourneyRuntime": "engine.runtime",
-    "Effects": "engine.runtime",
-    "CustomerState": "engine.state",
-    "Event": "engine.events",
-    "EventError": "engine.events",
-    "validate_event": "engine.events",
-    "decode_line": "engine.decoding",
-    "ScoreModel": "engine.scoring",
-    "load_model": "engine.scoring",
+    "Catalog": "engine.core.catalog",
+    "JourneyRuntime": "engine.core.runtime",
+    "Effects": "engine.core.runtime",
+    "CustomerState": "engine.core.state",
+    "Event": "engine.core.events",
+    "EventError": "engine.core.events",
+    "validate_event": "engine.core.events",
+    "decode_line": "engine.core.decoding",
+    "ScoreModel": "engine.scoring.model",
+    "load_model": "engine.scoring.model",
     # a run of the dataflow over Redis
-    "RunOptions": "engine.runner",
-    "KafkaOptions": "engine.runner",
-    "RunSummary": "engine.runner",
-    "run": "engine.runner",
-    "ShardProcessor": "engine.processor",
+    "RunOptions": "engine.flow.runner",
+    "KafkaOptions": "engine.flow.runner",
+    "RunSummary": "engine.flow.runner",
+    "run": "engine.flow.runner",
+    "ShardProcessor": "engine.flow.processor",
     # errors and testing
     "JourneysError": "engine.errors",
     "JourneyTester": "engine.testing",
@@ -81,15 +81,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from engine.catalog import Catalog
-    from engine.decoding import decode_line
+    from engine.core.catalog import Catalog
+    from engine.core.decoding import decode_line
+    from engine.core.events import Event, EventError, validate_event
+    from engine.core.runtime import Effects, JourneyRuntime
+    from engine.core.state import CustomerState
     from engine.errors import JourneysError
-    from engine.events import Event, EventError, validate_event
-    from engine.processor import ShardProcessor
-    from engine.runner import KafkaOptions, RunOptions, RunSummary, run
-    from engine.runtime import Effects, JourneyRuntime
-    from engine.scoring import ScoreModel, load_model
-    from engine.state import CustomerState
+    from engine.flow.processor import ShardProcessor
+    from engine.flow.runner import KafkaOptions, RunOptions, RunSummary, run
+    from engine.scoring.model import ScoreModel, load_model
     from engine.testing import JourneyTester
     from journeys_dsl.errors import JourneyValidationError
     from journeys_dsl.loader import load_journey_text, load_journeys

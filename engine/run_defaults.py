@@ -31,7 +31,7 @@ DEFAULT_MAX_AMOUNT = 100_000.0
 DEFAULT_DEDUP_WINDOW_MS = 30 * 86_400_000
 """An event id is refused a second time for 30 days of the customer's event time."""
 TIMELINE_KEPT = 0
-"""Entries (events and messages, `engine.timeline`) kept per customer for the console by
+"""Entries (events and messages, `engine.core.timeline`) kept per customer for the console by
 default: none. A timeline is opt-in (`journeys run --timeline N`) because it costs more than
 the state itself: with 20 kept, on the demo chain (3,000 customers, 52,058 events) 9.9
 entries and 1.7 KB of Redis memory a customer, against 0.9 KB for its state, and about 5%

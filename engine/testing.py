@@ -22,13 +22,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from engine.aggregates import Aggregates
-from engine.catalog import Catalog
-from engine.events import validate_event
-from engine.runtime import Effects, JourneyRuntime
-from engine.scoring import DEFAULT_MODEL, ScoreModel
-from engine.state import CustomerState
-from engine.timeutil import iso_to_ms
+from engine.core.aggregates import Aggregates
+from engine.core.catalog import Catalog
+from engine.core.events import validate_event
+from engine.core.runtime import Effects, JourneyRuntime
+from engine.core.state import CustomerState
+from engine.core.timeutil import iso_to_ms
+from engine.scoring.model import DEFAULT_MODEL, ScoreModel
 from journeys_dsl.loader import load_journey_text, load_journeys
 from journeys_dsl.plan import JourneyPlan
 from journeys_dsl.policies import NO_POLICIES, Policies

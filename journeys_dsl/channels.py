@@ -10,8 +10,8 @@ and imports nothing beyond the standard library, so the engine and the journey l
 import it without pulling in the connectors' HTTP or SMTP code.
 
 How `journeys deliver` sends a channel lives in connectors: `connector` names a module
-`connectors/channels/<connector>.py` whose `CONNECTOR` reads the channel's delivery
-settings and builds its sender (see `connectors.channels.registry`). A new channel is an
+`connectors/delivery/channels/<connector>.py` whose `CONNECTOR` reads the channel's delivery
+settings and builds its sender (see `connectors.delivery.channels.registry`). A new channel is an
 entry in `SPECS` below plus that module (docs/extending.md walks through one).
 """
 
@@ -52,7 +52,7 @@ class ChannelSpec:
     """Template parts the channel renders when they exist."""
     connector: str = "webhook"
     """The connector type `journeys deliver` uses unless the channel's delivery settings
-    name another with `type`: the module `connectors/channels/<connector>.py`."""
+    name another with `type`: the module `connectors/delivery/channels/<connector>.py`."""
     after_crash: AfterCrash = "give_up"
     """The default for a send a crash interrupted: `resend` where the receiver can drop a
     repeat by its key, `give_up` where a second send is a second message."""

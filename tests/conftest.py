@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from connectors.delivery import DeliveryLedger
-from engine.embedded_redis import EmbeddedRedis
-from engine.store import delete_matching
+from connectors.delivery.service import DeliveryLedger
+from engine.storage.embedded_redis import EmbeddedRedis
+from engine.storage.store import delete_matching
 
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_URL_ENV = "JOURNEYS_TEST_REDIS_URL"

@@ -4,7 +4,7 @@ A body is one JSON event, a JSON array of events, or NDJSON (one event per line;
 a `Content-Type` holding `ndjson` or `jsonl`; blank lines are skipped). Each event gets the
 field `ingest_source` set to the source that posted it (any value the sender gave is
 replaced), and the exact line that will be stored is then decoded by
-`engine.decoding.decode_line`. So the engine reads the stored line exactly as it was
+`engine.core.decoding.decode_line`. So the engine reads the stored line exactly as it was
 checked here: an event it would dead-letter is refused at the door, with the reason the
 dead letter would carry, and an event accepted here is never dead-lettered for its content.
 
@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
-from engine.decoding import decode_line
+from engine.core.decoding import decode_line
+from engine.core.events import EventError
 from engine.errors import JourneysError
-from engine.events import EventError
 
 __all__ = [
     "MAX_BODY_BYTES",

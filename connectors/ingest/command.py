@@ -9,7 +9,7 @@ from typing import Any
 from connectors.ingest.config import load_ingest_config
 from connectors.ingest.errors import IngestError
 from connectors.ingest.sink import EventSink
-from engine.cli_parser import port_number
+from engine.app.cli_parser import port_number
 
 __all__ = ["DEFAULT_PORT", "DESCRIPTION", "add_ingest_parser"]
 
@@ -54,7 +54,7 @@ def add_ingest_parser(commands: argparse._SubParsersAction[Any]) -> None:
 def _ingest(args: argparse.Namespace) -> int:
     from connectors.ingest.server import serve
     from engine.console.server import check_free
-    from engine.runner import check_redis
+    from engine.flow.runner import check_redis
 
     if bool(args.kafka) == bool(args.events_out):
         args.parser_error("give one of --events-out FILE and --kafka BOOTSTRAP")

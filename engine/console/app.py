@@ -31,7 +31,7 @@ from engine.console.errors import ConsoleError
 from engine.console.live import LiveEngine
 from engine.console.text import VERDICTS, show_value, when
 from engine.console.views import customer_page, engine_report, journey_page
-from engine.events import EventError, parse_timestamp
+from engine.core.events import EventError, parse_timestamp
 from engine.reporting.html import CSS as REPORT_CSS
 from engine.reporting.labels import percent, points
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from engine.cli_parser import port_number
+from engine.app.cli_parser import port_number
 from engine.console.errors import ConsoleError
 
 if TYPE_CHECKING:
@@ -63,8 +63,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 def _explain(args: argparse.Namespace) -> int:
     from engine.console.live import EngineModels, LiveEngine
     from engine.console.text import format_explanations
-    from engine.redis_client import connect
-    from engine.runner import check_redis, redis_endpoint
+    from engine.flow.runner import check_redis, redis_endpoint
+    from engine.storage.redis_client import connect
 
     _need_state(args, "explain")
     at = _time(args.at) if args.at else None
@@ -91,7 +91,7 @@ def resolve_customer(engine: LiveEngine, query: str) -> str:
 
 
 def _time(text: str) -> int:
-    from engine.events import EventError, parse_timestamp
+    from engine.core.events import EventError, parse_timestamp
 
     try:
         return parse_timestamp(int(text) if text.isdigit() else text)[0]
@@ -108,7 +108,7 @@ def _need_state(args: argparse.Namespace, command: str) -> None:
 def _console(args: argparse.Namespace) -> int:
     from engine.console.live import EngineModels
     from engine.console.server import check_free, serve
-    from engine.runner import check_redis, redis_endpoint
+    from engine.flow.runner import check_redis, redis_endpoint
 
     _need_state(args, "console")
     check_free(args.host, args.port)

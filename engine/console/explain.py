@@ -1,8 +1,8 @@
 """Why a customer would or would not enter a journey now, and what each step would do.
 
 Nothing here re-implements the engine's rules. Conditions are evaluated by the journey's
-compiled expressions on scopes built by `engine.scope.build_scope`; the entry itself and
-every step after it are run by `engine.runtime.JourneyRuntime` (`enroll`, `fire_due`) on a
+compiled expressions on scopes built by `engine.core.scope.build_scope`; the entry itself and
+every step after it are run by `engine.core.runtime.JourneyRuntime` (`enroll`, `fire_due`) on a
 copy of the customer's state, and what the runtime counted (sent, capped, no consent,
 delayed by quiet hours, skipped, holdout) is read back step by step. The stored state is
 never written.
@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.console.conditions import ConditionCheck, check_condition
-from engine.events import Event, parse_timestamp
+from engine.core.events import Event, parse_timestamp
+from engine.core.runtime import Effects, JourneyRuntime, stable_fraction
+from engine.core.scope import ScopeContext, build_scope
+from engine.core.state import CustomerState, Enrollment
+from engine.core.timeutil import DAY_MS, local_datetime
 from engine.reporting.labels import MISSING, timing_label
-from engine.runtime import Effects, JourneyRuntime, stable_fraction
-from engine.scope import ScopeContext, build_scope
-from engine.state import CustomerState, Enrollment
-from engine.timeutil import DAY_MS, local_datetime
 from journeys_dsl.channels import channel_spec
 from journeys_dsl.durations import format_duration
 from journeys_dsl.expressions import parse_expression

@@ -13,26 +13,26 @@ from dataclasses import dataclass
 import orjson
 import redis
 
-from engine.aggregates import Aggregates, merge
-from engine.catalog import Catalog
 from engine.console.errors import ConsoleError
 from engine.console.explain import Explainer, JourneyExplanation
 from engine.console.timeline import latest_event
-from engine.routing import shard_of
-from engine.runtime import JourneyRuntime
-from engine.scope import ScopeContext
-from engine.scoring import DEFAULT_MODEL, ScoreModel, load_model
-from engine.state import CustomerState
-from engine.state_codec import unpack
-from engine.store import (
+from engine.core.aggregates import Aggregates, merge
+from engine.core.catalog import Catalog
+from engine.core.runtime import JourneyRuntime
+from engine.core.scope import ScopeContext
+from engine.core.state import CustomerState
+from engine.core.state_codec import unpack
+from engine.core.timeutil import DAY_MS, utc_day_start
+from engine.flow.routing import shard_of
+from engine.scoring.model import DEFAULT_MODEL, ScoreModel, load_model
+from engine.storage.store import (
     ShardStore,
     passed_boundaries,
     read_stats,
     snapshots_at,
     stored_shard_count,
 )
-from engine.timeutil import DAY_MS, utc_day_start
-from engine.versions import registry_key
+from engine.storage.versions import registry_key
 from journeys_dsl.loader import load_journey_text
 from journeys_dsl.plan import EventEntry, JourneyPlan
 from journeys_dsl.policies import Policies, load_policies

@@ -10,7 +10,7 @@ import uvicorn
 from engine.console.app import create_app
 from engine.console.errors import ConsoleError
 from engine.console.live import EngineModels, LiveEngine
-from engine.redis_client import connect
+from engine.storage.redis_client import connect
 
 
 def serve(redis_url: str, prefix: str, shards: int, models: EngineModels, token: str,

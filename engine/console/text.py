@@ -7,8 +7,8 @@ from typing import Any
 
 from engine.console.conditions import ConditionCheck
 from engine.console.explain import JourneyExplanation
+from engine.core.timeutil import local_datetime
 from engine.reporting.labels import MISSING
-from engine.timeutil import local_datetime
 
 VERDICTS = {
     "in_journey": "in the journey",

@@ -1,8 +1,8 @@
 """A customer's timeline: the latest events and message commands the engine kept for them.
 
-The shard processor appends compact entries (`engine.timeline`) for the events it applied
+The shard processor appends compact entries (`engine.core.timeline`) for the events it applied
 and the commands it emitted to a capped list per customer, in the same transaction as the
-state (`engine.store.ShardStore.timeline_key`); this module reads that list back.
+state (`engine.storage.store.ShardStore.timeline_key`); this module reads that list back.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from engine.events import Event, EventError, parse_timestamp
-from engine.timeline import EVENT, MESSAGE, entry_event
+from engine.core.events import Event, EventError, parse_timestamp
+from engine.core.timeline import EVENT, MESSAGE, entry_event
 
 SUMMARY_FIELDS = ("venue_id", "amount", "currency", "stars", "voucher_id", "status",
                   "channel", "earned", "spent", "party_size")

@@ -10,12 +10,12 @@ from markupsafe import Markup
 from engine.console.live import LiveEngine
 from engine.console.text import show_value, when
 from engine.console.timeline import TimelineEntry, read_entries
+from engine.core.scope import CustomerView
+from engine.core.state import CustomerState
 from engine.reporting.flow import flow_diagram
 from engine.reporting.model import JourneyReport, Report, RunFacts
 from engine.reporting.stats import build_report, reading
 from engine.reporting.svg import message_bars, week_bars
-from engine.scope import CustomerView
-from engine.state import CustomerState
 
 SCORES = ("p_alive", "churn_risk", "expected_visits", "expected_spend", "clv", "rfm",
           "spend_percentile")

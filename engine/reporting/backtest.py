@@ -12,8 +12,8 @@ from typing import TextIO
 import orjson
 import redis
 
-from engine.events import EventError, parse_timestamp
-from engine.redis_client import connect
+from engine.core.events import EventError, parse_timestamp
+from engine.flow.runner import RunOptions, RunSummary, redis_endpoint, run_on
 from engine.reporting.errors import ReportError
 from engine.reporting.history import scan_history
 from engine.reporting.html import render_html
@@ -21,8 +21,8 @@ from engine.reporting.model import Report, RunFacts
 from engine.reporting.progress import ReplayProgress
 from engine.reporting.stats import build_report
 from engine.reporting.terminal import format_report, report_json
-from engine.runner import RunOptions, RunSummary, redis_endpoint, run_on
-from engine.store import read_stats
+from engine.storage.redis_client import connect
+from engine.storage.store import read_stats
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
 from journeys_dsl.segments import segments_vocabulary

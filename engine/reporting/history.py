@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.decoding import decode_line
-from engine.events import EventError
+from engine.core.decoding import decode_line
+from engine.core.events import EventError
+from engine.core.timeutil import iso_utc
 from engine.reporting.errors import ReportError
-from engine.timeutil import iso_utc
 
 
 @dataclass(frozen=True)

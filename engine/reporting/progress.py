@@ -12,8 +12,8 @@ from typing import TextIO
 
 import redis
 
-from engine.redis_client import connect
-from engine.store import min_applied_position
+from engine.storage.redis_client import connect
+from engine.storage.store import min_applied_position
 
 BAR_WIDTH = 30
 

@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 
 from benchmarks.tansu import free_port
-from connectors.channels.base import DeliveryResult
-from connectors.delivery import DeliveryLedger, deliver
-from connectors.templates import RenderedMessage
-from engine.redis_client import connect
-from engine.runner import RunOptions, RunSummary, run_on
-from engine.store import read_stats
+from connectors.delivery.channels.base import DeliveryResult
+from connectors.delivery.service import DeliveryLedger, deliver
+from connectors.delivery.templates import RenderedMessage
+from engine.flow.runner import RunOptions, RunSummary, run_on
+from engine.storage.redis_client import connect
+from engine.storage.store import read_stats
 from journeys_dsl.loader import load_journeys
 
 REFERENCE_JOURNEYS = [str(Path(__file__).resolve().parents[2] / "examples" / "journeys")]

@@ -13,7 +13,7 @@ from pathlib import Path
 import redis
 from redis.cluster import RedisCluster
 
-from engine.embedded_redis import redis_server_binary
+from engine.storage.embedded_redis import redis_server_binary
 
 NODES = 3
 

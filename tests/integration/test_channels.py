@@ -21,7 +21,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from harness import Engine, at, event, visit
 from loopback_http import serving
 
-from connectors.channels import (
+from connectors.delivery.channels import (
     PushChannel,
     SmtpChannel,
     SmtpSettings,
@@ -32,15 +32,15 @@ from connectors.channels import (
     WhatsAppChannel,
     WhatsAppSettings,
 )
-from connectors.channels.viber import ViberChannel, ViberSettings
-from connectors.delivery import (
+from connectors.delivery.channels.viber import ViberChannel, ViberSettings
+from connectors.delivery.service import (
     DeliveryLedger,
     DeliverySummary,
     deliver,
     deliver_command,
     deliver_file,
 )
-from connectors.templates import RenderedMessage
+from connectors.delivery.templates import RenderedMessage
 
 SECRET = "s3cret-for-tests"
 TOKEN = "123456:TEST-TOKEN"
@@ -611,7 +611,7 @@ channels:
 def test_command_line_renders_real_templates_and_sends_email(
         smtp: tuple[MailBox, SmtpSettings], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("connectors.templates")
+    pytest.importorskip("connectors.delivery.templates")
     box, settings = smtp
     folder = tmp_path / "templates" / "newcomer_thanks"
     folder.mkdir(parents=True)

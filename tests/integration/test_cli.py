@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.generator import ChainConfig, write_jsonl
+from engine.app.generator import ChainConfig, write_jsonl
 
 pytestmark = pytest.mark.integration
 
@@ -187,7 +187,7 @@ def test_generate_writes_the_same_file_as_the_benchmark_generator(tmp_path: Path
     result = journeys("generate", *options, "--out", "journeys.jsonl", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "events in" in result.stderr
-    module = subprocess.run([sys.executable, "-m", "engine.generator", *options, "--out",
+    module = subprocess.run([sys.executable, "-m", "engine.app.generator", *options, "--out",
                              "module.jsonl"], cwd=tmp_path, text=True, capture_output=True,
                             timeout=120, check=False)
     assert module.returncode == 0, module.stderr

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from tcp_proxy import TcpProxy
 
-from engine.generator import ChainConfig, write_jsonl
+from engine.app.generator import ChainConfig, write_jsonl
 
 pytestmark = pytest.mark.integration
 

@@ -25,12 +25,12 @@ from harness import SCENARIO_SKEW_MS, Engine, at, event, visit
 from tcp_proxy import TcpProxy
 
 from benchmarks.tansu import free_port
-from engine.cli import main
-from engine.forget import forget_customer
-from engine.routing import shard_of
+from engine.app.cli import main
+from engine.flow.routing import shard_of
+from engine.flow.runner import RunOptions, run_on
 from engine.run_defaults import SUGGESTED_TIMELINE
-from engine.runner import RunOptions, run_on
-from engine.store import ShardStore, delete_matching
+from engine.storage.forget import forget_customer
+from engine.storage.store import ShardStore, delete_matching
 from journeys_dsl.loader import load_journeys
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from harness import REFERENCE_JOURNEYS, sends_per_command
 
-from engine.generator import ChainConfig, write_jsonl
+from engine.app.generator import ChainConfig, write_jsonl
 
 pytestmark = pytest.mark.integration
 

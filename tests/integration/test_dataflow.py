@@ -10,9 +10,9 @@ import pytest
 import redis
 from harness import Engine, at, event, read_jsonl, sends, visit, with_addresses
 
-from engine.catalog import CatalogError
-from engine.runner import RunOptions, run_on
-from engine.store import ShardStore
+from engine.core.catalog import CatalogError
+from engine.flow.runner import RunOptions, run_on
+from engine.storage.store import ShardStore
 from journeys_dsl.loader import load_journeys
 
 pytestmark = pytest.mark.integration

@@ -16,10 +16,10 @@ import redis
 
 import connectors.jsonl
 from connectors.line_numbers import line_number_at
-from engine.generator import ChainConfig, generate_events
-from engine.line_marks import load_line_mark
-from engine.records import LineMark
-from engine.runner import RunOptions, run_on
+from engine.app.generator import ChainConfig, generate_events
+from engine.core.records import LineMark
+from engine.flow.runner import RunOptions, run_on
+from engine.storage.line_marks import load_line_mark
 from journeys_dsl.loader import load_journeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -22,8 +22,8 @@ from delivery_receiver import (
     write_setup,
 )
 
-from connectors.delivery_ledger import open_ledger
-from connectors.delivery_worker import GIVEN_UP
+from connectors.delivery.ledger import open_ledger
+from connectors.delivery.worker import GIVEN_UP
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = 120
@@ -51,7 +51,7 @@ def start(paths: dict[str, Path], ledger: list[str]) -> subprocess.Popen[str]:
             "--templates", str(paths["templates"]), "--events-out", str(paths["events"]),
             "--dead-letter", str(paths["dead"]), *ledger, "--worker-id", "w1",
             "--concurrency", str(CONCURRENCY), "--batch", "40"]
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "deliver", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "engine.app.cli", "deliver", *args], cwd=ROOT,
                             env={**os.environ, SECRET_ENV: SECRET}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from loopback_http import serving
 
-from connectors.channels.http import TransportError, post
+from connectors.delivery.channels.http import TransportError, post
 
 
 @dataclass
@@ -74,7 +74,7 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_once(server: Serv
 
 def test_a_body_longer_than_kept_is_cut_and_its_connection_not_reused(
         server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
-    import connectors.channels.http as http
+    import connectors.delivery.channels.http as http
 
     monkeypatch.setattr(http, "MAX_BODY_BYTES", 10)
     server.body = b"x" * 100

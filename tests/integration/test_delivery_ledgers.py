@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.delivery_ledger import DeliveryLedger, Ledger, RedisLedger, open_ledger
+from connectors.delivery.ledger import DeliveryLedger, Ledger, RedisLedger, open_ledger
 
 
 @pytest.fixture(params=["sqlite", "redis"])

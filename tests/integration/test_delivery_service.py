@@ -27,7 +27,7 @@ from delivery_receiver import (
 )
 from kafka_broker import create_topics, produce, tansu_broker
 
-from engine.cli import main as journeys
+from engine.app.cli import main as journeys
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,7 @@ def deliver_args(paths: dict[str, Path], ledger: str | Path, *extra: str) -> lis
 
 def worker(args: list[str]) -> subprocess.Popen[str]:
     """`journeys deliver ARGS` in its own process."""
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "deliver", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "engine.app.cli", "deliver", *args], cwd=ROOT,
                             env={**os.environ, SECRET_ENV: SECRET}, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from engine.demo import DemoResult, describe, describe_outcome, run_demo
-from engine.generator import ChainConfig
+from engine.app.demo import DemoResult, describe, describe_outcome, run_demo
+from engine.app.generator import ChainConfig
+from engine.app.responses import ResponseModel
+from engine.core.runtime import stable_fraction
 from engine.reporting.model import RunFacts
 from engine.reporting.stats import build_report
-from engine.responses import ResponseModel
-from engine.runtime import stable_fraction
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from kafka_broker import new_topics, produce, tansu_broker
 from test_kafka import consume_all
 
-from engine.cli import main
-from engine.generator import ChainConfig, generate_events
-from engine.store import delete_matching
+from engine.app.cli import main
+from engine.app.generator import ChainConfig, generate_events
+from engine.storage.store import delete_matching
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-import engine.embedded_redis as embedded
-from engine.embedded_redis import EmbeddedRedis, EmbeddedRedisError, redis_server_binary
+import engine.storage.embedded_redis as embedded
+from engine.storage.embedded_redis import EmbeddedRedis, EmbeddedRedisError, redis_server_binary
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ from harness import Engine, at, event, visit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.events import MAX_LINE_BYTES
-from engine.state import CustomerState, event_id_hash
-from engine.store import shard_tag
+from engine.core.events import MAX_LINE_BYTES
+from engine.core.state import CustomerState, event_id_hash
+from engine.storage.store import shard_tag
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from benchmarks.ingest_process import IngestProcess, Sources, ingest_process, wr
 from benchmarks.tansu import free_port
 from connectors.ingest.batch import SOURCE_FIELD
 from connectors.ingest.seen import SEEN_FOR_S
-from engine.cli import main
-from engine.embedded_redis import EmbeddedRedis
-from engine.generator import ChainConfig, generate_events
-from engine.runner import RunOptions, run_on
-from engine.store import delete_matching
+from engine.app.cli import main
+from engine.app.generator import ChainConfig, generate_events
+from engine.flow.runner import RunOptions, run_on
+from engine.storage.embedded_redis import EmbeddedRedis
+from engine.storage.store import delete_matching
 from journeys_dsl.loader import load_journeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

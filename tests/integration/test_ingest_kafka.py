@@ -20,10 +20,10 @@ from test_kafka import CHAIN, JOURNEYS, PARTITIONS, UNTIL, consume_all, run_kafk
 
 from benchmarks.ingest_process import Sources, ingest_process, write_sources
 from connectors.ingest.batch import SOURCE_FIELD
-from engine.events import parse_timestamp
-from engine.generator import generate_events
-from engine.runner import RunOptions, run_on
-from engine.store import delete_matching
+from engine.app.generator import generate_events
+from engine.core.events import parse_timestamp
+from engine.flow.runner import RunOptions, run_on
+from engine.storage.store import delete_matching
 from journeys_dsl.loader import load_journeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

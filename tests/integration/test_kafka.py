@@ -14,9 +14,9 @@ from confluent_kafka import Consumer, TopicPartition
 from harness import REFERENCE_JOURNEYS, run_processes
 from kafka_broker import new_topics, produce, tansu_broker
 
-from engine.cli import main
-from engine.generator import ChainConfig, generate_events
-from engine.runner import RunOptions, run_on
+from engine.app.cli import main
+from engine.app.generator import ChainConfig, generate_events
+from engine.flow.runner import RunOptions, run_on
 from journeys_dsl.loader import load_journeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

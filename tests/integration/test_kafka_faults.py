@@ -30,9 +30,9 @@ from harness import REFERENCE_JOURNEYS, sends_per_command
 from kafka_broker import free_port, new_topics, produce, tansu_broker
 from tcp_proxy import TcpProxy, Watch
 
-from engine.generator import ChainConfig, generate_events
-from engine.runner import RunOptions, run_on
-from engine.store import delete_matching
+from engine.app.generator import ChainConfig, generate_events
+from engine.flow.runner import RunOptions, run_on
+from engine.storage.store import delete_matching
 from journeys_dsl.loader import load_journeys
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from harness import read_jsonl
 
-from engine.runner import RunOptions, RunSummary, run_on
+from engine.flow.runner import RunOptions, RunSummary, run_on
 from journeys_dsl.loader import load_journeys
 
 pytestmark = pytest.mark.integration

@@ -21,10 +21,10 @@ from kafka_broker import free_port
 from nats_server import NATS_URL, Names, count, create_stream, nats_names, publish, read_subject
 
 from connectors.nats_source import source_id_of
-from engine.cli import main
-from engine.generator import ChainConfig, generate_events
-from engine.runner import NatsOptions, RunOptions, run_on
-from engine.store import delete_matching, min_applied_position
+from engine.app.cli import main
+from engine.app.generator import ChainConfig, generate_events
+from engine.flow.runner import NatsOptions, RunOptions, run_on
+from engine.storage.store import delete_matching, min_applied_position
 from journeys_dsl.loader import load_journeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

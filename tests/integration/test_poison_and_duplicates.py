@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.generator import ChainConfig, generate_events
-from engine.runner import RunOptions, RunSummary, run_on
+from engine.app.generator import ChainConfig, generate_events
+from engine.flow.runner import RunOptions, RunSummary, run_on
 from journeys_dsl.loader import load_journeys
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -106,7 +106,7 @@ def test_a_far_future_event_is_refused_and_moves_no_clock(
     future = {"event_id": "future", "customer_id": base["customer_id"], "type": "rating",
               "ts": orjson.loads(orjson.dumps(base))["ts"], "stars": 5}
     # the same rating dated 300 days later than the events around it
-    from engine.events import parse_timestamp
+    from engine.core.events import parse_timestamp
     future["ts"] = parse_timestamp(base["ts"])[0] + 300 * DAY
     _, got, dead = run(write(tmp_path / "future.jsonl", [*chain[:middle], future,
                                                          *chain[middle:]]),

@@ -10,8 +10,8 @@ import pytest
 import redis
 from harness import Engine, at, event, visit
 
-from engine.routing import shard_of
-from engine.store import ShardStore
+from engine.flow.routing import shard_of
+from engine.storage.store import ShardStore
 
 pytestmark = pytest.mark.integration
 

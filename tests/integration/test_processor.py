@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import redis
 
-from engine.catalog import Catalog
-from engine.events import validate_event
-from engine.forget import forget_customer
-from engine.processor import ShardProcessor
-from engine.records import ShardBatch
-from engine.store import LayoutError, ShardStore, acknowledge_outbox, check_shard_count
+from engine.core.catalog import Catalog
+from engine.core.events import validate_event
+from engine.core.records import ShardBatch
+from engine.flow.processor import ShardProcessor
+from engine.storage.forget import forget_customer
+from engine.storage.store import LayoutError, ShardStore, acknowledge_outbox, check_shard_count
 from journeys_dsl.loader import load_journey_text
 
 pytestmark = pytest.mark.integration

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from redis_cluster import redis_cluster
 
-from engine.catalog import Catalog
-from engine.events import validate_event
-from engine.processor import ShardProcessor
-from engine.records import ShardBatch
-from engine.redis_client import connect
-from engine.store import ShardStore, acknowledge_outbox, delete_state, read_stats
+from engine.core.catalog import Catalog
+from engine.core.events import validate_event
+from engine.core.records import ShardBatch
+from engine.flow.processor import ShardProcessor
+from engine.storage.redis_client import connect
+from engine.storage.store import ShardStore, acknowledge_outbox, delete_state, read_stats
 from journeys_dsl.loader import load_journey_text
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import orjson
 import pytest
 import redis
 
-from engine.embedded_redis import redis_server_binary
-from engine.generator import ChainConfig, write_jsonl
+from engine.app.generator import ChainConfig, write_jsonl
+from engine.storage.embedded_redis import redis_server_binary
 
 pytestmark = pytest.mark.integration
 

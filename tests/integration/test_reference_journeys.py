@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from harness import EXAMPLES, Engine, at, day_of, event, sends, visit
 
-from engine.runtime import stable_fraction
-from engine.scoring import p_alive, p_alive_crossing_ms
-from engine.timeutil import DAY_MS
+from engine.core.runtime import stable_fraction
+from engine.core.timeutil import DAY_MS
+from engine.scoring.model import p_alive, p_alive_crossing_ms
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.generator import ChainConfig, write_jsonl
+from engine.app.generator import ChainConfig, write_jsonl
+from engine.flow.runner import RunOptions, run_on
 from engine.reporting.backtest import BacktestResult, backtest, report_command
-from engine.runner import RunOptions, run_on
 from journeys_dsl.loader import load_journeys
 
 pytestmark = pytest.mark.integration

@@ -18,10 +18,10 @@ from harness import REFERENCE_JOURNEYS
 from kafka_broker import new_topics, produce, tansu_broker
 from test_kafka import consume_all
 
-from engine.cli import main
-from engine.generator import ChainConfig, generate_events
-from engine.routing import shard_of
-from engine.store import shard_tag
+from engine.app.cli import main
+from engine.app.generator import ChainConfig, generate_events
+from engine.flow.routing import shard_of
+from engine.storage.store import shard_tag
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis
 
-from engine.store import delete_matching
+from engine.storage.store import delete_matching
 
 ROOT = Path(__file__).resolve().parents[2]
 VISIT = {"event_id": "e1", "customer_id": "c1", "type": "visit",

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from harness import Engine, at, visit
 
-from engine.generator import ChainConfig, write_jsonl
-from engine.scoring import load_model
+from engine.app.generator import ChainConfig, write_jsonl
+from engine.scoring.model import load_model
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kafka_broker import free_port
 
-from engine.shard_keys import shard_keys, shard_of_key
+from engine.storage.shard_keys import shard_keys, shard_of_key
 
 pytestmark = pytest.mark.integration
 

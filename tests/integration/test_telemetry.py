@@ -10,11 +10,11 @@ import redis
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from engine.catalog import Catalog
-from engine.events import validate_event
-from engine.processor import ShardProcessor
-from engine.records import ShardBatch
-from engine.telemetry import TelemetryError, telemetry_from_environment, telemetry_with
+from engine.core.catalog import Catalog
+from engine.core.events import validate_event
+from engine.core.records import ShardBatch
+from engine.flow.processor import ShardProcessor
+from engine.flow.telemetry import TelemetryError, telemetry_from_environment, telemetry_with
 from journeys_dsl.loader import load_journey_text
 
 pytestmark = pytest.mark.integration

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.aggregates import OUTLIER_FACTOR, Aggregates
+from engine.core.aggregates import OUTLIER_FACTOR, Aggregates
 
 
 def chain_with(visits: int, amount: float) -> Aggregates:

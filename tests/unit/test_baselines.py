@@ -10,8 +10,8 @@ import pytest
 
 from benchmarks.bytewax_native import run_bytewax_native
 from benchmarks.naive import run_naive
-from engine.generator import ChainConfig, write_jsonl
-from engine.runner import RunOptions, run_on
+from engine.app.generator import ChainConfig, write_jsonl
+from engine.flow.runner import RunOptions, run_on
 from journeys_dsl.loader import load_journeys
 
 LOST_REGULAR = str(Path(__file__).parents[2] / "examples" / "journeys" / "02_lost_regular.yaml")

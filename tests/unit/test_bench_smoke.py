@@ -10,7 +10,7 @@ import redis
 from benchmarks.latency_bench import live_latency
 from benchmarks.scale_bench import scale_run
 from benchmarks.timers_bench import timer_scaling
-from engine.generator import ChainConfig, write_jsonl
+from engine.app.generator import ChainConfig, write_jsonl
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "journeys"
 

@@ -9,20 +9,20 @@ from typing import Any
 
 import pytest
 
-from connectors.channels import viber
-from connectors.channels.http import HttpReply
-from connectors.channels.registry import CONNECTOR_TYPES, UnknownConnectorError, connector
-from connectors.delivery_config import (
+from connectors.delivery.channels import viber
+from connectors.delivery.channels.http import HttpReply
+from connectors.delivery.channels.registry import CONNECTOR_TYPES, UnknownConnectorError, connector
+from connectors.delivery.config import (
     DeliveryConfigError,
     build_connectors,
     parse_delivery_config,
 )
-from connectors.template_check import check_templates
-from connectors.templates import OPTIONAL_PARTS, REQUIRED_PARTS
-from engine.commands import has_address
-from engine.policy_gate import PolicyGate
-from engine.profile import Profile
-from engine.state import CustomerState
+from connectors.delivery.template_check import check_templates
+from connectors.delivery.templates import OPTIONAL_PARTS, REQUIRED_PARTS
+from engine.core.commands import has_address
+from engine.core.policy_gate import PolicyGate
+from engine.core.profile import Profile
+from engine.core.state import CustomerState
 from journeys_dsl.channels import CHANNELS, PARTS, SPECS, channel_spec
 from journeys_dsl.errors import JourneyValidationError
 from journeys_dsl.loader import load_journey_text
@@ -116,7 +116,7 @@ def test_a_channel_that_needs_no_consent_skips_the_consent_policy(
     state = CustomerState("ann")
     assert gate.refusal(state, "webhook", 0) == "no_consent"
     unconsented = dataclasses.replace(spec, needs_consent=False)
-    monkeypatch.setattr("engine.policy_gate.channel_spec",
+    monkeypatch.setattr("engine.core.policy_gate.channel_spec",
                         lambda name: unconsented if name == "webhook" else channel_spec(name))
     assert gate.refusal(state, "webhook", 0) is None
     assert gate.refusal(state, "sms", 0) == "no_consent"

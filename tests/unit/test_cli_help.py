@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.cli import _parser
-from engine.cli_parser import CommandParser, package_version
-from engine.generator_cli import add_generator_options
+from engine.app.cli import _parser
+from engine.app.cli_parser import CommandParser, package_version
+from engine.app.generator_cli import add_generator_options
 
 
 def subcommands(parser: argparse.ArgumentParser, path: str = "journeys"
@@ -66,7 +66,7 @@ def test_the_walk_catches_an_option_without_help() -> None:
 
 
 def test_the_generator_options_have_help_and_metavars() -> None:
-    parser = CommandParser(prog="python -m engine.generator")
+    parser = CommandParser(prog="python -m engine.app.generator")
     add_generator_options(parser)
     for action in options_of(parser):
         assert action.help, action.dest
@@ -92,11 +92,11 @@ def test_the_version_from_a_checkout_never_installed(monkeypatch: pytest.MonkeyP
     import tomllib
     from importlib.metadata import PackageNotFoundError
 
-    import engine.cli_parser
+    import engine.app.cli_parser
 
     def not_installed(name: str) -> str:
         raise PackageNotFoundError(name)
 
-    monkeypatch.setattr(engine.cli_parser, "version", not_installed)
-    pyproject = tomllib.loads(engine.cli_parser.PYPROJECT.read_text(encoding="utf-8"))
+    monkeypatch.setattr(engine.app.cli_parser, "version", not_installed)
+    pyproject = tomllib.loads(engine.app.cli_parser.PYPROJECT.read_text(encoding="utf-8"))
     assert package_version() == pyproject["project"]["version"]

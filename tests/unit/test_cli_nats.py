@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cli import main
+from engine.app.cli import main
 
 RUN = ["run", "--journeys", "examples/journeys"]
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from engine.decoding import decode_line, decode_typed
-from engine.events import EventError, validate_event
+from engine.core.decoding import decode_line, decode_typed
+from engine.core.events import EventError, validate_event
 from journeys_dsl.fields import EVENT_FIELDS
 
 TS = "2025-03-01T12:00:00+01:00"

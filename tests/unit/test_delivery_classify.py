@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import smtplib
 
-from connectors.channels import smtp, telegram, webhook, whatsapp
-from connectors.channels.http import HttpReply, retry_after
+from connectors.delivery.channels import smtp, telegram, webhook, whatsapp
+from connectors.delivery.channels.http import HttpReply, retry_after
 
 
 def reply(status: int, body: bytes = b"{}", **headers: str) -> HttpReply:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connectors.channels import (
+from connectors.delivery.channels import (
     PushChannel,
     SmtpChannel,
     SmtpSettings,
@@ -17,7 +17,7 @@ from connectors.channels import (
     WebhookSettings,
     WhatsAppChannel,
 )
-from connectors.delivery_config import (
+from connectors.delivery.config import (
     CHANNELS,
     DEFAULT_AFTER_CRASH,
     DeliveryConfigError,
@@ -145,7 +145,7 @@ def test_a_file_that_does_not_parse_or_exist_is_an_error(tmp_path: Path) -> None
 def test_the_command_line_reports_config_errors_with_exit_status_2(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from connectors.delivery import deliver_command
+    from connectors.delivery.service import deliver_command
 
     monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
     config = write(tmp_path, "channels:\n  telegram: {token_env: NOT_SET_ANYWHERE}\n")

@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from connectors.channels import DeliveryResult
-from connectors.delivery import DeliveryLedger, deliver
-from connectors.delivery_worker import GIVEN_UP
-from connectors.templates import RenderedMessage
+from connectors.delivery.channels import DeliveryResult
+from connectors.delivery.service import DeliveryLedger, deliver
+from connectors.delivery.templates import RenderedMessage
+from connectors.delivery.worker import GIVEN_UP
 
 
 class FakeRenderer:

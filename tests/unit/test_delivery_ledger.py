@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.delivery import DeliveryLedger
+from connectors.delivery.service import DeliveryLedger
 
 
 def test_mark_records_and_get_reads_back(tmp_path: Path) -> None:

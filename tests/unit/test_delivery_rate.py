@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from connectors.delivery_config import DeliveryConfigError, RateLimit, parse_delivery_config
-from connectors.delivery_rate import TokenBucket
+from connectors.delivery.config import DeliveryConfigError, RateLimit, parse_delivery_config
+from connectors.delivery.rate import TokenBucket
 
 
 class FakeTime:

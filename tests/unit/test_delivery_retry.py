@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
-from connectors.channels import DeliveryResult
-from connectors.delivery import (
+from connectors.delivery.channels import DeliveryResult
+from connectors.delivery.service import (
     DeliveryLedger,
     DeliverySummary,
     backoff_delay,
     deliver,
     message_event,
 )
-from connectors.templates import RenderedMessage
-from engine.events import validate_event
+from connectors.delivery.templates import RenderedMessage
+from engine.core.events import validate_event
 
 NOW = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
 

@@ -15,6 +15,8 @@ import pytest
 
 from connectors.jsonl import DEAD_LETTER_RAW_BYTES, JsonlSource, encode_dead_letter
 from connectors.kafka_config import KafkaConnectorError
+from engine.core.events import EventError, validate_event
+from engine.core.records import DeadLetter
 from engine.errors import (
     JourneysError,
     PanicFilter,
@@ -23,10 +25,8 @@ from engine.errors import (
     one_line,
     rust_panics_hidden,
 )
-from engine.events import EventError, validate_event
-from engine.records import DeadLetter
-from engine.routing import RunCounters
-from engine.telemetry import TelemetryError, telemetry_from_environment
+from engine.flow.routing import RunCounters
+from engine.flow.telemetry import TelemetryError, telemetry_from_environment
 
 T0 = 1_741_000_000_000
 PANIC = (b"thread '<unnamed>' panicked at src/outputs.rs:332:45:\nBox<dyn Any>\n"

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.decoding import decode_line
-from engine.events import EventError, parse_timestamp, validate_event
-from engine.profile import Profile, daypart_of
-from engine.scoring import BgNbdParams, crossing_age, p_alive, p_alive_crossing_ms
-from engine.state import CustomerState, Enrollment, Voucher
-from engine.timeutil import DAY_MS, next_yearly
+from engine.core.decoding import decode_line
+from engine.core.events import EventError, parse_timestamp, validate_event
+from engine.core.profile import Profile, daypart_of
+from engine.core.state import CustomerState, Enrollment, Voucher
+from engine.core.timeutil import DAY_MS, next_yearly
+from engine.scoring.model import BgNbdParams, crossing_age, p_alive, p_alive_crossing_ms
 
 T0 = 1_741_000_000_000
 

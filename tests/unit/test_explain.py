@@ -8,14 +8,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.aggregates import Aggregates
-from engine.catalog import Catalog
 from engine.console.conditions import check_condition, split_top_level
 from engine.console.explain import Explainer, JourneyExplanation
-from engine.events import Event, validate_event
-from engine.runtime import Effects, JourneyRuntime, stable_fraction
-from engine.scope import build_scope
-from engine.state import CustomerState
+from engine.core.aggregates import Aggregates
+from engine.core.catalog import Catalog
+from engine.core.events import Event, validate_event
+from engine.core.runtime import Effects, JourneyRuntime, stable_fraction
+from engine.core.scope import build_scope
+from engine.core.state import CustomerState
 from journeys_dsl.expressions import parse_expression
 from journeys_dsl.loader import load_journey_text
 from journeys_dsl.plan import JourneyPlan

@@ -14,8 +14,8 @@ import numpy as np
 import orjson
 import pytest
 
-from engine.fit_command import fit_command
-from engine.fitting import (
+from engine.scoring.fit_command import fit_command
+from engine.scoring.fitting import (
     FitError,
     bgnbd_log_likelihood,
     fit_bgnbd,
@@ -24,7 +24,7 @@ from engine.fitting import (
     read_transactions,
     summarise,
 )
-from engine.scoring import load_model
+from engine.scoring.model import load_model
 
 # Fader, Hardie and Lee (2005), CDNOW sample, 39-week calibration period
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}

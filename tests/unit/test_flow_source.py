@@ -4,7 +4,7 @@ ids, the end of a replay with its clock hint, and a partition waiting for its en
 from __future__ import annotations
 
 from connectors.flow_source import Pacing, SourcePartition
-from engine.records import RawBatch
+from engine.core.records import RawBatch
 
 
 class ListPartition(SourcePartition):

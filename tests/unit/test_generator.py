@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from engine.generator import (
+from engine.app.generator import (
     CATEGORIES,
     DAY_MS,
     SIGNATURE_ITEM,
@@ -20,7 +20,7 @@ from engine.generator import (
     generate_events,
     write_jsonl,
 )
-from engine.generator_cli import main as cli_main
+from engine.app.generator_cli import main as cli_main
 
 SMALL = ChainConfig(seed=3, customers=300, venues=4, days=200)
 COMMON = {"event_id": str, "customer_id": str, "type": str, "ts": str}
@@ -125,7 +125,7 @@ def test_each_event_type_has_its_fields(events: list[dict[str, Any]]) -> None:
 
 
 def test_events_pass_the_engine_validator(events: list[dict[str, Any]]) -> None:
-    validator = pytest.importorskip("engine.events")
+    validator = pytest.importorskip("engine.core.events")
     for event in events:
         validator.validate_event(orjson.loads(orjson.dumps(event)))
 

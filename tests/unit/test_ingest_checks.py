@@ -9,8 +9,8 @@ import pytest
 from connectors.ingest.auth import Authenticator, Refusal, sign
 from connectors.ingest.batch import SOURCE_FIELD, BodyError, check_events, read_body
 from connectors.ingest.config import HmacSettings, IngestConfig, SourceConfig
-from engine.decoding import decode_line
-from engine.events import EventError
+from engine.core.decoding import decode_line
+from engine.core.events import EventError
 
 KEY = b"pos-key-0123456789abcdef"
 SECRET = b"bookings-secret-0123456789"

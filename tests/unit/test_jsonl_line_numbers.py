@@ -10,7 +10,7 @@ import pytest
 import connectors.jsonl
 from connectors.jsonl import JsonlPartition
 from connectors.line_numbers import line_number_at
-from engine.records import LineMark, RawBatch
+from engine.core.records import LineMark, RawBatch
 
 CONTENT = b'{"a":1}\n\n{"b":22}\r\n   \n{"c":333}\n{"d":4444}\n\n\n{"e":5}'
 """Blank and whitespace lines, a CRLF line, and a last line with no newline."""

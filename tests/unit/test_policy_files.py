@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.policy_gate import PolicyGate
-from engine.state import CustomerState
+from engine.core.policy_gate import PolicyGate
+from engine.core.state import CustomerState
 from journeys_dsl.errors import JourneyValidationError
 from journeys_dsl.loader import load_journey_text
 from journeys_dsl.policies import load_policies, load_policies_text

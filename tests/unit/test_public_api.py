@@ -25,7 +25,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
 
 
 def test_importing_the_package_and_its_runtime_loads_no_dataflow_and_no_console() -> None:
-    code = ("import sys, engine, engine.runtime, engine.testing\n"
+    code = ("import sys, engine, engine.core.runtime, engine.testing\n"
             "heavy = [m for m in ('bytewax', 'starlette', 'uvicorn', 'confluent_kafka')"
             " if m in sys.modules]\n"
             "print(','.join(heavy))")
@@ -51,8 +51,8 @@ def test_all_lists_exactly_the_exported_names() -> None:
 
 def test_the_command_line_starts_without_the_heavy_parts() -> None:
     """`journeys --help` and `journeys validate` load no dataflow, Redis, kernels or SciPy."""
-    code = ("import sys, engine.cli\n"
-            "engine.cli._parser()\n"
+    code = ("import sys, engine.app.cli\n"
+            "engine.app.cli._parser()\n"
             "heavy = [m for m in ('bytewax', 'redis', 'numba', 'scipy', 'confluent_kafka',"
             " 'nats', 'starlette', 'opentelemetry') if m in sys.modules]\n"
             "print(','.join(heavy))")

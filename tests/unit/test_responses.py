@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from engine.generator import ChainConfig, generate_events
-from engine.responses import (
+from engine.app.generator import ChainConfig, generate_events
+from engine.app.responses import (
     ResponseModel,
     ResponseModelError,
     plan_responses,

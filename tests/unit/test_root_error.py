@@ -9,7 +9,7 @@ import pkgutil
 import pytest
 
 from engine.errors import JourneysError
-from engine.store import LayoutError
+from engine.storage.store import LayoutError
 from journeys_dsl.errors import JourneyValidationError
 
 PACKAGES = ("engine", "journeys_dsl", "connectors")

@@ -6,8 +6,8 @@ import functools
 import time
 from typing import Any
 
-from engine.catalog import Catalog
-from engine.runtime import MAX_STEPS_PER_ADVANCE, JourneyRuntime, stable_fraction
+from engine.core.catalog import Catalog
+from engine.core.runtime import MAX_STEPS_PER_ADVANCE, JourneyRuntime, stable_fraction
 from engine.testing import JourneyTester
 from journeys_dsl.loader import load_journey_text
 from journeys_dsl.segments import EMPTY_MODEL

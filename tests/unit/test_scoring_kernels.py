@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.special import hyp2f1  # type: ignore[import-untyped, unused-ignore]
 
-from engine import scoring_kernels as k
-from engine.scoring import (
+from engine.scoring import kernels as k
+from engine.scoring.model import (
     DEFAULT_MODEL,
     BgNbdParams,
     GammaGammaParams,

@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from engine.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, Aggregates, merge
-from engine.catalog import Catalog
-from engine.events import validate_event
-from engine.runtime import POINTS_EXPIRY, Effects, JourneyRuntime
-from engine.scope import CustomerView
-from engine.state import CustomerState
+from engine.core.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, Aggregates, merge
+from engine.core.catalog import Catalog
+from engine.core.events import validate_event
+from engine.core.runtime import POINTS_EXPIRY, Effects, JourneyRuntime
+from engine.core.scope import CustomerView
+from engine.core.state import CustomerState
 from journeys_dsl.errors import JourneyValidationError
 from journeys_dsl.segments import load_segments, load_segments_text
 

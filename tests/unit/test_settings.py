@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.settings import SettingsError, load_run_settings
+from engine.flow.settings import SettingsError, load_run_settings
 
 JOURNEYS = {"journeys": ["examples/journeys"]}
 
@@ -107,8 +107,8 @@ def test_journeys_are_required_from_somewhere() -> None:
 
 
 def test_the_run_command_defers_exactly_the_model_s_options() -> None:
-    from engine.cli import RUN_SETTINGS, _parser
-    from engine.settings import RunSettings
+    from engine.app.cli import RUN_SETTINGS, _parser
+    from engine.flow.settings import RunSettings
 
     assert set(RunSettings.model_fields) == RUN_SETTINGS
     run = _parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from engine.events import validate_event
-from engine.state import CustomerState, Enrollment, Voucher, event_id_hash
-from engine.state_codec import COMPACT, differences, pack, running_sums, unpack
-from engine.timeutil import DAY_MS
+from engine.core.events import validate_event
+from engine.core.state import CustomerState, Enrollment, Voucher, event_id_hash
+from engine.core.state_codec import COMPACT, differences, pack, running_sums, unpack
+from engine.core.timeutil import DAY_MS
 
 T0 = 1_735_725_600_000
 

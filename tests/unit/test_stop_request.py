@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from connectors.stop_request import StopRequest
+from connectors.delivery.stop_request import StopRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # the waiting code itself, where a lock-taking flag (threading.Event) deadlocks.
 SIGNALLED_ROUNDS = """
 import random, signal
-from connectors.stop_request import StopRequest
+from connectors.delivery.stop_request import StopRequest
 for _ in range(3000):
     stop = StopRequest()
     signal.signal(signal.SIGALRM, lambda _signum, _frame: stop.set())

@@ -7,8 +7,13 @@ from typing import Any
 
 import pytest
 
-from connectors.template_check import check_templates
-from connectors.templates import RenderedMessage, TemplateError, TemplateStore, language_chain
+from connectors.delivery.template_check import check_templates
+from connectors.delivery.templates import (
+    RenderedMessage,
+    TemplateError,
+    TemplateStore,
+    language_chain,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_JOURNEYS = REPO / "examples" / "journeys"

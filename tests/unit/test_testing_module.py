@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.events import EventError
+from engine.core.events import EventError
 from engine.testing import DAY_MS, JourneyTester
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 
 from engine.console.timeline import latest_event, read_entries
-from engine.events import validate_event
-from engine.timeline import event_entry, message_entry
+from engine.core.events import validate_event
+from engine.core.timeline import event_entry, message_entry
 
 VISIT = {"event_id": "e1", "customer_id": "ann", "type": "visit",
          "ts": "2025-03-03T12:00:00+01:00", "venue_id": "v1", "amount": 41.5,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.timeutil import iso_to_ms, parse_iso
+from engine.core.timeutil import iso_to_ms, parse_iso
 
 
 def test_offsets_and_z_give_the_same_instant() -> None:

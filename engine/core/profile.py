@@ -1,0 +1,232 @@
+"""The live profile of one customer and how each event updates it."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from engine.core.events import Event
+from engine.core.timeutil import DAY_MS, local_datetime
+from journeys_dsl.fields import WEEKDAYS
+from journeys_dsl.plan import DAYPARTS
+
+RECENT_VISITS_KEPT = 120
+RECENT_WINDOW_MS = 365 * DAY_MS
+TOP_COUNTS_KEPT = 24
+
+
+def daypart_of(hour: int) -> str:
+    """The daypart that contains a local hour."""
+    for name, (start, end) in DAYPARTS.items():
+        if start <= hour < end or start <= hour + 24 < end:
+            return name
+    return "late"
+
+
+@dataclass(slots=True)
+class Profile:
+    """Aggregates of one customer, kept current on every event."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    telegram_chat_id: str | None = None
+    birthday: str | None = None
+    timezone: str | None = None
+    language: str | None = None
+    consents: dict[str, bool] = field(default_factory=dict)
+    first_visit_at: int | None = None
+    first_visit_amount: float | None = None
+    last_visit_at: int | None = None
+    visit_count: int = 0
+    recent_visits: list[int] = field(default_factory=list)
+    recent_amounts: list[float] = field(default_factory=list)
+    total_spend: float = 0.0
+    last_visit_amount: float | None = None
+    last_venue_id: str | None = None
+    last_party_size: int | None = None
+    last_channel: str | None = None
+    last_items: list[str] = field(default_factory=list)
+    last_rating: int | None = None
+    last_rating_at: int | None = None
+    rating_count: int = 0
+    rating_sum: int = 0
+    item_counts: dict[str, int] = field(default_factory=dict)
+    category_counts: dict[str, int] = field(default_factory=dict)
+    daypart_counts: dict[str, int] = field(default_factory=dict)
+    weekday_counts: dict[str, int] = field(default_factory=dict)
+    points: int = 0
+    points_earned: int = 0
+    points_spent: int = 0
+    tags: list[str] = field(default_factory=list)
+    distinct_items: int = 0
+    points_expired: int = 0
+    vouchers_redeemed: int = 0
+    messages_opened: int = 0
+    messages_clicked: int = 0
+    unsubscribed: list[str] = field(default_factory=list)
+    last_booking_at: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the fields that differ from their defaults, to keep state small."""
+        out: dict[str, Any] = {}
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
+            if value is not None and value != _DEFAULTS[name]:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Profile:
+        return cls(**{k: v for k, v in data.items() if k in _FIELD_SET})
+
+    def visits_within(self, now_ms: int, days: int) -> int:
+        """Visits in the `days` days before `now_ms`: (now - days, now]."""
+        start = now_ms - days * DAY_MS
+        visits = self.recent_visits
+        return bisect.bisect_right(visits, now_ms) - bisect.bisect_right(visits, start)
+
+    def spend_within(self, now_ms: int, days: int) -> float:
+        """Spend of the visits in the `days` days before `now_ms`: (now - days, now]."""
+        start = now_ms - days * DAY_MS
+        visits = self.recent_visits
+        low, high = bisect.bisect_right(visits, start), bisect.bisect_right(visits, now_ms)
+        return round(sum(self.recent_amounts[low:high]), 2)
+
+    @property
+    def avg_spend(self) -> float | None:
+        return round(self.total_spend / self.visit_count, 2) if self.visit_count else None
+
+    def apply(self, event: Event) -> None:
+        """Update the aggregates with one event (vouchers are handled by the runtime)."""
+        handler = _HANDLERS.get(event.type)
+        if handler is not None:
+            handler(self, event)
+
+    def _apply_visit(self, event: Event) -> None:
+        data = event.data
+        ts = event.ts
+        amount = float(data["amount"])
+        self.visit_count += 1
+        self.total_spend = round(self.total_spend + amount, 2)
+        if self.first_visit_at is None or ts < self.first_visit_at:
+            self.first_visit_at = ts
+            self.first_visit_amount = amount
+        if len(self.recent_amounts) != len(self.recent_visits):  # state from before amounts
+            self.recent_amounts = [0.0] * len(self.recent_visits)
+        at = bisect.bisect_right(self.recent_visits, ts)
+        self.recent_visits.insert(at, ts)
+        self.recent_amounts.insert(at, amount)
+        horizon = self.recent_visits[-1] - RECENT_WINDOW_MS
+        cut = bisect.bisect_left(self.recent_visits, horizon)
+        cut = max(cut, len(self.recent_visits) - RECENT_VISITS_KEPT)
+        if cut > 0:
+            del self.recent_visits[:cut]
+            del self.recent_amounts[:cut]
+        names = [item["name"] for item in data["items"]]
+        for item in data["items"]:
+            quantity = int(item.get("quantity") or 1)
+            if item["name"] not in self.item_counts:
+                self.distinct_items += 1
+            _bump(self.item_counts, item["name"], quantity)
+            category = item.get("category")
+            if category:
+                _bump(self.category_counts, category, quantity)
+        local = local_datetime(ts, self.timezone, event.utc_offset_s)
+        _bump(self.daypart_counts, daypart_of(local.hour), 1)
+        _bump(self.weekday_counts, WEEKDAYS[local.weekday()], 1)
+        if self.last_visit_at is None or ts >= self.last_visit_at:
+            self.last_visit_at = ts
+            self.last_visit_amount = amount
+            self.last_venue_id = data.get("venue_id")
+            self.last_party_size = data.get("party_size")
+            self.last_channel = data.get("channel")
+            self.last_items = names[:20]
+
+    def _apply_rating(self, event: Event) -> None:
+        stars = int(event.data["stars"])
+        self.rating_count += 1
+        self.rating_sum += stars
+        if self.last_rating_at is None or event.ts >= self.last_rating_at:
+            self.last_rating = stars
+            self.last_rating_at = event.ts
+
+    def _apply_profile(self, event: Event) -> None:
+        data = event.data
+        for name in ("name", "email", "phone", "telegram_chat_id", "birthday", "timezone",
+                     "language"):
+            if name in data:
+                setattr(self, name, data[name])
+        consents = data.get("consents")
+        if consents:
+            self.consents = {**self.consents, **consents}
+            given = {channel for channel, yes in consents.items() if yes}
+            if given & set(self.unsubscribed):
+                self.unsubscribed = [c for c in self.unsubscribed if c not in given]
+
+    def _apply_message(self, event: Event) -> None:
+        status = event.data["status"]
+        if status == "opened":
+            self.messages_opened += 1
+        elif status == "clicked":
+            self.messages_clicked += 1
+        elif status == "unsubscribed":
+            channel = event.data.get("channel") or "email"
+            if channel not in self.unsubscribed:
+                self.unsubscribed = sorted([*self.unsubscribed, channel])
+            self.consents = {**self.consents, channel: False}
+
+    def _apply_points(self, event: Event) -> None:
+        amount = int(event.data["amount"])
+        kind = event.data["kind"]
+        if kind == "earned":
+            self.add_points(amount)
+        elif kind == "spent":
+            self.points -= amount
+            self.points_spent += amount
+        else:
+            self.points = max(0, self.points - amount)
+
+    def _apply_booking(self, event: Event) -> None:
+        if self.last_booking_at is None or event.ts > self.last_booking_at:
+            self.last_booking_at = event.ts
+
+    def add_points(self, amount: int) -> None:
+        self.points += amount
+        self.points_earned += amount
+
+    def set_tag(self, tag: str, present: bool) -> None:
+        if present and tag not in self.tags:
+            self.tags = sorted([*self.tags, tag])
+        elif not present and tag in self.tags:
+            self.tags = [t for t in self.tags if t != tag]
+
+
+def _bump(counts: dict[str, int], key: str, by: int) -> None:
+    counts[key] = counts.get(key, 0) + by
+    if len(counts) > TOP_COUNTS_KEPT:
+        # the least frequent key; of several, the alphabetically first
+        lowest = min(counts.values())
+        del counts[min(k for k, count in counts.items() if count == lowest)]
+
+
+def top_key(counts: dict[str, int]) -> str | None:
+    """The most frequent key; ties go to the alphabetically first, so it is deterministic."""
+    if not counts:
+        return None
+    highest = max(counts.values())
+    return min(k for k, count in counts.items() if count == highest)
+
+
+_HANDLERS = {
+    "visit": Profile._apply_visit,
+    "rating": Profile._apply_rating,
+    "profile": Profile._apply_profile,
+    "message": Profile._apply_message,
+    "points": Profile._apply_points,
+    "booking": Profile._apply_booking,
+}
+_FIELD_NAMES = tuple(f.name for f in fields(Profile))
+_FIELD_SET = frozenset(_FIELD_NAMES)
+_DEFAULTS = {name: getattr(Profile(), name) for name in _FIELD_NAMES}

@@ -1,0 +1,334 @@
+"""Read-only views that journey expressions evaluate against.
+
+Each view answers `.get(name)` lazily, so a condition pays only for the fields it reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.core.aggregates import (
+    CHECK_HISTOGRAM,
+    SPEND_HISTOGRAM,
+    VISITS_HISTOGRAM,
+    Aggregates,
+    venue_histogram,
+)
+from engine.core.events import Event
+from engine.core.profile import Profile, daypart_of, top_key
+from engine.core.state import CustomerState, Enrollment
+from engine.core.timeutil import DAY_MS, iso_date_local, local_datetime, utc_day_start
+from engine.scoring.batch import score_states
+from engine.scoring.model import DEFAULT_MODEL, ScoreModel
+from journeys_dsl.expressions import register_view
+from journeys_dsl.segments import EMPTY_MODEL, CustomerModel, LoyaltyTier, SegmentRule
+
+
+class _View(Mapping[str, Any]):
+    """A Mapping whose keys are computed on demand; iteration lists the known names."""
+
+    names: tuple[str, ...] = ()
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.get(name)
+        if value is None and name not in self.names:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@register_view
+class EventView(_View):
+    def __init__(self, event: Event, timezone: str | None) -> None:
+        self._event = event
+        self._timezone = timezone
+
+    def get(self, name: str, default: Any = None) -> Any:
+        event = self._event
+        if name == "daypart":
+            hour = local_datetime(event.ts, self._timezone, event.utc_offset_s).hour
+            return daypart_of(hour)
+        if name == "item_names":
+            return [item["name"] for item in event.data.get("items", ())]
+        if name == "categories":
+            return sorted({item["category"] for item in event.data.get("items", ())
+                           if "category" in item})
+        value = event.field(name)
+        return default if value is None else value
+
+
+@dataclass
+class ScopeContext:
+    """What a shard knows beyond one customer: population aggregates and the models."""
+
+    aggregates: Aggregates
+    """What conditions read: the chain's aggregates as of the start of the day."""
+    customer_model: CustomerModel = EMPTY_MODEL
+    score_model: ScoreModel = DEFAULT_MODEL
+    own: Aggregates | None = None
+    """Where the shard's visits are counted; None: into `aggregates` itself."""
+
+    @property
+    def counts(self) -> Aggregates:
+        """The aggregates visits are recorded in."""
+        return self.own if self.own is not None else self.aggregates
+
+
+@register_view
+class CustomerView(_View):
+    def __init__(self, state: CustomerState, now: int, context: ScopeContext) -> None:
+        self._state = state
+        self._profile = state.profile
+        self._now = now
+        self._context = context
+        self._cache: dict[str, Any] = {}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        getter = _CUSTOMER_DERIVED.get(name)
+        if getter is not None:
+            value = getter(self)
+        elif name in _PROFILE_FIELDS:
+            value = getattr(self._profile, name)
+        else:
+            value = None
+        return default if value is None else value
+
+    def _score(self, name: str) -> float | None:
+        """A score as of the start of the day (or of a visit that day, whichever is later),
+        from the batch's computation; one customer is rescored after a visit."""
+        state, profile = self._state, self._profile
+        day = utc_day_start(self._now)
+        if state.scores_basis != (profile.visit_count, profile.total_spend, day):
+            score_states([state], day, self._context.score_model)
+        scores = state.scores
+        return scores.get(name) if scores is not None else None
+
+    def _first_match(self, key: str, rules: Sequence[SegmentRule] | Sequence[LoyaltyTier]
+                     ) -> str | None:
+        if key not in self._cache:
+            scope = {"now": self._now, "customer": self}
+            self._cache[key] = next(
+                (rule_id(rule) for rule in rules
+                 if rule.condition is None or rule.condition.test(scope)), None)
+        result: str | None = self._cache[key]
+        return result
+
+    def segment(self) -> str | None:
+        return self._first_match("segment", self._context.customer_model.activity)
+
+    def check_tier(self) -> str | None:
+        return self._first_match("check_tier", self._context.customer_model.check_tier)
+
+    def loyalty_tier(self) -> str | None:
+        return self._first_match("loyalty_tier", self._context.customer_model.tiers)
+
+    def segments(self) -> SegmentSet:
+        return SegmentSet(self)
+
+    def in_segment(self, segment_id: str) -> bool:
+        """Whether the customer is in one segment, evaluating only that segment's rule."""
+        model = self._context.customer_model
+        kind = model.kinds.get(segment_id)
+        if kind == "activity":
+            return self.segment() == segment_id
+        if kind == "check_tier":
+            return self.check_tier() == segment_id
+        key = "segment:" + segment_id
+        cache = self._cache
+        if key not in cache:
+            rule = model.segment_rule(segment_id)
+            cache[key] = rule is not None and (
+                rule.condition is None
+                or rule.condition.test({"now": self._now, "customer": self}))
+        return bool(cache[key])
+
+    def segment_list(self) -> list[str]:
+        found = [s for s in (self.segment(), self.check_tier()) if s is not None]
+        found.extend(rule.segment_id for rule in self._context.customer_model.segments
+                     if self.in_segment(rule.segment_id))
+        return found
+
+
+@register_view
+class SegmentSet(_View):
+    """`customer.segments`: `"vip" in customer.segments` evaluates the vip rule alone."""
+
+    def __init__(self, customer: CustomerView) -> None:
+        self._customer = customer
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return True if self._customer.in_segment(name) else default
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._customer.segment_list())
+
+    def __len__(self) -> int:
+        return len(self._customer.segment_list())
+
+
+def rule_id(rule: SegmentRule | LoyaltyTier) -> str:
+    return rule.segment_id if isinstance(rule, SegmentRule) else rule.tier_id
+
+
+def _days_since(view: CustomerView, ts: int | None) -> float | None:
+    return None if ts is None else (view._now - ts) / DAY_MS
+
+
+RECENCY_DAYS = (7, 30, 90, 180)
+"""Days since the last visit up to which the recency score is 5, 4, 3 and 2 (else 1)."""
+
+
+def _recency_score(days: float | None) -> int | None:
+    if days is None:
+        return None
+    return 5 - sum(days > limit for limit in RECENCY_DAYS)
+
+
+def _quintile(percentile: float | None) -> int | None:
+    """1 to 5 from a percentile: the bottom fifth scores 1, the top fifth 5."""
+    return None if percentile is None else min(5, 1 + int(percentile // 20))
+
+
+def _avg_gap(profile: Profile) -> float | None:
+    if profile.visit_count < 2 or profile.first_visit_at is None or profile.last_visit_at is None:
+        return None
+    return (profile.last_visit_at - profile.first_visit_at) / DAY_MS / (profile.visit_count - 1)
+
+
+_CUSTOMER_DERIVED: dict[str, Any] = {
+    "customer_id": lambda v: v._state.customer_id,
+    "first_name": lambda v: v._profile.name.split()[0] if v._profile.name else None,
+    "visits_30d": lambda v: v._profile.visits_within(v._now, 30),
+    "visits_90d": lambda v: v._profile.visits_within(v._now, 90),
+    "visits_365d": lambda v: v._profile.visits_within(v._now, 365),
+    "spend_365d": lambda v: v._profile.spend_within(v._now, 365),
+    "days_since_last_visit": lambda v: _days_since(v, v._profile.last_visit_at),
+    "days_since_first_visit": lambda v: _days_since(v, v._profile.first_visit_at),
+    "avg_gap_days": lambda v: _avg_gap(v._profile),
+    "avg_spend": lambda v: v._profile.avg_spend,
+    "avg_rating": lambda v: (v._profile.rating_sum / v._profile.rating_count
+                             if v._profile.rating_count else None),
+    "favourite_item": lambda v: top_key(v._profile.item_counts),
+    "favourite_category": lambda v: top_key(v._profile.category_counts),
+    "usual_daypart": lambda v: top_key(v._profile.daypart_counts),
+    "usual_weekday": lambda v: top_key(v._profile.weekday_counts),
+    "p_alive": lambda v: v._score("p_alive"),
+    "churn_risk": lambda v: v._score("churn_risk"),
+    "expected_visits": lambda v: v._score("expected_visits"),
+    "expected_spend": lambda v: v._score("expected_spend"),
+    "clv": lambda v: v._score("clv"),
+    "spend_percentile": lambda v: (v._context.aggregates.percentile(
+        SPEND_HISTOGRAM, v._profile.total_spend) if v._profile.visit_count else None),
+    "check_percentile": lambda v: v._context.aggregates.percentile(
+        CHECK_HISTOGRAM, v._profile.avg_spend),
+    "frequency_percentile": lambda v: (v._context.aggregates.percentile(
+        VISITS_HISTOGRAM, v._profile.visit_count) if v._profile.visit_count else None),
+    "r_score": lambda v: _recency_score(_days_since(v, v._profile.last_visit_at)),
+    "f_score": lambda v: _quintile(v.get("frequency_percentile")),
+    "m_score": lambda v: _quintile(v.get("check_percentile")),
+    "rfm": lambda v: (None if not v._profile.visit_count else
+                      f"{v.get('r_score')}{v.get('f_score')}{v.get('m_score')}"),
+    "segment": CustomerView.segment,
+    "check_tier": CustomerView.check_tier,
+    "loyalty_tier": CustomerView.loyalty_tier,
+    "segments": CustomerView.segments,
+}
+_PROFILE_FIELDS = frozenset(Profile.__slots__)
+
+
+@register_view
+class VenueView(_View):
+    names = ("venue_id", "avg_amount", "visit_count", "median_amount", "amount_p75")
+
+    def __init__(self, venue_id: str | None, aggregates: Aggregates) -> None:
+        self._venue_id = venue_id
+        self._aggregates = aggregates
+
+    def get(self, name: str, default: Any = None) -> Any:
+        venue_id = self._venue_id
+        value: Any = None
+        if name == "venue_id":
+            value = venue_id
+        elif venue_id is not None:
+            if name in ("visit_count", "avg_amount"):
+                counts = self._aggregates.venue_counts(venue_id)
+                if counts and counts[0]:
+                    value = int(counts[0]) if name == "visit_count" else round(
+                        counts[1] / counts[0], 2)
+            elif name == "median_amount":
+                value = self._aggregates.quantile(venue_histogram(venue_id), 0.5)
+            elif name == "amount_p75":
+                value = self._aggregates.quantile(venue_histogram(venue_id), 0.75)
+        return default if value is None else value
+
+
+@register_view
+class OfferView(_View):
+    """`offer.<id>.*`: the vouchers issued by the current enrollment."""
+
+    def __init__(self, state: CustomerState, enrollment: Enrollment | None, now: int) -> None:
+        self._state = state
+        self._enrollment = enrollment
+        self._now = now
+
+    def get(self, name: str, default: Any = None) -> Any:
+        enrollment = self._enrollment
+        code = enrollment.vouchers.get(name) if enrollment is not None else None
+        voucher = self._state.vouchers.get(code) if code else None
+        if voucher is None:
+            return {"issued": False, "redeemed": False, "expired": False}
+        tz = self._state.profile.timezone
+        return {
+            "issued": True,
+            "redeemed": voucher.redeemed_at is not None,
+            "expired": voucher.redeemed_at is None and self._now > voucher.expires_at,
+            "code": code,
+            "issued_at": voucher.issued_at,
+            "expires_at": voucher.expires_at,
+            "expires_on": iso_date_local(voucher.expires_at, tz),
+            "redeemed_at": voucher.redeemed_at,
+        }
+
+
+@register_view
+class JourneyView(_View):
+    names = ("entered_at", "days_in", "step", "holdout")
+
+    def __init__(self, enrollment: Enrollment | None, step_id: str | None, now: int) -> None:
+        self._enrollment = enrollment
+        self._step_id = step_id
+        self._now = now
+
+    def get(self, name: str, default: Any = None) -> Any:
+        enrollment = self._enrollment
+        if enrollment is None:
+            return default
+        value: Any = {
+            "entered_at": enrollment.entered_at,
+            "days_in": (self._now - enrollment.entered_at) / DAY_MS,
+            "step": self._step_id,
+            "holdout": enrollment.holdout,
+        }.get(name)
+        return default if value is None else value
+
+
+def build_scope(state: CustomerState, now: int, context: ScopeContext, *,
+                event: Event | None = None, venue_id: str | None = None,
+                enrollment: Enrollment | None = None,
+                step_id: str | None = None) -> dict[str, Any]:
+    """The names an expression can read at `now`."""
+    return {
+        "now": now,
+        "event": EventView(event, state.profile.timezone) if event is not None else None,
+        "customer": CustomerView(state, now, context),
+        "venue": VenueView(venue_id, context.aggregates),
+        "offer": OfferView(state, enrollment, now),
+        "journey": JourneyView(enrollment, step_id, now),
+    }

@@ -1,0 +1,3 @@
+"""The dataflow: routing events to shards, the shard processor, the Bytewax flow, the runner,
+telemetry and the run settings.
+"""

@@ -1,0 +1,1 @@
+"""Scores: the BG/NBD and Gamma-Gamma model, its Numba kernels, batch scoring and fitting."""

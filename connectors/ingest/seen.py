@@ -1,7 +1,7 @@
 """Event ids already stored, per source, in Redis: what makes a retried request harmless.
 
 An id is marked only after the sink confirmed its event stored, and kept for the engine's
-duplicate window (`engine.core.runtime.DEFAULT_DEDUP_WINDOW_MS`, 30 days). The keys of one
+duplicate window (`engine.run_defaults.DEFAULT_DEDUP_WINDOW_MS`, 30 days). The keys of one
 source share a hash tag, so a request's ids are read in one MGET on Redis Cluster too.
 
 The gap: a crash (or a Redis error) after the sink stored a request's events and before

@@ -30,9 +30,11 @@ CONNECT_TIMEOUT_S = 3.0
 """How long a NATS server may take to answer at start; one that does not was never there."""
 REQUEST_TIMEOUT_S = 10.0
 """The longest a call to the server (a publish acknowledgement, a stream look-up) waits."""
-DUPLICATE_WINDOW_S = 120.0
-"""The duplicate window of a stream the engine creates (JetStream's default): a message
-published again with the same Nats-Msg-Id within it is dropped by the server."""
+DUPLICATE_WINDOW_S = 900.0
+"""The duplicate window of a stream the engine creates: a message published again with the
+same Nats-Msg-Id within it is dropped by the server. Longer than JetStream's two-minute
+default, so that a batch the sink sends again after its acknowledgements timed out (up to
+ten sends of 30 s) is still recognised."""
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from typing import Any
 
 import orjson
 from nats.aio.client import Client
@@ -55,9 +56,20 @@ class _Publisher:
         self._js: JetStreamContext = self._client.jetstream(timeout=REQUEST_TIMEOUT_S)
 
     async def _send(self, messages: list[tuple[bytes, dict[str, str]]]) -> None:
-        acks = [await self._js.publish_async(self.subject, payload, headers=headers)
-                for payload, headers in messages]
-        await asyncio.wait_for(asyncio.gather(*acks), ACK_TIMEOUT_S)
+        """One send of the batch, its publishing included, within `ACK_TIMEOUT_S`: the
+        client lets 4,000 messages wait for their acknowledgements, and a publish past them
+        waits for a free slot, so a stalled server must not hold the publishing for ever."""
+        acks: list[asyncio.Future[Any]] = []
+        try:
+            async with asyncio.timeout(ACK_TIMEOUT_S):
+                for payload, headers in messages:
+                    acks.append(await self._js.publish_async(self.subject, payload,
+                                                             headers=headers))
+                await asyncio.gather(*acks)
+        finally:
+            for ack in acks:  # frees the client's slots for the next send
+                if not ack.done():
+                    ack.cancel()
 
     def publish(self, messages: list[tuple[bytes, dict[str, str]]]) -> None:
         """Publish `messages` in order; return once the stream acknowledged them all.
@@ -68,7 +80,7 @@ class _Publisher:
         """
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                call(self._send(messages))
+                call(self._send(messages), ACK_TIMEOUT_S + REQUEST_TIMEOUT_S)
                 return
             except Exception as exc:
                 reason = str(exc) or type(exc).__name__

@@ -71,6 +71,8 @@ SPECS: tuple[ChannelSpec, ...] = (
     ChannelSpec("whatsapp", "phone", ("txt",), connector="whatsapp", colour="#0d9488"),
     ChannelSpec("telegram", "telegram_chat_id", ("txt",), connector="telegram",
                 colour="#0284c7"),
+    # by phone through a Business Messages gateway; the public bot API wants a Viber user
+    # id, which the profile does not hold yet (docs/delivery.md)
     ChannelSpec("viber", "phone", ("txt",), connector="viber", colour="#7360f2"),
     ChannelSpec("push", None, ("txt",), connector="push", colour="#9333ea"),
     # the receiver gets the whole command and deduplicates on its Idempotency-Key

@@ -16,6 +16,7 @@ way at once, so the lines after it stay whole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 from collections.abc import Sequence
@@ -71,13 +72,19 @@ class FileSink:
             self._writer = None
 
     def _append(self, data: bytes) -> None:
-        start = self._file.tell()
+        """Write `data` at the end with unbuffered writes and fsync it; on a failure cut
+        the file back to where it was, so no byte of a group answered 503 stays behind
+        (a buffered writer would keep them and flush them with the next group)."""
+        fd = self._file.fileno()
+        start = os.fstat(fd).st_size
         try:
-            self._file.write(data)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
         except OSError:
-            self._file.truncate(start)
+            with contextlib.suppress(OSError):  # left torn, it is cut at the next start
+                os.ftruncate(fd, start)
             raise
 
     async def close(self) -> None:

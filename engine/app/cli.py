@@ -179,12 +179,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="events a source hands on at most per batch (default "
                           f"{DEFAULT_BATCH_LINES}); larger batches: more throughput, "
                           "more latency under load")
-    run.add_argument("--max-skew", type=_duration_ms, metavar="DURATION",
+    run.add_argument("--max-skew", type=_duration_text, metavar="DURATION",
                      help="refuse events further ahead of the stream's clock (default 7d on "
                           "the event clock, 1d on the wall clock)")
     run.add_argument("--max-amount", type=float, default=DEFAULT_MAX_AMOUNT, metavar="AMOUNT",
                      help=f"refuse visits above this amount (default {DEFAULT_MAX_AMOUNT:,.0f})")
-    run.add_argument("--dedup-window", type=_duration_ms, default=DEFAULT_DEDUP_WINDOW_MS,
+    run.add_argument("--dedup-window", type=_duration_text, default=DEFAULT_DEDUP_WINDOW_MS,
                      metavar="DURATION",
                      help="refuse an event id already applied within this much of the "
                           "customer's event time, from any file or topic (default 30d)")
@@ -425,15 +425,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _duration_ms(text: str) -> int:
-    """A duration flag (e.g. 7d, 12h) in milliseconds."""
+def _duration_text(text: str) -> str:
+    """A duration flag (e.g. 7d, 12h), checked; the settings model reads it as ms."""
     try:
         seconds = parse_duration(text)
     except DurationError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"give a duration above zero, not {text!r}")
-    return seconds * 1000
+    return text
 
 
 def _non_negative_int(text: str) -> int:

@@ -54,14 +54,15 @@ class SettingsError(JourneysError):
 
 
 def _duration_ms(value: Any) -> Any:
-    """`30d` (text, from a file or the environment) as milliseconds; numbers are ms."""
-    if isinstance(value, str):
-        try:
-            seconds = parse_duration(value)
-        except DurationError as exc:
-            raise ValueError(str(exc)) from None
-        return seconds * 1000
-    return value
+    """A duration written as journeys write them (`30d`) as milliseconds. A bare number is
+    refused wherever it comes from, as the flags refuse it: 86400 is not a day."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return value
+    try:
+        seconds = parse_duration(value if isinstance(value, str) else int(value))
+    except DurationError as exc:
+        raise ValueError(str(exc)) from None
+    return seconds * 1000
 
 
 DurationMs = Annotated[int, BeforeValidator(_duration_ms), Field(gt=0)]
@@ -100,7 +101,7 @@ class RunSettings(BaseSettings):
     batch_lines: int = Field(DEFAULT_BATCH_LINES, ge=1)
     max_skew: DurationMs | None = None
     max_amount: float = Field(DEFAULT_MAX_AMOUNT, gt=0)
-    dedup_window: DurationMs = DEFAULT_DEDUP_WINDOW_MS
+    dedup_window: DurationMs = Field(DEFAULT_DEDUP_WINDOW_MS, validate_default=False)
     timeline: int = Field(TIMELINE_KEPT, ge=0)
     cache_customers: int = Field(DEFAULT_CACHE_CUSTOMERS, ge=0)
     tick: float = Field(1.0, gt=0)
@@ -201,7 +202,7 @@ def _settings_error(exc: ValidationError, flags: dict[str, Any],
         return SettingsError(f"give {flag} (or {option} in the settings file, or "
                              f"JOURNEYS_{option.upper()})")
     else:
-        message = f"{option}: {first['msg']}"
+        message = f"{option}: {first['msg'].removeprefix('Value error, ')}"
     variable = f"JOURNEYS_{option.upper()}"
     if option in flags:
         where = "--" + option.replace("_", "-")

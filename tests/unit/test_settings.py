@@ -114,3 +114,15 @@ def test_the_run_command_defers_exactly_the_model_s_options() -> None:
     run = _parser()._subparsers._group_actions[0].choices["run"]  # type: ignore[union-attr]
     dests = {action.dest for action in run._actions}
     assert RUN_SETTINGS - dests == {"telemetry"}  # telemetry: the variable or the file only
+
+
+def test_a_bare_number_is_no_duration_in_the_file_either(tmp_path: Path) -> None:
+    """86400 would otherwise read as 86,400 ms: the flags and variables refuse it too."""
+    file = tmp_path / "run.yaml"
+    file.write_text("dedup_window: 86400\n")
+    with pytest.raises(SettingsError, match=r"dedup_window: add a unit, e\.g\. '86400d'"):
+        load_run_settings(JOURNEYS, str(file))
+
+
+def test_a_duration_flag_arrives_as_text_and_reads_as_ms() -> None:
+    assert load_run_settings({**JOURNEYS, "max_skew": "1d"}).max_skew == 86_400_000

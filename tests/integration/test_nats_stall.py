@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.tansu import free_port
 from connectors import nats_sinks
 from connectors.nats_client import connect, ensure_stream
 
@@ -28,13 +29,6 @@ pytestmark = pytest.mark.skipif(NATS_SERVER is None, reason="needs the nats-serv
 
 class Stopped(Exception):
     """What the sink's stop_process raises here instead of ending the test process."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

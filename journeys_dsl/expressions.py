@@ -33,7 +33,6 @@ __all__ = [
     "ExpressionSyntaxError",
     "FieldRef",
     "LiteralComparison",
-    "TextComparison",
     "parse_expression",
     "register_view",
 ]
@@ -85,19 +84,10 @@ class FieldRef:
 
 
 @dataclass(frozen=True, slots=True)
-class TextComparison:
-    """A field compared with literal text: `customer.segment == 'regular'`, `'vip' in
-    customer.segments`, `event.daypart in ['lunch', 'dinner']`. `offset` is the text's."""
-
-    field: FieldRef
-    text: str
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
 class LiteralComparison:
-    """A field compared (`==`, `!=`, `<`, ...) with a literal number or text, such as
-    `customer.segment > 3`. `offset` is the literal's."""
+    """A field compared with a literal number or text: `customer.segment > 3`,
+    `customer.segment == 'regular'`, `'vip' in customer.segments`, and one for each value
+    of `event.daypart in ['lunch', 'dinner']`. `offset` is the literal's."""
 
     field: FieldRef
     op: str
@@ -951,32 +941,6 @@ def _build(root: _Node, source: str) -> tuple[Callable[[Scope], Any], Callable[[
     return namespace["_evaluate"], namespace["_test"]
 
 
-def _text_comparisons(root: _Node) -> tuple[TextComparison, ...]:
-    """Every comparison of a field with literal text, in the order written."""
-    found: list[TextComparison] = []
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        stack.extend(reversed(node.children))
-        if node.kind != "compare" or node.value not in ("==", "!=", "in", "not in"):
-            continue
-        left, right = node.children
-        pairs: list[tuple[_Node, tuple[_Node, ...]]]
-        if node.value in ("==", "!="):
-            pairs = [(left, (right,)), (right, (left,))]
-        else:  # 'x' in customer.segments; event.daypart in ['lunch', 'dinner']
-            pairs = [(right, (left,))]
-            if right.kind == "list":
-                pairs.append((left, right.children))
-        for field, texts in pairs:
-            if field.ref is None or field.kind != "path":
-                continue
-            found.extend(TextComparison(field.ref, text.value, text.offset)
-                         for text in texts
-                         if text.kind == "const" and isinstance(text.value, str))
-    return tuple(sorted(found, key=lambda item: item.offset))
-
-
 def _literal_comparisons(root: _Node) -> tuple[LiteralComparison, ...]:
     """Every comparison of a field with a literal number or text, in the order written."""
     found: list[LiteralComparison] = []
@@ -984,14 +948,24 @@ def _literal_comparisons(root: _Node) -> tuple[LiteralComparison, ...]:
     while stack:
         node = stack.pop()
         stack.extend(reversed(node.children))
-        if node.kind != "compare" or node.value not in _COMPARE_OPS:
+        if node.kind != "compare":
             continue
-        for field, other in (node.children, reversed(node.children)):
-            if (field.kind == "path" and field.ref is not None and other.kind == "const"
-                    and isinstance(other.value, str | int | float)
-                    and not isinstance(other.value, bool)):
-                found.append(LiteralComparison(field.ref, node.value, other.value,
-                                               other.offset))
+        left, right = node.children
+        pairs: list[tuple[_Node, tuple[_Node, ...]]]
+        if node.value in ("in", "not in"):  # 'x' in customer.segments; x in ['a', 'b']
+            pairs = [(right, (left,))]
+            if right.kind == "list":
+                pairs.append((left, right.children))
+        else:
+            pairs = [(left, (right,)), (right, (left,))]
+        for field, literals in pairs:
+            if field.kind != "path" or field.ref is None:
+                continue
+            found.extend(LiteralComparison(field.ref, node.value, literal.value, literal.offset)
+                         for literal in literals
+                         if literal.kind == "const"
+                         and isinstance(literal.value, str | int | float)
+                         and not isinstance(literal.value, bool))
     return tuple(sorted(found, key=lambda item: item.offset))
 
 
@@ -1006,31 +980,26 @@ class CompiledExpression:
     Both are the generated functions themselves, to keep the hot path to a single call.
     """
 
-    __slots__ = ("evaluate", "functions", "literal_comparisons", "refs", "source", "test",
-                 "text_comparisons")
+    __slots__ = ("evaluate", "functions", "literal_comparisons", "refs", "source", "test")
 
     source: str
     refs: tuple[FieldRef, ...]
     functions: tuple[tuple[str, int], ...]
     evaluate: Callable[[Scope], Any]
     test: Callable[[Scope], bool]
-    text_comparisons: tuple[TextComparison, ...]
-    """Fields compared with literal text, for `journeys validate` to check the text."""
     literal_comparisons: tuple[LiteralComparison, ...]
     """Fields compared with a literal number or text, for `journeys validate` to check
-    that the two are of one kind."""
+    the text against the field's known values and that the two are of one kind."""
 
     def __init__(self, source: str, refs: tuple[FieldRef, ...],
                  functions: tuple[tuple[str, int], ...], evaluate: Callable[[Scope], Any],
                  test: Callable[[Scope], bool],
-                 text_comparisons: tuple[TextComparison, ...] = (),
                  literal_comparisons: tuple[LiteralComparison, ...] = ()) -> None:
         self.source = source
         self.refs = refs
         self.functions = functions
         self.evaluate = evaluate
         self.test = test
-        self.text_comparisons = text_comparisons
         self.literal_comparisons = literal_comparisons
 
     def __repr__(self) -> str:
@@ -1055,5 +1024,5 @@ def parse_expression(source: str) -> CompiledExpression:
     root = parser.parse()
     evaluate, test = _build(root, source)
     return CompiledExpression(source, tuple(parser.refs), tuple(parser.calls), evaluate, test,
-                              _text_comparisons(root), _literal_comparisons(root))
+                              _literal_comparisons(root))
 

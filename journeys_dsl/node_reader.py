@@ -30,6 +30,8 @@ __all__ = ["ID_PATTERN", "NodeReader", "Scope", "did_you_mean", "join_path"]
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 _ID = re.compile(ID_PATTERN)
 _ID_RULE = "use lowercase letters, digits and _, starting with a letter"
+_EQUALITY_OR_MEMBERSHIP = ("==", "!=", "in", "not in")
+"""The comparisons whose literal text must be one of the field's known values."""
 
 
 def did_you_mean(word: str, options: Iterable[str], cutoff: float = 0.6) -> str:
@@ -185,14 +187,18 @@ class NodeReader:
                 self.report(scalar.position(offset), message, path)
                 ok = False
         if ok and self.vocabulary is not None:
-            for comparison in compiled.text_comparisons:
-                domain = self.vocabulary.domain(comparison.field.dotted)
-                if domain is not None and comparison.text not in domain.values:
-                    hint = did_you_mean(comparison.text, domain.values)
-                    self.report(scalar.position(comparison.offset),
-                                domain.refusal(comparison.text, hint), path)
+            for literal in compiled.literal_comparisons:
+                text = literal.value
+                if literal.op not in _EQUALITY_OR_MEMBERSHIP or not isinstance(text, str):
+                    continue
+                domain = self.vocabulary.domain(literal.field.dotted)
+                if domain is not None and text not in domain.values:
+                    self.report(scalar.position(literal.offset),
+                                domain.refusal(text, did_you_mean(text, domain.values)), path)
                     ok = False
         for literal in compiled.literal_comparisons if ok else ():
+            if literal.op in ("in", "not in"):
+                continue
             mismatch = _kind_mismatch(literal)
             if mismatch is not None:
                 self.warn(scalar.position(literal.offset), mismatch, path)

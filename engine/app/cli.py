@@ -21,7 +21,6 @@ from engine.app.cli_parser import (
     add_version_option,
     defer_defaults,
     given_options,
-    restore_defaults,
 )
 from engine.app.generator_cli import DESCRIPTION as GENERATE_DESCRIPTION
 from engine.app.generator_cli import add_generator_options, generate_command
@@ -381,13 +380,10 @@ def _apply_settings(args: argparse.Namespace) -> None:
     """Fill the options left out from JOURNEYS_* variables and the settings file."""
     from engine.flow.settings import load_run_settings
 
-    given = {dest: value for dest, value in given_options(args).items()
-             if dest in RUN_SETTINGS}
-    settings = load_run_settings(given, args.settings)
-    for name in RUN_SETTINGS:
+    settings = load_run_settings(given_options(args, RUN_SETTINGS), args.settings)
+    for name in RUN_SETTINGS:  # every deferred default is replaced here
         value = getattr(settings, name)
         setattr(args, name, ",".join(value) if name == "addresses" else value)
-    restore_defaults(args)
 
 
 def _run(args: argparse.Namespace) -> int:

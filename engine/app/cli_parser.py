@@ -87,14 +87,8 @@ def defer_defaults(parser: argparse.ArgumentParser, dests: Iterable[str]) -> Non
             action.default = Unset(action.default)
 
 
-def given_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The deferred options given on the command line, by destination."""
-    return {dest: value for dest, value in vars(args).items()
-            if not isinstance(value, Unset) and not dest.startswith("_")}
-
-
-def restore_defaults(args: argparse.Namespace) -> None:
-    """Replace every `Unset` left in `args` by the flag's own default."""
-    for dest, value in vars(args).items():
-        if isinstance(value, Unset):
-            setattr(args, dest, value.default)
+def given_options(args: argparse.Namespace, dests: Iterable[str]) -> dict[str, Any]:
+    """Those of the options `dests` given on the command line, by destination."""
+    values = vars(args)
+    return {dest: values[dest] for dest in dests
+            if dest in values and not isinstance(values[dest], Unset)}

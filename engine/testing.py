@@ -26,6 +26,7 @@ from engine.core.aggregates import Aggregates
 from engine.core.catalog import Catalog
 from engine.core.events import validate_event
 from engine.core.runtime import Effects, JourneyRuntime
+from engine.core.scope import ScopeContext
 from engine.core.state import CustomerState
 from engine.core.timeutil import iso_to_ms
 from engine.scoring.model import DEFAULT_MODEL, ScoreModel
@@ -125,13 +126,10 @@ class JourneyTester:
 
     def sent(self) -> list[tuple[str, float]]:
         """(step, days from the start to its send time) of every command so far."""
-        return [(command["step"], round((_epoch_ms(command["send_at"]) - self.start_ms)
+        return [(command["step"], round((iso_to_ms(command["send_at"]) - self.start_ms)
                                         / DAY_MS, 3))
                 for command in self.effects.commands]
 
-    def _context(self) -> Any:
+    def _context(self) -> ScopeContext:
         return self.runtime.context(self.aggregates)
 
-
-def _epoch_ms(iso: str) -> int:
-    return iso_to_ms(iso)

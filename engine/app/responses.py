@@ -115,7 +115,7 @@ def _respond(command: Mapping[str, Any], model: ResponseModel, seed: int) -> Res
     share = model.voucher_visit_share if offer else model.visit_share
     if rng.random() >= share:
         return None
-    sent = _ms(command["send_at"])
+    sent = iso_to_ms(command["send_at"])
     delay = rng.expovariate(1.0 / (model.mean_delay_days * DAY_MS))
     if offer is None:
         return Response(command["command_id"], command["customer_id"], sent,
@@ -130,10 +130,6 @@ def _respond(command: Mapping[str, Any], model: ResponseModel, seed: int) -> Res
 def response_count(responses: Mapping[str, list[Response]]) -> int:
     """How many extra visits the responses add."""
     return sum(len(listed) for listed in responses.values())
-
-
-def _ms(iso: str) -> int:
-    return iso_to_ms(iso)
 
 
 def _start_of_day_ms(day: str) -> int:

@@ -382,8 +382,7 @@ def _apply_settings(args: argparse.Namespace) -> None:
 
     settings = load_run_settings(given_options(args, RUN_SETTINGS), args.settings)
     for name in RUN_SETTINGS:  # every deferred default is replaced here
-        value = getattr(settings, name)
-        setattr(args, name, ",".join(value) if name == "addresses" else value)
+        setattr(args, name, getattr(settings, name))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -409,7 +408,7 @@ def _run(args: argparse.Namespace) -> int:
         max_amount=args.max_amount, dedup_window_ms=args.dedup_window,
         cache_customers=args.cache_customers, timeline_kept=args.timeline,
         idle_exit_s=args.idle_exit, process_id=args.process_id,
-        addresses=tuple(a for a in (args.addresses or "").split(",") if a),
+        addresses=tuple(args.addresses),  # the settings model split the comma list
         telemetry=args.telemetry,
     )
     plans = load_journeys(options.journeys, segments_vocabulary(options.segments))

@@ -32,7 +32,7 @@ from engine.core.events import EventError
 from engine.core.runtime import DuplicateEvent, Effects, JourneyRuntime
 from engine.core.scope import ScopeContext
 from engine.core.state import CustomerState
-from engine.scoring.batch import score_states
+from engine.scoring.customer_scores import score_state
 from engine.scoring.kernels import warm_up
 from engine.storage.redis_client import connect
 from engine.storage.store import delete_matching
@@ -138,7 +138,7 @@ def run_naive(events_path: Path, journeys: list[str], redis_url: str, prefix: st
                 clock = max(clock, event.ts)
                 state = store.load(event.customer_id)
                 old_due = state.next_due()
-                score_states([state], clock, runtime.score_model)
+                score_state(state, clock, runtime.score_model)
                 effects = Effects()
                 try:
                     runtime.apply_event(state, event, ctx, effects)
@@ -163,7 +163,7 @@ def _poll(runtime: JourneyRuntime, store: _NaiveStore, ctx: ScopeContext, clock:
     for customer_id in store.due_customers(clock):
         state = store.load(customer_id)
         old_due = state.next_due()
-        score_states([state], clock, runtime.score_model)
+        score_state(state, clock, runtime.score_model)
         effects = Effects()
         runtime.fire_due(state, clock, ctx, effects)
         store.save(state, old_due)

@@ -25,7 +25,7 @@ from engine.core.records import RawBatch, ShardBatch
 from engine.flow.processor import ShardProcessor
 from engine.flow.routing import BatchRouter
 from engine.flow.runner import redis_endpoint
-from engine.scoring.batch import SCORING_TIME
+from engine.scoring.customer_scores import SCORING_TIME
 from engine.scoring.kernels import SERIES_EPS, discount_factor, score_batch, warm_up
 from engine.scoring.model import DEFAULT_MODEL, ScoreModel
 from engine.storage.redis_client import connect

@@ -48,7 +48,7 @@ CUSTOMER_FIELDS: tuple[str, ...] = (
     "favourite_category", "last_items", "usual_daypart", "usual_weekday", "points",
     "points_earned", "points_spent", "tags", "vouchers_redeemed", "messages_opened",
     "messages_clicked", "unsubscribed", "distinct_items", "spend_365d",
-    # scores, refreshed at the end of every batch that touches the customer
+    # scores as of the start of the day or of a later visit that day, computed when read
     "p_alive", "churn_risk", "expected_visits", "expected_spend", "clv",
     # population percentiles (0 to 100) from streaming histograms
     "spend_percentile", "check_percentile", "frequency_percentile",

@@ -20,7 +20,7 @@ from engine.core.events import Event
 from engine.core.profile import Profile, daypart_of, top_key
 from engine.core.state import CustomerState, Enrollment
 from engine.core.timeutil import DAY_MS, iso_date_local, local_datetime, utc_day_start
-from engine.scoring.batch import score_states
+from engine.scoring.customer_scores import score_state
 from engine.scoring.model import DEFAULT_MODEL, ScoreModel
 from journeys_dsl.expressions import register_view
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel, LoyaltyTier, SegmentRule
@@ -102,11 +102,11 @@ class CustomerView(_View):
 
     def _score(self, name: str) -> float | None:
         """A score as of the start of the day (or of a visit that day, whichever is later),
-        from the batch's computation; one customer is rescored after a visit."""
+        computed at the first read and again after a visit."""
         state, profile = self._state, self._profile
         day = utc_day_start(self._now)
         if state.scores_basis != (profile.visit_count, profile.total_spend, day):
-            score_states([state], day, self._context.score_model)
+            score_state(state, day, self._context.score_model)
         scores = state.scores
         return scores.get(name) if scores is not None else None
 

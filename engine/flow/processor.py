@@ -43,7 +43,6 @@ from engine.core.timeline import event_entry, message_entry
 from engine.core.timeutil import DAY_MS, iso_utc, utc_day_start
 from engine.flow.telemetry import BatchFigures, Telemetry, telemetry_from_environment
 from engine.run_defaults import DEFAULT_CACHE_CUSTOMERS, DEFAULT_DEDUP_WINDOW_MS, TIMELINE_KEPT
-from engine.scoring.batch import score_states
 from engine.scoring.model import DEFAULT_MODEL, ScoreModel
 from engine.storage.store import (
     SNAPSHOT_DAYS_KEPT,
@@ -479,8 +478,6 @@ class ShardProcessor:
             self._load(shard, missing)
         touched = [cache[c] for c in sorted(needed)]
         work.dirty.update(needed)
-        # scores as of the start of the day, so they do not depend on batch boundaries
-        score_states(touched, day, self.runtime.score_model)
         ctx = self.runtime.context(view, shard.own)
         effects = work.effects
         timeline = work.timeline if self.timeline_kept > 0 else None

@@ -1,1 +1,1 @@
-"""Scores: the BG/NBD and Gamma-Gamma model, its Numba kernels, batch scoring and fitting."""
+"""Scores: the BG/NBD and Gamma-Gamma model, its Numba kernels, per-customer scoring and fitting."""

@@ -15,6 +15,7 @@ overflows nor loses the result to cancellation. Kernels are compiled with `cache
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import NamedTuple
@@ -235,6 +236,17 @@ def _score_fused(x: FloatArray, t_x: FloatArray, T: FloatArray, monetary: FloatA
     return alive, visits, spend, value, churn
 
 
+@njit(cache=True)
+def _score_one(x: float, t_x: float, T: float, monetary: float, r: float, alpha: float,
+               a: float, b: float, p: float, q: float, v: float, horizon: float,
+               value_factor: float) -> tuple[float, float, float, float, float]:
+    """One customer's scores as `_score_fused` computes them, in the same order."""
+    visits = _expected_visits_one(x, t_x, T, horizon, r, alpha, a, b)
+    spend = _expected_spend_one(x, monetary, p, q, v)
+    return (_p_alive_one(x, t_x, T, r, alpha, a, b), visits, spend,
+            visits * spend * value_factor, _churn_one(x, t_x, T, r, alpha, a, b))
+
+
 def discount_factor(horizon_days: float, annual_discount: float) -> float:
     """Average discount factor over the horizon, with visits spread evenly across it.
 
@@ -252,10 +264,24 @@ def score_batch(x: FloatArray, t_x: FloatArray, T: FloatArray, monetary: FloatAr
     """Score a batch (times in the model's unit) with one fused kernel call."""
     xs, t_xs, Ts, ms = _as_batch(x=x, t_x=t_x, T=T, monetary=monetary)
     bg, gg = model.bgnbd, model.gamma_gamma
-    value_factor = model.margin * discount_factor(model.horizon_days, model.annual_discount)
     result = _score_fused(xs, t_xs, Ts, ms, bg.r, bg.alpha, bg.a, bg.b, gg.p, gg.q, gg.v,
-                          model.horizon_days / model.unit_days, value_factor)
+                          model.horizon_days / model.unit_days, _value_factor(model))
     return ScoreArrays(*result)
+
+
+def score_one(x: float, t_x: float, T: float, monetary: float,
+              model: ScoreModel) -> tuple[float, float, float, float, float]:
+    """One customer's (p_alive, expected_visits, expected_spend, clv, churn_risk), equal to
+    its row of `score_batch` (times in the model's unit; `T` below `t_x` reads as `t_x`)."""
+    bg, gg = model.bgnbd, model.gamma_gamma
+    return _score_one(float(x), float(t_x), max(float(T), float(t_x)), float(monetary),
+                      bg.r, bg.alpha, bg.a, bg.b, gg.p, gg.q, gg.v,
+                      model.horizon_days / model.unit_days, _value_factor(model))
+
+
+@functools.lru_cache(maxsize=16)
+def _value_factor(model: ScoreModel) -> float:
+    return model.margin * discount_factor(model.horizon_days, model.annual_discount)
 
 
 def rfm_breakpoints(x: FloatArray, t_x: FloatArray, T: FloatArray, monetary: FloatArray,
@@ -290,6 +316,7 @@ def warm_up() -> float:
     t_x = np.array([0.0, 2.0])
     bg = DEFAULT_MODEL.bgnbd
     score_batch(x, t_x, one * 4.0, one, DEFAULT_MODEL)
+    score_one(3.0, 2.0, 4.0, 1.0, DEFAULT_MODEL)
     p_alive(x, t_x, one, bg.r, bg.alpha, bg.a, bg.b)
     churn_risk(x, t_x, one, bg.r, bg.alpha, bg.a, bg.b)
     expected_visits(x, t_x, one, 1.0, bg.r, bg.alpha, bg.a, bg.b)

@@ -38,7 +38,7 @@ steps:
 """
 
 
-def test_batch_scores_and_segments_reach_the_conditions(tmp_path: Path, redis_url: str,
+def test_scores_and_segments_reach_the_conditions(tmp_path: Path, redis_url: str,
                                                         key_prefix: str) -> None:
     folder = tmp_path / "journeys"
     folder.mkdir()
@@ -49,7 +49,7 @@ def test_batch_scores_and_segments_reach_the_conditions(tmp_path: Path, redis_ur
     commands = engine.run(events)
     assert [c["customer_id"] for c in commands] == ["ann"]
     scores = commands[0]["vars"]
-    # the visit of day 60 made the batch's scores stale: ann is rescored after it
+    # ann is scored after the visit of day 60
     # (3 repeat visits, the last one now: P(alive) = 1 / (1 + a / (b + x - 1)))
     assert scores["p_alive"] == pytest.approx(1 / (1 + 0.5 / 5.0), rel=1e-9)
     assert scores["churn"] == pytest.approx(1.0 - scores["p_alive"], abs=1e-12)

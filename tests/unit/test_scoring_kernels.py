@@ -210,6 +210,22 @@ def test_score_batch_equals_the_separate_kernels(seed: int) -> None:
     np.testing.assert_allclose(scores.clv, value, rtol=1e-14)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_one_customer_scores_exactly_as_its_row_of_a_batch(seed: int) -> None:
+    x, t_x, T, monetary = _random_population(seed)
+    x[:4] = [0.0, 1.0, 1000.0, 5.0]
+    t_x[:4] = [0.0, T[1], T[2], 0.0]
+    T[4] = t_x[4] - 1.0  # an age below t_x reads as t_x in both
+    model = ScoreModel(_random_params(seed), GammaGammaParams(6.25, 3.74, 15.44), unit_days=7.0,
+                       horizon_days=180.0, annual_discount=0.08, margin=0.4)
+    rows = k.score_batch(x, t_x, np.maximum(T, t_x), monetary, model)
+    for i in range(x.shape[0]):
+        one = k.score_one(x[i], t_x[i], T[i], monetary[i], model)
+        row = tuple(float(column[i]) for column in rows)
+        assert one == row or all(a == b or (math.isnan(a) and math.isnan(b))
+                                 for a, b in zip(one, row, strict=True))
+
+
 def test_score_batch_rejects_misaligned_arrays() -> None:
     with pytest.raises(k.ScoreInputError, match="monetary"):
         k.score_batch(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(2), DEFAULT_MODEL)

@@ -44,6 +44,7 @@ from benchmarks.tansu import NoBrokerError
 from benchmarks.timers_bench import timer_scaling
 from connectors.jsonl import JsonlSource
 from engine.app.generator import ChainConfig, write_jsonl
+from engine.compiled_core import CORE_FORM, PURE_PYTHON_VARIABLE
 from engine.core.state import CustomerState
 from engine.flow.routing import BatchRouter, RunCounters
 from engine.flow.runner import redis_endpoint
@@ -126,12 +127,16 @@ def free_ports(count: int) -> list[int]:
 
 
 def engine_run(source: Sequence[str], redis_url: str, prefix: str, processes: int = 1,
-               journeys: Sequence[str] = (str(EXAMPLES),), label: str = "engine") -> Row:
+               journeys: Sequence[str] = (str(EXAMPLES),), label: str = "engine",
+               pure_python: bool = False) -> Row:
     """`journeys run` in `processes` processes over `source` (the input and output
-    options); events and commands as the processes report them, the slowest one's time."""
-    run = run_engine_processes(source, redis_url, prefix, processes, journeys)
+    options); events and commands as the processes report them, the slowest one's time.
+    `pure_python`: run the Python source of the compiled core (the same code, not compiled)."""
+    run = run_engine_processes(source, redis_url, prefix, processes, journeys,
+                               pure_python=pure_python)
     noun = "process" if processes == 1 else "processes"
-    return Row(f"{label}, {processes} {noun}", run.events, run.seconds, run.peak_rss_mb,
+    form = ", Python source core" if pure_python else ""
+    return Row(f"{label}, {processes} {noun}{form}", run.events, run.seconds, run.peak_rss_mb,
                f"{run.commands:,} commands")
 
 
@@ -149,8 +154,8 @@ class EngineProcesses:
 
 
 def run_engine_processes(source: Sequence[str], redis_url: str, prefix: str,
-                         processes: int = 1, journeys: Sequence[str] = (str(EXAMPLES),)
-                         ) -> EngineProcesses:
+                         processes: int = 1, journeys: Sequence[str] = (str(EXAMPLES),),
+                         *, pure_python: bool = False) -> EngineProcesses:
     """Run `journeys run` in `processes` processes (one cluster) over `source`."""
     base = [sys.executable, "-m", "engine", "run", "--journeys", *journeys, *source,
             "--redis", redis_url, "--prefix", prefix]
@@ -160,7 +165,8 @@ def run_engine_processes(source: Sequence[str], redis_url: str, prefix: str,
     else:
         commands_list = [base]
     began = time.perf_counter()
-    children = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, PURE_PYTHON_VARIABLE: "1" if pure_python else ""}
+    children = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
                 for c in commands_list]
     peak, seconds, events, commands = 0.0, 0.0, 0, 0
     for child in children:
@@ -233,7 +239,8 @@ def _workdir() -> Iterator[Path]:
 
 def machine() -> str:
     return (f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}")
+            f"{platform.release()}, Python {platform.python_version()}; "
+            f"{CORE_FORM.describe()}")
 
 
 def decode_limit(events: Path) -> Row:
@@ -288,6 +295,17 @@ def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequ
                     f"{cached * 1e6 / 2**20:,.0f} MiB per million (decoded states as the "
                     f"state cache holds them, tracemalloc)")
             delete_matching(client, f"*{prefix}*")
+        if CORE_FORM.compiled:  # the same code uncompiled, for the compiled core's ratio
+            prefix = f"{tag}pure"
+            source_row = engine_run(jsonl_source(events, work, prefix), url, prefix,
+                                    pure_python=True)
+            result.rows.append(source_row)
+            say(f"{source_row.scenario}: {source_row.events_per_s:,.0f} events/s")
+            delete_matching(client, f"*{prefix}*")
+            compiled_row = next(r for r in result.rows if r.scenario == "engine, 1 process")
+            result.extra.append(
+                f"compiled core: {compiled_row.events_per_s / source_row.events_per_s:.2f}x "
+                f"the rate of its Python source (engine, 1 process, this run)")
         result.rows.extend(_kafka_rows(events, url, kafka, tag, result, say))
         result.rows.extend(_baselines(events, url, work, naive_limit_s, say))
         result.rows.extend(_timer_rows(events, url, pending, say))

@@ -20,6 +20,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from engine import compiled_core  # noqa: F401  (picks the compiled or source core first)
+
 _EXPORTS: dict[str, str] = {
     # journeys: the language and its files
     "JourneyPlan": "journeys_dsl.plan",

@@ -6,7 +6,7 @@ Each view answers `.get(name)` lazily, so a condition pays only for the fields i
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from engine.core.aggregates import (
@@ -240,7 +240,7 @@ _CUSTOMER_DERIVED: dict[str, Any] = {
     "loyalty_tier": CustomerView.loyalty_tier,
     "segments": CustomerView.segments,
 }
-_PROFILE_FIELDS = frozenset(Profile.__slots__)
+_PROFILE_FIELDS = frozenset(field.name for field in fields(Profile))
 
 
 @register_view

@@ -200,10 +200,7 @@ def _enrollment_row(journey_id: str, enrollment: Enrollment) -> list[Any]:
 
 
 def _enrollment_of(journey_id: str, row: list[Any]) -> Enrollment:
-    enrollment = Enrollment(*row)
-    if enrollment.journey is None:
-        enrollment.journey = journey_id
-    return enrollment
+    return Enrollment(journey_id if row[0] is None else row[0], *row[1:])
 
 
 def _compact(record: Any, names: tuple[str, ...]) -> dict[str, Any]:

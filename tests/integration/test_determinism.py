@@ -4,6 +4,9 @@ chain-wide aggregates included."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from test_kafka import consume_all
 
 from engine.app.cli import main
 from engine.app.generator import ChainConfig, generate_events
+from engine.compiled_core import PURE_PYTHON_VARIABLE
 from engine.storage.store import delete_matching
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -98,6 +102,22 @@ def test_two_processes_over_a_file_give_the_same_commands(
                           str(tmp_path / "pair.dead"), "--redis", redis_url,
                           "--prefix", key_prefix, "--until", UNTIL, "--batch-lines", "500"],
                          2) == [0, 0]
+    got = sorted(commands.read_bytes().splitlines())
+    assert got == reference, difference(got, reference)
+
+
+def test_the_python_source_of_the_compiled_core_gives_the_same_commands(
+        events_file: Path, reference: list[bytes], redis_url: str, key_prefix: str,
+        tmp_path: Path) -> None:
+    """The reference ran this process's core (compiled where it was built); the same run
+    on the modules' Python source must give the same bytes."""
+    commands = tmp_path / "source.jsonl"
+    subprocess.run([sys.executable, "-m", "engine", "run", "--journeys", JOURNEYS,
+                    "--events", str(events_file), "--commands", str(commands),
+                    "--dead-letter", str(tmp_path / "source.dead"), "--redis", redis_url,
+                    "--prefix", key_prefix, "--until", UNTIL],
+                   env={**os.environ, PURE_PYTHON_VARIABLE: "1"}, cwd=ROOT,
+                   capture_output=True, check=True, timeout=240)
     got = sorted(commands.read_bytes().splitlines())
     assert got == reference, difference(got, reference)
 

@@ -1,0 +1,50 @@
+"""Build step: compile the engine's hot-path modules with mypyc (see engine/compiled_core.py).
+
+Everything else about the package is in pyproject.toml. Set JOURNEYS_PURE_PYTHON=1 to install
+without compiling; a machine without a C compiler gets the pure-Python package, with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engine.compiled_core import COMPILED_MODULES, PURE_PYTHON_VARIABLE
+
+
+class OptionalBuildExt(build_ext):
+    """Build the compiled core if this machine can; otherwise install the Python source."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # no compiler, no headers: the source still works
+            self.warn(f"the compiled core was not built ({exc}); the engine runs its Python "
+                      f"source, slower")
+
+    def build_extension(self, ext: Any) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self.warn(f"the compiled core was not built ({exc}); the engine runs its Python "
+                      f"source, slower")
+
+
+def extensions() -> list[Any]:
+    if os.environ.get(PURE_PYTHON_VARIABLE, "") not in ("", "0"):
+        return []
+    try:
+        from mypyc.build import mypycify
+    except ImportError:
+        return []
+    paths = [module.replace(".", "/") + ".py" for module in COMPILED_MODULES]
+    return list(mypycify(paths, opt_level="3"))
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -27,6 +27,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "engine.core.aggregates",
     "engine.core.catalog",
     "engine.core.commands",
+    "engine.core.decoding",
     "engine.core.events",
     "engine.core.policy_gate",
     "engine.core.profile",

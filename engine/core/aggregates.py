@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import operator
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -203,9 +204,10 @@ class Aggregates:
         return self._quantile(name, share)
 
     def _quantile(self, name: str, share: float) -> float | None:
-        own, others = self._dense_own(name), self._cumulative_others(name)
-        cumulative = [running + others[index] for index, running in
-                      enumerate(itertools.accumulate(own))]
+        cumulative = self._cumulative_others(name)
+        if self.own:  # else this shard's counts are all zero
+            cumulative = list(map(operator.add, itertools.accumulate(self._dense_own(name)),
+                                  cumulative))
         if cumulative[-1] <= 0:
             return None
         at = bisect.bisect_left(cumulative, share * cumulative[-1])

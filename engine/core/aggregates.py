@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import operator
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
@@ -53,6 +54,10 @@ def bin_of(value: float) -> int:
     return min(BIN_COUNT - 1, 1 + int(math.log(value / BIN_FLOOR) / _LOG_RATIO))
 
 
+_BIN_KEYS = tuple(str(index) for index in range(BIN_COUNT))
+"""The key of each bin in a stored histogram."""
+
+
 def bin_value(index: int) -> float:
     """A representative amount of a bin (its geometric middle)."""
     if index == 0:
@@ -71,6 +76,7 @@ class Aggregates:
         self._own_dense: dict[str, list[int]] = {}
         self._others_cumulative: dict[str, list[int]] = {}
         self._quantiles: dict[tuple[str, float], float | None] = {}
+        self._caps: dict[str, float | None] = {}
 
     @property
     def others(self) -> dict[str, Any]:
@@ -82,41 +88,51 @@ class Aggregates:
         self._others = value
         self._others_cumulative.clear()
         self._quantiles.clear()
+        self._caps.clear()
 
     # ---------------------------------------------------------------- writing
     def record_visit(self, venue_id: str, amount: float, cap: float | None = None) -> None:
         """Count a visit: its amount, at most `cap`, in the venue's total (for the average),
         and its whole amount in the venue's histogram (for quantiles)."""
         key = f"v:{venue_id}"
-        counts = self.own.setdefault(key, [0, 0.0])
+        counts = self.own.get(key)
+        if counts is None:
+            counts = self.own[key] = [0, 0.0]
         counts[0] += 1
-        counts[1] = round(counts[1] + (amount if cap is None else min(amount, cap)), 2)
+        counts[1] = round(counts[1] + (cap if cap is not None and cap < amount else amount), 2)
         self.changed.add(key)
-        self.move(venue_histogram(venue_id), None, amount)
+        self._shift(venue_histogram(venue_id), None, bin_of(amount))
 
     def move(self, name: str, old: float | None, new: float | None) -> None:
         """Move one member of histogram `name` from the bin of `old` to the bin of `new`."""
-        old_bin = None if old is None else str(bin_of(old))
-        new_bin = None if new is None else str(bin_of(new))
-        if old_bin == new_bin:
-            return
+        old_bin = None if old is None else bin_of(old)
+        new_bin = None if new is None else bin_of(new)
+        if old_bin != new_bin:
+            self._shift(name, old_bin, new_bin)
+
+    def _shift(self, name: str, old_bin: int | None, new_bin: int | None) -> None:
+        """Move one member of histogram `name` between two different bins (None: none)."""
         if self._quantiles:
             self._quantiles.clear()
+            self._caps.clear()
         dense = self._own_dense.get(name)
-        if dense is not None:
-            if old_bin is not None:
-                dense[int(old_bin)] -= 1
-            if new_bin is not None:
-                dense[int(new_bin)] += 1
-        histogram: dict[str, int] = self.own.setdefault(name, {})
+        histogram: dict[str, int] | None = self.own.get(name)
+        if histogram is None:
+            histogram = self.own[name] = {}
         if old_bin is not None:
-            left = histogram.get(old_bin, 0) - 1
+            if dense is not None:
+                dense[old_bin] -= 1
+            key = _BIN_KEYS[old_bin]
+            left = histogram.get(key, 0) - 1
             if left:
-                histogram[old_bin] = left
+                histogram[key] = left
             else:
-                histogram.pop(old_bin, None)
+                histogram.pop(key, None)
         if new_bin is not None:
-            histogram[new_bin] = histogram.get(new_bin, 0) + 1
+            if dense is not None:
+                dense[new_bin] += 1
+            key = _BIN_KEYS[new_bin]
+            histogram[key] = histogram.get(key, 0) + 1
         self.changed.add(name)
 
     # ---------------------------------------------------------------- reading
@@ -125,6 +141,13 @@ class Aggregates:
         median amount, or the chain's median check for a venue not seen yet (None before
         the chain's first visit). One mistyped amount then moves the venue's average by a
         bounded step rather than by its own size."""
+        if self.own:
+            return self._amount_cap(venue_id)
+        if venue_id not in self._caps:  # a day's view never changes: compute once
+            self._caps[venue_id] = self._amount_cap(venue_id)
+        return self._caps[venue_id]
+
+    def _amount_cap(self, venue_id: str) -> float | None:
         median = self.quantile(venue_histogram(venue_id), 0.5)
         if median is None:
             median = self.quantile(CHECK_HISTOGRAM, 0.5)
@@ -181,9 +204,10 @@ class Aggregates:
         return self._quantile(name, share)
 
     def _quantile(self, name: str, share: float) -> float | None:
-        own, others = self._dense_own(name), self._cumulative_others(name)
-        cumulative = [running + others[index] for index, running in
-                      enumerate(itertools.accumulate(own))]
+        cumulative = self._cumulative_others(name)
+        if self.own:  # else this shard's counts are all zero
+            cumulative = list(map(operator.add, itertools.accumulate(self._dense_own(name)),
+                                  cumulative))
         if cumulative[-1] <= 0:
             return None
         at = bisect.bisect_left(cumulative, share * cumulative[-1])

@@ -18,10 +18,19 @@ TOP_COUNTS_KEPT = 24
 
 def daypart_of(hour: int) -> str:
     """The daypart that contains a local hour."""
+    if 0 <= hour < 24:
+        return _DAYPART_OF_HOUR[hour]
+    return _scan_dayparts(hour)
+
+
+def _scan_dayparts(hour: int) -> str:
     for name, (start, end) in DAYPARTS.items():
         if start <= hour < end or start <= hour + 24 < end:
             return name
     return "late"
+
+
+_DAYPART_OF_HOUR = tuple(_scan_dayparts(hour) for hour in range(24))
 
 
 @dataclass(slots=True)
@@ -79,7 +88,13 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
-        return cls(**{k: v for k, v in data.items() if k in _FIELD_SET})
+        """The profile of a stored dict; keys that are not fields are ignored."""
+        profile = cls()
+        for key, value in data.items():
+            name = _FIELD_OF.get(key)  # the interned name: a faster attribute lookup
+            if name is not None:
+                setattr(profile, name, value)
+        return profile
 
     def visits_within(self, now_ms: int, days: int) -> int:
         """Visits in the `days` days before `now_ms`: (now - days, now]."""
@@ -113,26 +128,36 @@ class Profile:
         if self.first_visit_at is None or ts < self.first_visit_at:
             self.first_visit_at = ts
             self.first_visit_amount = amount
-        if len(self.recent_amounts) != len(self.recent_visits):  # state from before amounts
-            self.recent_amounts = [0.0] * len(self.recent_visits)
-        at = bisect.bisect_right(self.recent_visits, ts)
-        self.recent_visits.insert(at, ts)
-        self.recent_amounts.insert(at, amount)
-        horizon = self.recent_visits[-1] - RECENT_WINDOW_MS
-        cut = bisect.bisect_left(self.recent_visits, horizon)
-        cut = max(cut, len(self.recent_visits) - RECENT_VISITS_KEPT)
+        visits = self.recent_visits
+        amounts = self.recent_amounts
+        if len(amounts) != len(visits):  # state from before amounts
+            amounts = self.recent_amounts = [0.0] * len(visits)
+        at = bisect.bisect_right(visits, ts)
+        visits.insert(at, ts)
+        amounts.insert(at, amount)
+        cut = len(visits) - RECENT_VISITS_KEPT
+        horizon = visits[-1] - RECENT_WINDOW_MS
+        if visits[0] < horizon:
+            cut = max(cut, bisect.bisect_left(visits, horizon))
         if cut > 0:
-            del self.recent_visits[:cut]
-            del self.recent_amounts[:cut]
-        names = [item["name"] for item in data["items"]]
-        for item in data["items"]:
+            del visits[:cut]
+            del amounts[:cut]
+        items = data["items"]
+        names = [item["name"] for item in items]
+        item_counts = self.item_counts
+        category_counts = self.category_counts
+        for item, name in zip(items, names, strict=True):
             quantity = int(item.get("quantity") or 1)
-            if item["name"] not in self.item_counts:
+            if name in item_counts:
+                item_counts[name] += quantity
+            else:
                 self.distinct_items += 1
-            _bump(self.item_counts, item["name"], quantity)
+                item_counts[name] = quantity
+            if len(item_counts) > TOP_COUNTS_KEPT:
+                _drop_lowest(item_counts)
             category = item.get("category")
             if category:
-                _bump(self.category_counts, category, quantity)
+                _bump(category_counts, category, quantity)
         local = local_datetime(ts, self.timezone, event.utc_offset_s)
         _bump(self.daypart_counts, daypart_of(local.hour), 1)
         _bump(self.weekday_counts, WEEKDAYS[local.weekday()], 1)
@@ -206,9 +231,14 @@ class Profile:
 def _bump(counts: dict[str, int], key: str, by: int) -> None:
     counts[key] = counts.get(key, 0) + by
     if len(counts) > TOP_COUNTS_KEPT:
-        # the least frequent key; of several, the alphabetically first
-        lowest = min(counts.values())
-        del counts[min(k for k, count in counts.items() if count == lowest)]
+        _drop_lowest(counts)
+
+
+def _drop_lowest(counts: dict[str, int]) -> None:
+    """Forget the least frequent key; of several, the alphabetically first."""
+    lowest = min(counts.values())
+    keys = [k for k, count in counts.items() if count == lowest]
+    del counts[keys[0] if len(keys) == 1 else min(keys)]
 
 
 def top_key(counts: dict[str, int]) -> str | None:
@@ -216,7 +246,8 @@ def top_key(counts: dict[str, int]) -> str | None:
     if not counts:
         return None
     highest = max(counts.values())
-    return min(k for k, count in counts.items() if count == highest)
+    keys = [k for k, count in counts.items() if count == highest]
+    return keys[0] if len(keys) == 1 else min(keys)
 
 
 _HANDLERS = {
@@ -228,5 +259,5 @@ _HANDLERS = {
     "booking": Profile._apply_booking,
 }
 _FIELD_NAMES = tuple(f.name for f in fields(Profile))
-_FIELD_SET = frozenset(_FIELD_NAMES)
+_FIELD_OF = {name: name for name in _FIELD_NAMES}
 _DEFAULTS = {name: getattr(Profile(), name) for name in _FIELD_NAMES}

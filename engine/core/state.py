@@ -87,8 +87,10 @@ class CustomerState:
 
     def next_due(self) -> int | None:
         """The earliest pending timer: an enrollment's step or an armed time-based entry."""
-        dues = [e.due_at for e in self.enrollments.values() if e.active and e.due_at is not None]
-        dues.extend(self.armed.values())
+        dues = [e.due_at for e in self.enrollments.values()
+                if e.due_at is not None and e.ended_at is None]
+        if self.armed:
+            dues.extend(self.armed.values())
         return min(dues) if dues else None
 
     def refuse_event(self, event_id: str, ts: int, window_ms: int) -> str | None:
@@ -125,11 +127,14 @@ class CustomerState:
 
     def prune_vouchers(self, now_ms: int) -> None:
         """Forget vouchers that expired long ago and belong to no enrollment's offers."""
-        referenced = {code for e in self.enrollments.values() for code in e.vouchers.values()}
-        stale = [code for code, v in self.vouchers.items()
-                 if v.expires_at + VOUCHER_RETENTION_MS < now_ms and code not in referenced]
-        for code in stale:
-            del self.vouchers[code]
+        horizon = now_ms - VOUCHER_RETENTION_MS
+        stale = [code for code, v in self.vouchers.items() if v.expires_at < horizon]
+        if stale:
+            referenced = {code for e in self.enrollments.values()
+                          for code in e.vouchers.values()}
+            for code in stale:
+                if code not in referenced:
+                    del self.vouchers[code]
 
     def to_bytes(self) -> bytes:
         """The stored form (see engine.core.state_codec): enrollments as rows, visit times as

@@ -13,6 +13,8 @@ earlier releases and is still read, so kept state upgrades as customers are writ
 
 from __future__ import annotations
 
+import itertools
+import operator
 import threading
 from typing import Any
 
@@ -80,13 +82,9 @@ def unpack(raw: bytes) -> tuple[dict[str, Any], bool]:
 
 def differences(values: list[int]) -> list[int]:
     """Each value minus the one before (the first as it is)."""
-    return [b - a for a, b in zip([0, *values], values, strict=False)]
+    return list(map(operator.sub, values, [0, *values]))
 
 
 def running_sums(steps: list[int]) -> list[int]:
     """The inverse of `differences`."""
-    total, out = 0, []
-    for step in steps:
-        total += step
-        out.append(total)
-    return out
+    return list(itertools.accumulate(steps, initial=0))[1:]

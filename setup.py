@@ -27,6 +27,13 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # no compiler, no headers: the source still works
             self.warn(f"the compiled core was not built ({exc}); the engine runs its Python "
                       f"source, slower")
+            return
+        # a rebuild may leave a module's own extension as it was (its code lives in the
+        # shared library beside it): date them all now, for engine/compiled_core.py
+        for ext in self.extensions:
+            built = Path(self.get_ext_fullpath(ext.name))
+            if built.exists():
+                os.utime(built)
 
     def build_extension(self, ext: Any) -> None:
         try:

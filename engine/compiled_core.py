@@ -6,8 +6,8 @@ module, imported by `engine/__init__.py` before any of them, decides which form 
 
 - the compiled form, when it was built and every compiled module is newer than its source;
 - the Python source of all of them, when `JOURNEYS_PURE_PYTHON=1` is set (for profiling and
-  debugging), or when any source changed after the build (an edited checkout): the group is
-  switched as one, since compiled modules call each other directly.
+  debugging), or when, in a source checkout, any source changed after the last build: the
+  group is switched as one, since compiled modules call each other directly.
 """
 
 from __future__ import annotations
@@ -78,13 +78,14 @@ def choose_form(modules: Sequence[str] = COMPILED_MODULES, root: Path = _ROOT,
     if environ.get(PURE_PYTHON_VARIABLE, "") not in ("", "0"):
         return CoreForm(False, f"{PURE_PYTHON_VARIABLE} is set")
     built = 0
+    checkout = (root / "pyproject.toml").exists()  # an installed package is not edited
     for module in modules:
         extension = extension_of(module, root)
         if extension is None:
             continue
         built += 1
         source = source_of(module, root)
-        if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
+        if checkout and source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
             relative = source.relative_to(root)
             return CoreForm(False, f"{relative} changed after it was compiled; "
                                    f"`pip install -e .` compiles it again", stale=True)

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tree(tmp_path: Path, built: tuple[str, ...] = MODULES) -> Path:
+    (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "pkg").mkdir()
     for module in MODULES:
         (tmp_path / (module.replace(".", "/") + ".py")).write_text("")
@@ -43,6 +44,14 @@ def test_a_source_edited_after_the_build_switches_the_whole_group_to_source(
     assert not form.compiled and form.stale
     assert "pkg/beta.py changed after it was compiled" in form.reason
     assert "pip install -e ." in form.reason
+
+
+def test_an_installed_package_trusts_its_build(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    (root / "pyproject.toml").unlink()
+    source = root / "pkg" / "beta.py"
+    os.utime(source, (source.stat().st_atime, source.stat().st_mtime + 60))
+    assert choose_form(MODULES, root, {}).compiled
 
 
 def test_the_variable_asks_for_the_source(tmp_path: Path) -> None:

@@ -14,6 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
+from engine.compiled_core import CORE_FORM
+
 DISTRIBUTION = "journey-engine"
 """The name the package is installed under (pyproject.toml's project.name)."""
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
@@ -45,9 +47,10 @@ def package_version() -> str:
 
 
 def add_version_option(parser: argparse.ArgumentParser) -> None:
-    """`--version`: print the command's name and the package's version, then exit 0."""
+    """`--version`: print the command's name, the package's version and whether its core
+    is compiled, then exit 0."""
     parser.add_argument("--version", action="version",
-                        version=f"{parser.prog} {package_version()}",
+                        version=f"{parser.prog} {package_version()}; {CORE_FORM.describe()}",
                         help="print the version and exit")
 
 

@@ -168,9 +168,12 @@ def test_two_processes_give_the_commands_of_one(tmp_path: Path, chain_events: Pa
 def test_version_prints_the_installed_packages_version(tmp_path: Path) -> None:
     from importlib.metadata import version
 
+    from engine.compiled_core import CORE_FORM
+
     result = journeys("--version", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"journeys {version('journey-engine')}"
+    assert result.stdout.strip() == (f"journeys {version('journey-engine')}; "
+                                     f"{CORE_FORM.describe()}")
 
 
 def test_help_lists_every_subcommand(tmp_path: Path) -> None:

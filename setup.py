@@ -51,7 +51,12 @@ def extensions() -> list[Any]:
     except ImportError:
         return []
     paths = [module.replace(".", "/") + ".py" for module in COMPILED_MODULES]
-    return list(mypycify(paths, opt_level="3"))
+    try:
+        return list(mypycify(paths, opt_level="3"))
+    except (Exception, SystemExit) as exc:  # mypyc refused the source: install it as it is
+        print(f"warning: the compiled core was not built ({exc}); the engine runs its "
+              f"Python source, slower", file=sys.stderr)
+        return []
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

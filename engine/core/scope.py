@@ -5,8 +5,9 @@ Each view answers `.get(name)` lazily, so a condition pays only for the fields i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from engine.core.aggregates import (
@@ -91,14 +92,16 @@ class CustomerView(_View):
         self._cache: dict[str, Any] = {}
 
     def get(self, name: str, default: Any = None) -> Any:
-        getter = _CUSTOMER_DERIVED.get(name)
-        if getter is not None:
-            value = getter(self)
-        elif name in _PROFILE_FIELDS:
-            value = getattr(self._profile, name)
-        else:
-            value = None
+        getter = _CUSTOMER_FIELDS.get(name)
+        if getter is None:
+            return default
+        value = getter(self)
         return default if value is None else value
+
+    @classmethod
+    def field_getter(cls, name: str) -> Callable[[CustomerView], Any]:
+        """A function of a view that gives `view.get(name)`."""
+        return _CUSTOMER_FIELDS.get(name, _no_field)
 
     def _score(self, name: str) -> float | None:
         """A score as of the start of the day (or of a visit that day, whichever is later),
@@ -240,7 +243,15 @@ _CUSTOMER_DERIVED: dict[str, Any] = {
     "loyalty_tier": CustomerView.loyalty_tier,
     "segments": CustomerView.segments,
 }
-_PROFILE_FIELDS = frozenset(Profile.__slots__)
+_CUSTOMER_FIELDS: dict[str, Callable[[CustomerView], Any]] = {
+    **{name: attrgetter(f"_profile.{name}") for name in Profile.__slots__},
+    **_CUSTOMER_DERIVED,
+}
+"""Every field of `customer.*` and how to read it from a view."""
+
+
+def _no_field(view: CustomerView) -> None:
+    return None
 
 
 @register_view

@@ -6,7 +6,7 @@ Each view answers `.get(name)` lazily, so a condition pays only for the fields i
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
@@ -30,6 +30,7 @@ from journeys_dsl.segments import EMPTY_MODEL, CustomerModel, LoyaltyTier, Segme
 class _View(Mapping[str, Any]):
     """A Mapping whose keys are computed on demand; iteration lists the known names."""
 
+    __slots__ = ()
     names: tuple[str, ...] = ()
 
     def __getitem__(self, name: str) -> Any:
@@ -47,6 +48,8 @@ class _View(Mapping[str, Any]):
 
 @register_view
 class EventView(_View):
+    __slots__ = ("_event", "_timezone")
+
     def __init__(self, event: Event, timezone: str | None) -> None:
         self._event = event
         self._timezone = timezone
@@ -75,15 +78,26 @@ class ScopeContext:
     score_model: ScoreModel = DEFAULT_MODEL
     own: Aggregates | None = None
     """Where the shard's visits are counted; None: into `aggregates` itself."""
+    _venues: dict[str | None, VenueView] = field(default_factory=dict, init=False, repr=False,
+                                                 compare=False)
 
     @property
     def counts(self) -> Aggregates:
         """The aggregates visits are recorded in."""
         return self.own if self.own is not None else self.aggregates
 
+    def venue(self, venue_id: str | None) -> VenueView:
+        """The view of one venue in `aggregates`, made once and shared by the scopes."""
+        view = self._venues.get(venue_id)
+        if view is None or view._aggregates is not self.aggregates:
+            view = self._venues[venue_id] = VenueView(venue_id, self.aggregates)
+        return view
+
 
 @register_view
 class CustomerView(_View):
+    __slots__ = ("_cache", "_context", "_now", "_profile", "_state")
+
     def __init__(self, state: CustomerState, now: int, context: ScopeContext) -> None:
         self._state = state
         self._profile = state.profile
@@ -162,6 +176,8 @@ class CustomerView(_View):
 @register_view
 class SegmentSet(_View):
     """`customer.segments`: `"vip" in customer.segments` evaluates the vip rule alone."""
+
+    __slots__ = ("_customer",)
 
     def __init__(self, customer: CustomerView) -> None:
         self._customer = customer
@@ -256,6 +272,7 @@ def _no_field(view: CustomerView) -> None:
 
 @register_view
 class VenueView(_View):
+    __slots__ = ("_aggregates", "_venue_id")
     names = ("venue_id", "avg_amount", "visit_count", "median_amount", "amount_p75")
 
     def __init__(self, venue_id: str | None, aggregates: Aggregates) -> None:
@@ -284,6 +301,8 @@ class VenueView(_View):
 class OfferView(_View):
     """`offer.<id>.*`: the vouchers issued by the current enrollment."""
 
+    __slots__ = ("_enrollment", "_now", "_state")
+
     def __init__(self, state: CustomerState, enrollment: Enrollment | None, now: int) -> None:
         self._state = state
         self._enrollment = enrollment
@@ -310,6 +329,7 @@ class OfferView(_View):
 
 @register_view
 class JourneyView(_View):
+    __slots__ = ("_enrollment", "_now", "_step_id")
     names = ("entered_at", "days_in", "step", "holdout")
 
     def __init__(self, enrollment: Enrollment | None, step_id: str | None, now: int) -> None:
@@ -330,6 +350,12 @@ class JourneyView(_View):
         return default if value is None else value
 
 
+_NO_OFFERS = OfferView(CustomerState(""), None, 0)
+"""`offer` outside a journey: no voucher was issued."""
+_NO_JOURNEY = JourneyView(None, None, 0)
+"""`journey` outside a journey: every field is null."""
+
+
 def build_scope(state: CustomerState, now: int, context: ScopeContext, *,
                 event: Event | None = None, venue_id: str | None = None,
                 enrollment: Enrollment | None = None,
@@ -339,7 +365,8 @@ def build_scope(state: CustomerState, now: int, context: ScopeContext, *,
         "now": now,
         "event": EventView(event, state.profile.timezone) if event is not None else None,
         "customer": CustomerView(state, now, context),
-        "venue": VenueView(venue_id, context.aggregates),
-        "offer": OfferView(state, enrollment, now),
-        "journey": JourneyView(enrollment, step_id, now),
+        "venue": context.venue(venue_id),
+        "offer": OfferView(state, enrollment, now) if enrollment is not None else _NO_OFFERS,
+        "journey": (JourneyView(enrollment, step_id, now) if enrollment is not None
+                    else _NO_JOURNEY),
     }

@@ -1,4 +1,4 @@
-"""Paths read through the scope's views."""
+"""Paths read through the scope's views, and the views `build_scope` shares."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ from engine.core.aggregates import Aggregates
 from engine.core.catalog import Catalog
 from engine.core.events import validate_event
 from engine.core.runtime import Effects, JourneyRuntime
-from engine.core.scope import _CUSTOMER_FIELDS, CustomerView, ScopeContext, build_scope
-from engine.core.state import CustomerState
+from engine.core.scope import (
+    _CUSTOMER_FIELDS,
+    CustomerView,
+    ScopeContext,
+    build_scope,
+)
+from engine.core.state import CustomerState, Enrollment, Voucher
 from journeys_dsl.expressions import parse_expression, register_view
 from journeys_dsl.segments import load_segments
 
@@ -85,3 +90,25 @@ def test_customer_field_getters_answer_like_get() -> None:
             assert got == expected, name
     assert parse_expression("customer.favourite_category").evaluate(
         build_scope(state, T0 + 10 * DAY, context)) == "meat"
+
+
+def test_scopes_outside_a_journey_and_venues_read_as_before() -> None:
+    state, context = guest()
+    scope = build_scope(state, T0 + 10 * DAY, context, venue_id="v1")
+    assert scope["offer"].get("dessert") == {"issued": False, "redeemed": False,
+                                             "expired": False}
+    assert scope["journey"].get("days_in") is None and list(scope["journey"]) == [
+        "entered_at", "days_in", "step", "holdout"]
+    assert scope["venue"].get("visit_count") == 4 and scope["venue"].get("venue_id") == "v1"
+    assert build_scope(state, T0, context, venue_id="v2")["venue"].get("visit_count") is None
+    assert build_scope(state, T0, context)["venue"].get("venue_id") is None
+    context.aggregates = Aggregates()
+    assert build_scope(state, T0, context, venue_id="v1")["venue"].get("visit_count") is None
+
+    enrollment = Enrollment(journey="j", version=1, seq=1, entered_at=T0, holdout=False,
+                            step=0, arrived_at=T0)
+    state.vouchers["D-1"] = Voucher("dessert", "j@1", T0, T0 + 5 * DAY)
+    enrollment.vouchers["dessert"] = "D-1"
+    inside = build_scope(state, T0 + DAY, context, enrollment=enrollment, step_id="s")
+    assert parse_expression("offer.dessert.issued and journey.days_in == 1").test(inside)
+    assert parse_expression("journey.step").evaluate(inside) == "s"

@@ -129,13 +129,19 @@ class CustomerView(_View):
 
     def _first_match(self, key: str, rules: Sequence[SegmentRule] | Sequence[LoyaltyTier]
                      ) -> str | None:
-        if key not in self._cache:
-            scope = {"now": self._now, "customer": self}
-            self._cache[key] = next(
-                (rule_id(rule) for rule in rules
-                 if rule.condition is None or rule.condition.test(scope)), None)
-        result: str | None = self._cache[key]
-        return result
+        cache = self._cache
+        found: str | None
+        if key in cache:
+            found = cache[key]
+            return found
+        found = None
+        scope = {"now": self._now, "customer": self}
+        for rule in rules:
+            if rule.condition is None or rule.condition.test(scope):
+                found = rule_id(rule)
+                break
+        cache[key] = found
+        return found
 
     def segment(self) -> str | None:
         return self._first_match("segment", self._context.customer_model.activity)

@@ -23,6 +23,7 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from engine.errors import JourneysError
@@ -122,7 +123,9 @@ _VIEW_TYPES: set[Any] = set()
 
 def register_view(cls: type) -> type:
     """Mark a class as a view (a `get(name)` of its fields), so that paths and `in` go
-    straight to its `get`; usable as a class decorator."""
+    straight to its `get`; usable as a class decorator. A view may also define a class
+    method `field_getter(name)` giving a function equal to `lambda view: view.get(name)`,
+    which paths then call directly."""
     _VIEW_TYPES.add(cls)
     return cls
 
@@ -135,6 +138,28 @@ def _step(v: Any, name: str) -> Any:
         return v.get(name)
     get = getattr(v, "get", None)
     return get(name) if callable(get) else None
+
+
+class _FieldReader(dict[type, Callable[[Any], Any]]):
+    """`v.name` for one name, as a function of `v` chosen by `v`'s class on first use."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def __missing__(self, cls: type) -> Callable[[Any], Any]:
+        name = self.name
+        reader: Callable[[Any], Any]
+        if cls is not dict and cls not in _VIEW_TYPES:
+            reader = partial(_step, name=name)
+        elif (field_getter := getattr(cls, "field_getter", None)) is not None:
+            reader = field_getter(name)
+        else:
+            reader = operator.methodcaller("get", name)
+        self[cls] = reader
+        return reader
 
 
 def _eq(a: Any, b: Any) -> bool:
@@ -844,8 +869,8 @@ class _Emitter:
         assert node.ref is not None
         code = f"s.get({self.const(node.ref.root)})"
         for name in node.ref.path:
-            t, k = self.temp(), self.const(name)
-            code = f"({t}.get({k}) if ({t} := {code}).__class__ is dict else _step({t}, {k}))"
+            t, r = self.temp(), self.const(_FieldReader(name))
+            code = f"{r}[({t} := {code}).__class__]({t})"
         return code
 
     def emit_list(self, node: _Node) -> str:

@@ -5,8 +5,9 @@ Each view answers `.get(name)` lazily, so a condition pays only for the fields i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 from engine.core.aggregates import (
@@ -29,6 +30,7 @@ from journeys_dsl.segments import EMPTY_MODEL, CustomerModel, LoyaltyTier, Segme
 class _View(Mapping[str, Any]):
     """A Mapping whose keys are computed on demand; iteration lists the known names."""
 
+    __slots__ = ()
     names: tuple[str, ...] = ()
 
     def __getitem__(self, name: str) -> Any:
@@ -46,6 +48,8 @@ class _View(Mapping[str, Any]):
 
 @register_view
 class EventView(_View):
+    __slots__ = ("_event", "_timezone")
+
     def __init__(self, event: Event, timezone: str | None) -> None:
         self._event = event
         self._timezone = timezone
@@ -74,15 +78,26 @@ class ScopeContext:
     score_model: ScoreModel = DEFAULT_MODEL
     own: Aggregates | None = None
     """Where the shard's visits are counted; None: into `aggregates` itself."""
+    _venues: dict[str | None, VenueView] = field(default_factory=dict, init=False, repr=False,
+                                                 compare=False)
 
     @property
     def counts(self) -> Aggregates:
         """The aggregates visits are recorded in."""
         return self.own if self.own is not None else self.aggregates
 
+    def venue(self, venue_id: str | None) -> VenueView:
+        """The view of one venue in `aggregates`, made once and shared by the scopes."""
+        view = self._venues.get(venue_id)
+        if view is None or view._aggregates is not self.aggregates:
+            view = self._venues[venue_id] = VenueView(venue_id, self.aggregates)
+        return view
+
 
 @register_view
 class CustomerView(_View):
+    __slots__ = ("_cache", "_context", "_now", "_profile", "_state")
+
     def __init__(self, state: CustomerState, now: int, context: ScopeContext) -> None:
         self._state = state
         self._profile = state.profile
@@ -91,14 +106,16 @@ class CustomerView(_View):
         self._cache: dict[str, Any] = {}
 
     def get(self, name: str, default: Any = None) -> Any:
-        getter = _CUSTOMER_DERIVED.get(name)
-        if getter is not None:
-            value = getter(self)
-        elif name in _PROFILE_FIELDS:
-            value = getattr(self._profile, name)
-        else:
-            value = None
+        getter = _CUSTOMER_FIELDS.get(name)
+        if getter is None:
+            return default
+        value = getter(self)
         return default if value is None else value
+
+    @classmethod
+    def field_getter(cls, name: str) -> Callable[[CustomerView], Any]:
+        """A function of a view that gives `view.get(name)`."""
+        return _CUSTOMER_FIELDS.get(name, _no_field)
 
     def _score(self, name: str) -> float | None:
         """A score as of the start of the day (or of a visit that day, whichever is later),
@@ -112,13 +129,19 @@ class CustomerView(_View):
 
     def _first_match(self, key: str, rules: Sequence[SegmentRule] | Sequence[LoyaltyTier]
                      ) -> str | None:
-        if key not in self._cache:
-            scope = {"now": self._now, "customer": self}
-            self._cache[key] = next(
-                (rule_id(rule) for rule in rules
-                 if rule.condition is None or rule.condition.test(scope)), None)
-        result: str | None = self._cache[key]
-        return result
+        cache = self._cache
+        found: str | None
+        if key in cache:
+            found = cache[key]
+            return found
+        found = None
+        scope = {"now": self._now, "customer": self}
+        for rule in rules:
+            if rule.condition is None or rule.condition.test(scope):
+                found = rule_id(rule)
+                break
+        cache[key] = found
+        return found
 
     def segment(self) -> str | None:
         return self._first_match("segment", self._context.customer_model.activity)
@@ -159,6 +182,8 @@ class CustomerView(_View):
 @register_view
 class SegmentSet(_View):
     """`customer.segments`: `"vip" in customer.segments` evaluates the vip rule alone."""
+
+    __slots__ = ("_customer",)
 
     def __init__(self, customer: CustomerView) -> None:
         self._customer = customer
@@ -240,11 +265,21 @@ _CUSTOMER_DERIVED: dict[str, Any] = {
     "loyalty_tier": CustomerView.loyalty_tier,
     "segments": CustomerView.segments,
 }
-_PROFILE_FIELDS = frozenset(field.name for field in fields(Profile))
+_CUSTOMER_FIELDS: dict[str, Callable[[CustomerView], Any]] = {
+    **{profile_field.name: attrgetter(f"_profile.{profile_field.name}")
+       for profile_field in fields(Profile)},
+    **_CUSTOMER_DERIVED,
+}
+"""Every field of `customer.*` and how to read it from a view."""
+
+
+def _no_field(view: CustomerView) -> None:
+    return None
 
 
 @register_view
 class VenueView(_View):
+    __slots__ = ("_aggregates", "_venue_id")
     names = ("venue_id", "avg_amount", "visit_count", "median_amount", "amount_p75")
 
     def __init__(self, venue_id: str | None, aggregates: Aggregates) -> None:
@@ -273,6 +308,8 @@ class VenueView(_View):
 class OfferView(_View):
     """`offer.<id>.*`: the vouchers issued by the current enrollment."""
 
+    __slots__ = ("_enrollment", "_now", "_state")
+
     def __init__(self, state: CustomerState, enrollment: Enrollment | None, now: int) -> None:
         self._state = state
         self._enrollment = enrollment
@@ -299,6 +336,7 @@ class OfferView(_View):
 
 @register_view
 class JourneyView(_View):
+    __slots__ = ("_enrollment", "_now", "_step_id")
     names = ("entered_at", "days_in", "step", "holdout")
 
     def __init__(self, enrollment: Enrollment | None, step_id: str | None, now: int) -> None:
@@ -319,6 +357,12 @@ class JourneyView(_View):
         return default if value is None else value
 
 
+_NO_OFFERS = OfferView(CustomerState(""), None, 0)
+"""`offer` outside a journey: no voucher was issued."""
+_NO_JOURNEY = JourneyView(None, None, 0)
+"""`journey` outside a journey: every field is null."""
+
+
 def build_scope(state: CustomerState, now: int, context: ScopeContext, *,
                 event: Event | None = None, venue_id: str | None = None,
                 enrollment: Enrollment | None = None,
@@ -328,7 +372,8 @@ def build_scope(state: CustomerState, now: int, context: ScopeContext, *,
         "now": now,
         "event": EventView(event, state.profile.timezone) if event is not None else None,
         "customer": CustomerView(state, now, context),
-        "venue": VenueView(venue_id, context.aggregates),
-        "offer": OfferView(state, enrollment, now),
-        "journey": JourneyView(enrollment, step_id, now),
+        "venue": context.venue(venue_id),
+        "offer": OfferView(state, enrollment, now) if enrollment is not None else _NO_OFFERS,
+        "journey": (JourneyView(enrollment, step_id, now) if enrollment is not None
+                    else _NO_JOURNEY),
     }

@@ -6,6 +6,7 @@ without compiling; a machine without a C compiler gets the pure-Python package, 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -14,8 +15,21 @@ from typing import Any
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine.compiled_core import COMPILED_MODULES, PURE_PYTHON_VARIABLE
+
+def _compiled_core() -> Any:
+    """engine/compiled_core.py alone, without importing the package it describes."""
+    path = Path(__file__).resolve().parent / "engine" / "compiled_core.py"
+    spec = importlib.util.spec_from_file_location("_compiled_core", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+_CORE = _compiled_core()
+COMPILED_MODULES: tuple[str, ...] = _CORE.COMPILED_MODULES
+PURE_PYTHON_VARIABLE: str = _CORE.PURE_PYTHON_VARIABLE
 
 
 class OptionalBuildExt(build_ext):

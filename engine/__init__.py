@@ -20,7 +20,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from engine import compiled_core  # noqa: F401  (picks the compiled or source core first)
+from engine import compiled_core
+
+compiled_core.install()  # before any core module: the compiled form or the Python source
 
 _EXPORTS: dict[str, str] = {
     # journeys: the language and its files

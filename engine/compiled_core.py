@@ -2,7 +2,8 @@
 
 `pip install .` (or `-e .`) compiles the modules in `COMPILED_MODULES` from their typed Python
 source (see setup.py); the sources stay the reference and behave the same, only faster. This
-module, imported by `engine/__init__.py` before any of them, decides which form loads:
+module's `install`, called by `engine/__init__.py` before any of them loads, decides which
+form loads:
 
 - the compiled form, when it was built and every compiled module is newer than its source;
 - the Python source of all of them, when `JOURNEYS_PURE_PYTHON=1` is set (for profiling and
@@ -32,12 +33,14 @@ COMPILED_MODULES: tuple[str, ...] = (
     "engine.core.policy_gate",
     "engine.core.profile",
     "engine.core.runtime",
+    "engine.core.scope",
     "engine.core.state",
     "engine.core.state_codec",
     "engine.core.timeline",
     "engine.core.timeutil",
     "engine.flow.processor",
     "engine.flow.routing",
+    "journeys_dsl.expressions",
 )
 """Modules setup.py compiles, by import name."""
 
@@ -109,8 +112,11 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
             fullname, source, loader=importlib.machinery.SourceFileLoader(fullname, str(source)))
 
 
-def _install() -> CoreForm:
-    form = choose_form()
+def install() -> CoreForm:
+    """Choose the form (`choose_form`) and make the imports that follow load it; once, by
+    `engine/__init__.py`, before any core module."""
+    global CORE_FORM
+    form = CORE_FORM = choose_form()
     if not form.compiled:
         built = any(extension_of(module) is not None for module in COMPILED_MODULES)
         if built:
@@ -121,5 +127,5 @@ def _install() -> CoreForm:
     return form
 
 
-CORE_FORM = _install()
+CORE_FORM = CoreForm(False, "not chosen: engine/__init__.py calls install()")
 """The form this process loaded."""

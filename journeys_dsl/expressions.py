@@ -1040,8 +1040,9 @@ class CompiledExpression:
         return parse_expression, (self.source,)
 
 
-def parse_expression(source: str) -> CompiledExpression:
-    """Parse and compile `source`; raises `ExpressionSyntaxError` with a readable message."""
+def parse_expression(source: object) -> CompiledExpression:
+    """Parse and compile `source`; raises `ExpressionSyntaxError` with a readable message
+    (also for a value that is not text, as a library caller may pass)."""
     if not isinstance(source, str):
         raise ExpressionSyntaxError(f"a condition must be text, not {type(source).__name__}",
                                     0, str(source))

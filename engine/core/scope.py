@@ -46,7 +46,6 @@ class _View(Mapping[str, Any]):
         return len(self.names)
 
 
-@register_view
 class EventView(_View):
     __slots__ = ("_event", "_timezone")
 
@@ -94,7 +93,6 @@ class ScopeContext:
         return view
 
 
-@register_view
 class CustomerView(_View):
     __slots__ = ("_cache", "_context", "_now", "_profile", "_state")
 
@@ -179,7 +177,6 @@ class CustomerView(_View):
         return found
 
 
-@register_view
 class SegmentSet(_View):
     """`customer.segments`: `"vip" in customer.segments` evaluates the vip rule alone."""
 
@@ -277,10 +274,10 @@ def _no_field(view: CustomerView) -> None:
     return None
 
 
-@register_view
 class VenueView(_View):
     __slots__ = ("_aggregates", "_venue_id")
-    names = ("venue_id", "avg_amount", "visit_count", "median_amount", "amount_p75")
+    names: tuple[str, ...] = ("venue_id", "avg_amount", "visit_count", "median_amount",
+                              "amount_p75")
 
     def __init__(self, venue_id: str | None, aggregates: Aggregates) -> None:
         self._venue_id = venue_id
@@ -304,7 +301,6 @@ class VenueView(_View):
         return default if value is None else value
 
 
-@register_view
 class OfferView(_View):
     """`offer.<id>.*`: the vouchers issued by the current enrollment."""
 
@@ -334,10 +330,9 @@ class OfferView(_View):
         }
 
 
-@register_view
 class JourneyView(_View):
     __slots__ = ("_enrollment", "_now", "_step_id")
-    names = ("entered_at", "days_in", "step", "holdout")
+    names: tuple[str, ...] = ("entered_at", "days_in", "step", "holdout")
 
     def __init__(self, enrollment: Enrollment | None, step_id: str | None, now: int) -> None:
         self._enrollment = enrollment
@@ -377,3 +372,7 @@ def build_scope(state: CustomerState, now: int, context: ScopeContext, *,
         "journey": (JourneyView(enrollment, step_id, now) if enrollment is not None
                     else _NO_JOURNEY),
     }
+
+
+for _view_class in (EventView, CustomerView, SegmentSet, VenueView, OfferView, JourneyView):
+    register_view(_view_class)  # a call, not a decorator: decorated classes cannot be compiled

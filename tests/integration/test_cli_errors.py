@@ -155,7 +155,7 @@ def test_ctrl_c_stops_a_run_with_one_line_and_the_same_command_resumes_it(
     args = run_args(events, redis_url, key_prefix, "--commands", str(commands),
                     "--dead-letter", str(tmp_path / "dead.jsonl"), "--tail", "--idle-exit", "3")
     engine = subprocess.Popen(command(*args), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_default)
     _wait_for_output(engine, commands)
     engine.send_signal(signal.SIGINT)
     _, stderr = engine.communicate(timeout=60)
@@ -188,6 +188,12 @@ def test_a_lost_redis_prints_the_engines_line_and_no_panic(
     lost, summary = lines_of(stderr)
     assert lost.startswith("journeys: lost the connection to Redis")
     assert "events/s" in summary
+
+
+def _ctrl_c_default() -> None:
+    """In the child: SIGINT as a terminal's Ctrl-C delivers it, also when the suite runs in
+    the background of a shell, which starts its children with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_output(engine: subprocess.Popen[str], commands: Path) -> None:

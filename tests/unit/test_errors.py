@@ -122,9 +122,15 @@ class _InterruptedWhileFinalized:
 
 def test_ctrl_c_in_a_finalizer_still_interrupts(capfd: pytest.CaptureFixture[str]) -> None:
     hook = sys.unraisablehook
-    with pytest.raises(KeyboardInterrupt), interrupts_kept():
-        _InterruptedWhileFinalized()
-        time.sleep(2)
+    # Ctrl-C as a terminal delivers it, also when the suite was started in the background
+    # by a shell, which starts its children with SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts_kept():
+            _InterruptedWhileFinalized()
+            time.sleep(2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert "Exception ignored" not in capfd.readouterr().err
     assert sys.unraisablehook is hook
 

@@ -54,6 +54,8 @@ class CoreForm:
 
     compiled: bool
     reason: str
+    built: int = 0
+    """How many of the modules have a built extension."""
     stale: bool = False
     """A source changed after the build."""
 
@@ -78,23 +80,21 @@ def extension_of(module: str, root: Path = _ROOT) -> Path | None:
 def choose_form(modules: Sequence[str] = COMPILED_MODULES, root: Path = _ROOT,
                 environ: dict[str, str] | os._Environ[str] = os.environ) -> CoreForm:
     """Whether the compiled modules may load (see the module's docstring)."""
+    extensions = {module: extension_of(module, root) for module in modules}
+    built = sum(extension is not None for extension in extensions.values())
     if environ.get(PURE_PYTHON_VARIABLE, "") not in ("", "0"):
-        return CoreForm(False, f"{PURE_PYTHON_VARIABLE} is set")
-    built = 0
+        return CoreForm(False, f"{PURE_PYTHON_VARIABLE} is set", built)
     checkout = (root / "pyproject.toml").exists()  # an installed package is not edited
-    for module in modules:
-        extension = extension_of(module, root)
-        if extension is None:
-            continue
-        built += 1
+    for module, extension in extensions.items():
         source = source_of(module, root)
-        if checkout and source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
+        if (checkout and extension is not None and source.exists()
+                and source.stat().st_mtime > extension.stat().st_mtime):
             relative = source.relative_to(root)
             return CoreForm(False, f"{relative} changed after it was compiled; "
-                                   f"`pip install -e .` compiles it again", stale=True)
+                                   f"`pip install -e .` compiles it again", built, stale=True)
     if built < len(modules):
-        return CoreForm(False, "not built; `pip install .` compiles it")
-    return CoreForm(True, f"{built} modules")
+        return CoreForm(False, "not built; `pip install .` compiles it", built)
+    return CoreForm(True, f"{built} modules", built)
 
 
 class _SourceFinder(importlib.abc.MetaPathFinder):
@@ -117,13 +117,11 @@ def install() -> CoreForm:
     `engine/__init__.py`, before any core module."""
     global CORE_FORM
     form = CORE_FORM = choose_form()
-    if not form.compiled:
-        built = any(extension_of(module) is not None for module in COMPILED_MODULES)
-        if built:
-            sys.meta_path.insert(0, _SourceFinder(COMPILED_MODULES, _ROOT))
-            if form.stale:
-                warnings.warn(f"running the Python source of the core: {form.reason}",
-                              RuntimeWarning, stacklevel=2)
+    if not form.compiled and form.built:
+        sys.meta_path.insert(0, _SourceFinder(COMPILED_MODULES, _ROOT))
+        if form.stale:
+            warnings.warn(f"running the Python source of the core: {form.reason}",
+                          RuntimeWarning, stacklevel=2)
     return form
 
 

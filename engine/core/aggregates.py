@@ -76,7 +76,6 @@ class Aggregates:
         self._own_dense: dict[str, list[int]] = {}
         self._others_cumulative: dict[str, list[int]] = {}
         self._quantiles: dict[tuple[str, float], float | None] = {}
-        self._caps: dict[str, float | None] = {}
 
     @property
     def others(self) -> dict[str, Any]:
@@ -88,7 +87,6 @@ class Aggregates:
         self._others = value
         self._others_cumulative.clear()
         self._quantiles.clear()
-        self._caps.clear()
 
     # ---------------------------------------------------------------- writing
     def record_visit(self, venue_id: str, amount: float, cap: float | None = None) -> None:
@@ -114,7 +112,6 @@ class Aggregates:
         """Move one member of histogram `name` between two different bins (None: none)."""
         if self._quantiles:
             self._quantiles.clear()
-            self._caps.clear()
         dense = self._own_dense.get(name)
         histogram: dict[str, int] | None = self.own.get(name)
         if histogram is None:
@@ -141,13 +138,6 @@ class Aggregates:
         median amount, or the chain's median check for a venue not seen yet (None before
         the chain's first visit). One mistyped amount then moves the venue's average by a
         bounded step rather than by its own size."""
-        if self.own:
-            return self._amount_cap(venue_id)
-        if venue_id not in self._caps:  # a day's view never changes: compute once
-            self._caps[venue_id] = self._amount_cap(venue_id)
-        return self._caps[venue_id]
-
-    def _amount_cap(self, venue_id: str) -> float | None:
         median = self.quantile(venue_histogram(venue_id), 0.5)
         if median is None:
             median = self.quantile(CHECK_HISTOGRAM, 0.5)

@@ -148,13 +148,9 @@ class Profile:
         category_counts = self.category_counts
         for item, name in zip(items, names, strict=True):
             quantity = int(item.get("quantity") or 1)
-            if name in item_counts:
-                item_counts[name] += quantity
-            else:
+            if name not in item_counts:
                 self.distinct_items += 1
-                item_counts[name] = quantity
-            if len(item_counts) > TOP_COUNTS_KEPT:
-                _drop_lowest(item_counts)
+            _bump(item_counts, name, quantity)
             category = item.get("category")
             if category:
                 _bump(category_counts, category, quantity)
@@ -231,14 +227,10 @@ class Profile:
 def _bump(counts: dict[str, int], key: str, by: int) -> None:
     counts[key] = counts.get(key, 0) + by
     if len(counts) > TOP_COUNTS_KEPT:
-        _drop_lowest(counts)
-
-
-def _drop_lowest(counts: dict[str, int]) -> None:
-    """Forget the least frequent key; of several, the alphabetically first."""
-    lowest = min(counts.values())
-    keys = [k for k, count in counts.items() if count == lowest]
-    del counts[keys[0] if len(keys) == 1 else min(keys)]
+        # the least frequent key; of several, the alphabetically first
+        lowest = min(counts.values())
+        keys = [k for k, count in counts.items() if count == lowest]
+        del counts[keys[0] if len(keys) == 1 else min(keys)]
 
 
 def top_key(counts: dict[str, int]) -> str | None:

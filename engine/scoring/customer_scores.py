@@ -26,7 +26,6 @@ class ScoringTime:
 
     seconds: float = 0.0
     customers: int = 0
-    calls: int = 0
 
 
 SCORING_TIME = ScoringTime()
@@ -56,4 +55,3 @@ def score_state(state: CustomerState, clock: int, model: ScoreModel) -> None:
         state.scores_basis = (profile.visit_count, profile.total_spend, clock)
     SCORING_TIME.seconds += time.perf_counter() - began
     SCORING_TIME.customers += 1
-    SCORING_TIME.calls += 1

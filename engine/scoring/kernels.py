@@ -217,6 +217,17 @@ def rfm_scores(x: FloatArray, t_x: FloatArray, T: FloatArray, monetary: FloatArr
 
 
 @njit(cache=True)
+def _score_one(x: float, t_x: float, T: float, monetary: float, r: float, alpha: float,
+               a: float, b: float, p: float, q: float, v: float, horizon: float,
+               value_factor: float) -> tuple[float, float, float, float, float]:
+    """One customer's scores: p_alive, expected visits and spend, value, churn risk."""
+    visits = _expected_visits_one(x, t_x, T, horizon, r, alpha, a, b)
+    spend = _expected_spend_one(x, monetary, p, q, v)
+    return (_p_alive_one(x, t_x, T, r, alpha, a, b), visits, spend,
+            visits * spend * value_factor, _churn_one(x, t_x, T, r, alpha, a, b))
+
+
+@njit(cache=True)
 def _score_fused(x: FloatArray, t_x: FloatArray, T: FloatArray, monetary: FloatArray, r: float,
                  alpha: float, a: float, b: float, p: float, q: float, v: float,
                  horizon: float, value_factor: float
@@ -228,23 +239,9 @@ def _score_fused(x: FloatArray, t_x: FloatArray, T: FloatArray, monetary: FloatA
     value = np.empty(n)
     churn = np.empty(n)
     for i in range(n):
-        alive[i] = _p_alive_one(x[i], t_x[i], T[i], r, alpha, a, b)
-        churn[i] = _churn_one(x[i], t_x[i], T[i], r, alpha, a, b)
-        visits[i] = _expected_visits_one(x[i], t_x[i], T[i], horizon, r, alpha, a, b)
-        spend[i] = _expected_spend_one(x[i], monetary[i], p, q, v)
-        value[i] = visits[i] * spend[i] * value_factor
+        alive[i], visits[i], spend[i], value[i], churn[i] = _score_one(
+            x[i], t_x[i], T[i], monetary[i], r, alpha, a, b, p, q, v, horizon, value_factor)
     return alive, visits, spend, value, churn
-
-
-@njit(cache=True)
-def _score_one(x: float, t_x: float, T: float, monetary: float, r: float, alpha: float,
-               a: float, b: float, p: float, q: float, v: float, horizon: float,
-               value_factor: float) -> tuple[float, float, float, float, float]:
-    """One customer's scores as `_score_fused` computes them, in the same order."""
-    visits = _expected_visits_one(x, t_x, T, horizon, r, alpha, a, b)
-    spend = _expected_spend_one(x, monetary, p, q, v)
-    return (_p_alive_one(x, t_x, T, r, alpha, a, b), visits, spend,
-            visits * spend * value_factor, _churn_one(x, t_x, T, r, alpha, a, b))
 
 
 def discount_factor(horizon_days: float, annual_discount: float) -> float:

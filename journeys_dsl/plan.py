@@ -191,6 +191,15 @@ class Branch:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One arm of a split: `share` of the enrollments (0 to 1) go to `target`."""
+
+    name: str
+    share: float
+    target: int
+
+
+@dataclass(frozen=True)
 class StepPlan:
     step_id: str
     index: int
@@ -199,6 +208,9 @@ class StepPlan:
     actions: tuple[Action, ...]
     branches: tuple[Branch, ...]
     next_index: int
+    split: tuple[Variant, ...] = ()
+    """An experiment: each enrollment goes to one variant's target, drawn by customer,
+    journey and step (see `engine.core.experiments`); empty for other steps."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +235,11 @@ class JourneyPlan:
     def key(self) -> str:
         """`journey_id@version`, the name of this version in state and statistics."""
         return f"{self.journey_id}@{self.version}"
+
+    @cached_property
+    def variant_steps(self) -> Mapping[str, str]:
+        """The split step of each variant name (names are unique in a journey)."""
+        return {variant.name: step.step_id for step in self.steps for variant in step.split}
 
     @cached_property
     def reacts_to(self) -> frozenset[str]:

@@ -16,6 +16,7 @@ from engine.core.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, VISITS_HIST
 from engine.core.catalog import Catalog
 from engine.core.commands import build_command
 from engine.core.events import Event
+from engine.core.experiments import count_goal, count_sent, split_step
 from engine.core.policy_gate import PolicyGate
 from engine.core.profile import daypart_of
 from engine.core.scope import CustomerView, ScopeContext, build_scope
@@ -190,6 +191,8 @@ class JourneyRuntime:
                 group = "goal_holdout" if enrollment.holdout else "goal"
                 effects.stats[f"{plan.key}|{group}"] += 1
                 effects.stats[f"{plan.key}|{group}_segment:{enrollment.segment or 'none'}"] += 1
+                if enrollment.variant is not None:
+                    count_goal(plan.key, enrollment, effects.stats)
 
     def _exits_and_waits(self, state: CustomerState, event: Event, venue_id: str | None,
                          ctx: ScopeContext, effects: Effects) -> None:
@@ -447,6 +450,9 @@ class JourneyRuntime:
             effects.stats[f"{plan.key}|{group}:{step.step_id}"] += 1
             if not enrollment.holdout:
                 self._perform(state, plan, enrollment, step, at, scope, effects)
+        if step.split:
+            draw = stable_fraction(state.customer_id, plan.journey_id, step.step_id)
+            return split_step(plan, enrollment, step, draw, effects.stats)
         for branch in step.branches:
             if branch.condition is None or branch.condition.test(scope):
                 return branch.target
@@ -483,6 +489,8 @@ class JourneyRuntime:
                     state, plan, enrollment, step.step_id, index, action, at, scope))
                 self.gate.record(state, action.channel, at)
                 effects.stats[f"{plan.key}|sent:{step.step_id}:{action.channel}"] += 1
+                if enrollment.variant is not None:
+                    count_sent(plan.key, enrollment, effects.stats)
 
     @staticmethod
     def _edge(plan: JourneyPlan, step: StepPlan, target: int, effects: Effects) -> None:

@@ -332,7 +332,8 @@ class OfferView(_View):
 
 class JourneyView(_View):
     __slots__ = ("_enrollment", "_now", "_step_id")
-    names: tuple[str, ...] = ("entered_at", "days_in", "step", "holdout")
+    names: tuple[str, ...] = ("entered_at", "days_in", "step", "holdout", "variant",
+                              "variants")
 
     def __init__(self, enrollment: Enrollment | None, step_id: str | None, now: int) -> None:
         self._enrollment = enrollment
@@ -348,6 +349,8 @@ class JourneyView(_View):
             "days_in": (self._now - enrollment.entered_at) / DAY_MS,
             "step": self._step_id,
             "holdout": enrollment.holdout,
+            "variant": enrollment.variant.rpartition(",")[2] if enrollment.variant else None,
+            "variants": enrollment.variant.split(",") if enrollment.variant else [],
         }.get(name)
         return default if value is None else value
 

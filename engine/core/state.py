@@ -46,6 +46,9 @@ class Enrollment:
     vouchers: dict[str, str] = field(default_factory=dict)
     segment: str | None = None
     """The customer's activity segment at entry, for conversion by segment."""
+    variant: str | None = None
+    """The variants drawn at the journey's split steps, comma-separated, in the order the
+    splits were passed (see `engine.core.experiments`); None before any split."""
 
     @property
     def active(self) -> bool:

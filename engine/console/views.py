@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup
@@ -41,7 +41,7 @@ class JourneyVersion:
     weeks: Markup
     messages: Markup
     reading: str
-    experiments: Markup = Markup("")
+    experiments: Markup = field(default_factory=Markup)
     """The split steps' variants against each other and the holdout (see the report)."""
 
 

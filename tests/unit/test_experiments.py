@@ -303,7 +303,7 @@ def test_two_splits_draw_independently() -> None:
       - {variant: y, weight: 1, goto: send_b}
     actions:""").replace("    next: end\n", "")
     plan = load_journey_text(text, FILE)
-    stats, states = run_customers(plan, 2000)
+    _, states = run_customers(plan, 2000)
     pairs = Counter(state.enrollments["offer_test"].variant for state in states.values())
     assert set(pairs) == {"a,x", "a,y", "b"}
     assert 0.4 < pairs["a,x"] / (pairs["a,x"] + pairs["a,y"]) < 0.6
@@ -311,7 +311,7 @@ def test_two_splits_draw_independently() -> None:
 
 def test_goals_count_for_the_variant_and_the_holdout_control() -> None:
     plan = load_journey_text(SPLIT, FILE)
-    stats, states = run_customers(plan, 600, converts=set(range(0, 600, 2)))
+    stats, _ = run_customers(plan, 600, converts=set(range(0, 600, 2)))
     key = "offer_test@1|"
     assert stats[key + "goal_variant:a"] + stats[key + "goal_variant:b"] == stats[key + "goal"]
     assert (stats[key + "goal_holdout_variant:a"] + stats[key + "goal_holdout_variant:b"]

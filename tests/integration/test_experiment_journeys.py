@@ -5,17 +5,25 @@ the backtest show each variant's conversion."""
 from __future__ import annotations
 
 import io
+import warnings
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from harness import EXAMPLES, Engine, at, event, visit
 
 from engine.app.generator import ChainConfig, write_jsonl
+from engine.console.app import create_app
+from engine.console.live import EngineModels, LiveEngine
 from engine.core.experiments import pick_variant
 from engine.core.runtime import stable_fraction
 from engine.reporting.backtest import backtest, report_command
+from engine.storage.redis_client import connect
 from journeys_dsl.loader import load_journey_file
-from tests.integration.harness import EXAMPLES, Engine, at, event, visit
+
+with warnings.catch_warnings():  # this Starlette asks for a test client on `httpx2`
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +66,8 @@ def test_a_split_through_the_dataflow(tmp_path: Path, redis_url: str, key_prefix
     stats = engine.stats()
 
     # near the weights (50/50): 360 or so treated, three standard deviations is about 28
-    dessert, ten_off = stats[KEY + "split:pick_gift:dessert"], stats[KEY + "split:pick_gift:ten_off"]
+    dessert = stats[KEY + "split:pick_gift:dessert"]
+    ten_off = stats[KEY + "split:pick_gift:ten_off"]
     assert dessert + ten_off == stats[KEY + "entered"] > 300
     assert abs(dessert - ten_off) < 2 * 28
     held = (stats[KEY + "split_holdout:pick_gift:dessert"]
@@ -97,6 +106,24 @@ def test_a_split_through_the_dataflow(tmp_path: Path, redis_url: str, key_prefix
     assert "ten_off vs dessert: " in text
     row = next(line for line in text.splitlines() if line.strip().startswith("dessert "))
     assert f"{dessert:,}" in row and "dessert_gift" in row
+
+    # the console's journey page and explain view show the split
+    client = connect(redis_url)
+    try:
+        live = LiveEngine(client, key_prefix, engine.shards, EngineModels.load(None, None, None))
+        browser = TestClient(create_app(live, "token"),
+                             headers={"Authorization": "Bearer token"})
+        page = browser.get("/journeys/newcomer_offer_test")
+        assert page.status_code == 200
+        assert "Experiment at step pick_gift" in page.text and "ten_off vs dessert" in page.text
+        assert "split: dessert 50% · ten_off 50%" in page.text
+        customer = next(iter(drawn))
+        explained = browser.get(f"/customers/{customer}/explain",
+                                params={"journey": "newcomer_offer_test"})
+        assert explained.status_code == 200
+        assert f"variant {drawn[customer]}" in explained.text
+    finally:
+        client.close()
 
 
 def test_the_backtest_reports_the_experiment(tmp_path: Path) -> None:

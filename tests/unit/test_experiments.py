@@ -253,7 +253,7 @@ steps:
 # --------------------------------------------------------------------------- the draw
 
 
-def run_customers(plan: JourneyPlan, count: int, converts: set[int] = frozenset()
+def run_customers(plan: JourneyPlan, count: int, converts: frozenset[int] = frozenset()
                   ) -> tuple[Counter[str], dict[str, CustomerState]]:
     runtime = JourneyRuntime(Catalog([plan]))
     ctx = runtime.context(Aggregates())
@@ -311,7 +311,7 @@ def test_two_splits_draw_independently() -> None:
 
 def test_goals_count_for_the_variant_and_the_holdout_control() -> None:
     plan = load_journey_text(SPLIT, FILE)
-    stats, _ = run_customers(plan, 600, converts=set(range(0, 600, 2)))
+    stats, _ = run_customers(plan, 600, converts=frozenset(range(0, 600, 2)))
     key = "offer_test@1|"
     assert stats[key + "goal_variant:a"] + stats[key + "goal_variant:b"] == stats[key + "goal"]
     assert (stats[key + "goal_holdout_variant:a"] + stats[key + "goal_holdout_variant:b"]
@@ -329,7 +329,7 @@ def test_goals_count_for_the_variant_and_the_holdout_control() -> None:
 def test_a_goal_reached_before_the_split_counts_for_the_variant() -> None:
     text = SPLIT.replace("  - id: pick\n", "  - id: pick\n    at: day 7\n")
     plan = load_journey_text(text, FILE)
-    stats, _ = run_customers(plan, 200, converts=set(range(200)))
+    stats, _ = run_customers(plan, 200, converts=frozenset(range(200)))
     key = "offer_test@1|"
     assert stats[key + "goal_variant:a"] + stats[key + "goal_variant:b"] == stats[key + "goal"]
 

@@ -146,6 +146,8 @@ class JourneyParser(NodeReader):
         entry_node = self.require(top, "entry", "at the top level", "")
         entry = self.entry(entry_node) if entry_node is not None else None
         steps_node = self.require(top, "steps", "at the top level", "")
+        if steps_node is not None:
+            self.vocabulary = self.splits.with_variants(steps_node, self.vocabulary)
         steps = self.steps(steps_node) if steps_node is not None else ()
         goal_node = self.optional(top, "goal")
         exit_node = self.optional(top, "exit")

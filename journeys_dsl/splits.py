@@ -24,7 +24,8 @@ import re
 
 from journeys_dsl.model import StepRef, VariantSpec
 from journeys_dsl.node_reader import NodeReader
-from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode
+from journeys_dsl.vocabulary import Domain, Vocabulary
+from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 __all__ = ["SPLIT_CLASHES", "VARIANT_KEYS", "SplitReader"]
 
@@ -42,6 +43,26 @@ class SplitReader:
         self.reader = reader
         self.seen: dict[str, str] = {}
         """Variant name -> where it is first defined ("step 'pick' at line 12")."""
+
+    @staticmethod
+    def with_variants(steps: Node, vocabulary: Vocabulary | None) -> Vocabulary | None:
+        """`vocabulary` plus the variant names written in the steps' splits, so that text
+        compared with `journey.variant` must be one of them; unchanged without splits."""
+        names: list[str] = []
+        for step in steps.items if isinstance(steps, SequenceNode) else ():
+            entry = step.get("split") if isinstance(step, MappingNode) else None
+            arms = entry.value if entry is not None else None
+            for arm in arms.items if isinstance(arms, SequenceNode) else ():
+                name = arm.get("variant") if isinstance(arm, MappingNode) else None
+                if name is not None and isinstance(name.value, ScalarNode):
+                    names.append(name.value.text)
+        if not names:
+            return vocabulary
+        domain = Domain("variant of this journey", tuple(dict.fromkeys(names)),
+                        plural="variants of this journey")
+        base = vocabulary if vocabulary is not None else Vocabulary()
+        return Vocabulary({**base.domains, "journey.variant": domain,
+                           "journey.variants": domain})
 
     def split(self, step: MappingNode, node: Node, step_id: str, path: str
               ) -> tuple[VariantSpec, ...]:

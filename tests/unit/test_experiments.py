@@ -430,3 +430,13 @@ def test_a_journey_without_splits_has_no_experiments() -> None:
     plain = load_journey_text(HEAD + TAIL.replace("    next: end\n", ""), FILE)
     report = build_report({"j@1|entered": 3}, [plain], RunFacts("now", "test"))
     assert report.journeys[0].experiments == [] and format_experiments(report) == ""
+
+
+def test_text_compared_with_journey_variant_must_name_a_variant() -> None:
+    text = split_step(ARMS).replace("    actions: [{tag: two}]\n",
+                                    "    if: \"journey.variant == 'bb'\"\n"
+                                    "    actions: [{tag: two}]\n")
+    assert_problem(text, 18, 29, "'bb' is not a variant of this journey; did you mean 'b'? "
+                   "(variants of this journey: a, b)", "steps[2].if")
+    members = text.replace("journey.variant == 'bb'", "'c' in journey.variants")
+    assert_problem(members, 18, 10, "'c' is not a variant of this journey", "steps[2].if")

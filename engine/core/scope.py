@@ -344,13 +344,14 @@ class JourneyView(_View):
         enrollment = self._enrollment
         if enrollment is None:
             return default
+        if name in ("variant", "variants"):
+            drawn = enrollment.variant.split(",") if enrollment.variant else []
+            return (drawn[-1] if drawn else default) if name == "variant" else drawn
         value: Any = {
             "entered_at": enrollment.entered_at,
             "days_in": (self._now - enrollment.entered_at) / DAY_MS,
             "step": self._step_id,
             "holdout": enrollment.holdout,
-            "variant": enrollment.variant.rpartition(",")[2] if enrollment.variant else None,
-            "variants": enrollment.variant.split(",") if enrollment.variant else [],
         }.get(name)
         return default if value is None else value
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from engine.console.explain import Explainer
+from engine.console.text import format_explanations
 from engine.core.aggregates import Aggregates
 from engine.core.catalog import Catalog
 from engine.core.events import validate_event
@@ -359,6 +360,9 @@ def test_the_explanation_names_the_variant_drawn() -> None:
     expected = pick_variant(plan.steps[0].split, stable_fraction("c7", "offer_test", "pick"))
     assert pick.variant == expected.name
     assert pick.next_step == f"send_{expected.name}"
+    text = format_explanations("c7", "Europe/Paris", [explanation])
+    assert f"step pick (at entry) at 2025-03-03 12:06: ran; drew variant " \
+           f"{expected.name}; next send_{expected.name}" in text
 
 
 # --------------------------------------------------------------------------- reports

@@ -226,7 +226,7 @@ def experiment_html(experiment: Experiment) -> str:
                  esc(interval_text(experiment.holdout_ci)), "", "", ""])
     table = _table(("variant", "share", "goes to", "customers", "messages", "converted",
                     "rate", "95% CI of rate", "lift vs holdout", "95% CI of lift",
-                    "vs holdout"), rows, "variants")
+                    "reading"), rows, "variants")
     pairs = ""
     if experiment.comparisons:
         pairs = _table(("variants", "rates", "lift", "relative", "95% CI of lift", "reading"),

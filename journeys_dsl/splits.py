@@ -90,6 +90,9 @@ class SplitReader:
             reader.report(node, f"a split needs at least {MIN_VARIANTS} variants, this one has "
                                 f"{len(items.items)}; to send everyone the same way use "
                                 "'next:'", split_path)
+        elif any(percents) and not all(percents) and len(variants) == len(items.items):
+            reader.report(node, "write every weight of a split the same way: all as "
+                                "percentages (50%, 50%) or all as numbers (1, 1)", split_path)
         elif variants and len(variants) == len(items.items) and all(percents):
             total = sum(v.weight for v in variants) * 100
             if abs(total - 100) > 1e-6:

@@ -177,6 +177,12 @@ def test_percentages_must_add_up_to_100() -> None:
                    "steps[0].split")
 
 
+def test_weights_are_all_percentages_or_all_numbers() -> None:
+    arms = ARMS.replace("weight: 50%", "weight: 1", 1)
+    assert_problem(split_step(arms), 8, 7, "write every weight of a split the same way",
+                   "steps[0].split")
+
+
 def test_plain_weights_are_relative() -> None:
     arms = ARMS.replace("weight: 50%", "weight: 2", 1).replace("weight: 50%", "weight: 6")
     plan = load_journey_text(split_step(arms), FILE)

@@ -20,6 +20,7 @@ from engine.core.runtime import Effects, JourneyRuntime, stable_fraction
 from engine.core.scope import ScopeContext, build_scope
 from engine.core.state import CustomerState, Enrollment
 from engine.core.timeutil import DAY_MS, local_datetime
+from engine.core.triggers import pending_change
 from engine.reporting.labels import MISSING, timing_label
 from journeys_dsl.channels import channel_spec
 from journeys_dsl.durations import format_duration
@@ -31,6 +32,7 @@ from journeys_dsl.plan import (
     InactivityEntry,
     JourneyPlan,
     PAliveEntry,
+    SegmentEntry,
     SendAction,
 )
 from journeys_dsl.policies import Minutes, Policies
@@ -188,6 +190,15 @@ class Explainer:
                 result = check_condition(entry.condition, scope)
                 checks.append(Check("entry condition", result.passed,
                                     _condition_detail(result), result))
+        elif isinstance(entry, SegmentEntry):
+            passed, detail = pending_change(state, entry, ctx, now)
+            checks.append(Check(f"segment change ({'enters' if entry.enters else 'leaves'} "
+                                f"{entry.segment})", passed, detail))
+            if entry.condition is not None:
+                scope = build_scope(state, now, ctx, venue_id=state.profile.last_venue_id)
+                result = check_condition(entry.condition, scope)
+                checks.append(Check("entry condition", result.passed,
+                                    _condition_detail(result), result))
         else:
             armed = state.armed.get(plan.journey_id)
             checks.extend(self._timed_checks(state, plan, armed))
@@ -250,7 +261,7 @@ class Explainer:
         before = state.enrollments.get(plan.journey_id)
         seq = before.seq if before is not None else 0
         effects = Effects()
-        if isinstance(plan.entry, EventEntry):
+        if isinstance(plan.entry, EventEntry | SegmentEntry):
             self.runtime.enroll(state, plan, at, ctx, effects)
         else:  # the engine fires the armed timer, which checks and enters
             self.runtime.fire_due(state, at, ctx, effects)

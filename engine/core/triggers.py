@@ -189,3 +189,24 @@ class Triggers:
                 rule |= condition_clock(exit_rule.condition, self.model)
             self._exit_clocks[plan.key] = rule
         return rule
+
+
+def pending_change(state: CustomerState, entry: SegmentEntry, ctx: ScopeContext,
+                   now: int) -> tuple[bool, str]:
+    """Whether the engine's next check of the customer at `now` would see the segment
+    change `entry` enters on, and why, in words (for `journeys explain`)."""
+    member = CustomerView(state, now, ctx).in_segment(entry.segment)
+    remembered = state.memberships.get(entry.segment)
+    state_now = "in" if member else "not in"
+    wanted = "enters" if entry.enters else "leaves"
+    if remembered is None:
+        return False, (f"{state_now} segment {entry.segment} now, but not watched yet: the "
+                       "membership is recorded at the customer's next event, without "
+                       "entering (first sight)")
+    if bool(remembered) == member:
+        return False, (f"{state_now} segment {entry.segment}, as at the last check: enters "
+                       f"when the customer {wanted} it")
+    return member == entry.enters, (
+        f"{state_now} segment {entry.segment} now, "
+        f"{'not in' if member else 'in'} it at the last check: the next check sees the "
+        f"customer {'enter' if member else 'leave'} it")

@@ -3,8 +3,14 @@ the runtime's checks after events and on timers, and the timers derived from the
 
 from __future__ import annotations
 
-import pytest
+import re
+from pathlib import Path
 
+import jsonschema
+import pytest
+import yaml
+
+from engine.console.explain import Explainer
 from engine.core.aggregates import Aggregates
 from engine.core.catalog import Catalog
 from engine.core.clock_rules import DAILY, ClockRule, condition_clock, segment_clock
@@ -17,7 +23,9 @@ from journeys_dsl.errors import JourneyValidationError
 from journeys_dsl.expressions import parse_expression
 from journeys_dsl.loader import load_journey_text
 from journeys_dsl.plan import SegmentEntry
-from journeys_dsl.segments import load_segments, load_segments_text
+from journeys_dsl.policies import NO_POLICIES
+from journeys_dsl.schema import journey_json_schema
+from journeys_dsl.segments import load_segments, load_segments_text, segments_vocabulary
 
 T0 = DEFAULT_START_MS
 FILE = "j.yaml"
@@ -304,3 +312,41 @@ def test_old_states_without_memberships_still_load() -> None:
     state.profile.visit_count = 2
     raw = state.to_bytes()
     assert CustomerState.from_bytes("ann", raw).memberships == {}
+
+
+def test_the_json_schema_knows_segment_entries_and_condition_exits() -> None:
+    validator = jsonschema.Draft202012Validator(journey_json_schema())
+    good = yaml.safe_load(journey("  segment: {enters: vip}\n", exits=(
+        "exit:\n  - when: \"customer.visits_30d >= 2\"\n    reason: back\n"
+        "  - event: visit\n")))
+    assert list(validator.iter_errors(good)) == []
+    for entry in ({"segment": {"enters": "vip", "leaves": "new"}}, {"segment": {}},
+                  {"segment": {"enter": "vip"}}):
+        assert not validator.is_valid({**good, "entry": entry})
+    assert not validator.is_valid({**good, "exit": [{"reason": "back"}]})
+
+
+def test_explain_tells_whether_the_next_check_sees_the_change() -> None:
+    customer = customer_in(journey("  segment: {enters: sleeping}\n"))
+    customer.visit(T0)
+    plan = customer.runtime.catalog.current["j"]
+    explainer = Explainer(customer.runtime, NO_POLICIES)
+    ctx = customer.runtime.context(customer.aggregates)
+    before = customer.state.to_bytes()
+    awake = explainer.explain(customer.state, plan, ctx, T0 + 10 * DAY_MS)
+    assert awake.verdict == "would_not_enter"
+    assert awake.checks[0].name == "segment change (enters sleeping)"
+    assert "not in segment sleeping, as at the last check" in awake.checks[0].detail
+    asleep = explainer.explain(customer.state, plan, ctx, T0 + 31 * DAY_MS)
+    assert asleep.verdict == "would_enter"
+    assert [step.step_id for step in asleep.steps] == ["hello"]
+    assert customer.state.to_bytes() == before
+
+
+def test_the_documented_examples_name_shipped_segments() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "journeys.md").read_text()
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.DOTALL)
+              if b.startswith("journey:") and ("segment:" in b or "\n  - when:" in b)]
+    assert len(blocks) == 2
+    for block in blocks:
+        load_journey_text(block, "docs/journeys.md", segments_vocabulary())

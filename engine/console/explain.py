@@ -229,6 +229,8 @@ class Explainer:
             description = f"p_alive falling under {entry.threshold}"
         elif isinstance(entry, DateEntry):
             description = f"the yearly {entry.kind.replace('_', ' ')}"
+        elif isinstance(entry, SegmentEntry):
+            description = f"a change of segment {entry.segment}"
         else:
             description = f"a {entry.event_type} event"
         if armed is not None:

@@ -320,8 +320,10 @@ def test_the_json_schema_knows_segment_entries_and_condition_exits() -> None:
         "exit:\n  - when: \"customer.visits_30d >= 2\"\n    reason: back\n"
         "  - event: visit\n")))
     assert list(validator.iter_errors(good)) == []
-    for entry in ({"segment": {"enters": "vip", "leaves": "new"}}, {"segment": {}},
-                  {"segment": {"enter": "vip"}}):
+    entries: list[dict[str, dict[str, str]]] = [
+        {"segment": {"enters": "vip", "leaves": "new"}}, {"segment": {}},
+        {"segment": {"enter": "vip"}}]
+    for entry in entries:
         assert not validator.is_valid({**good, "entry": entry})
     assert not validator.is_valid({**good, "exit": [{"reason": "back"}]})
 

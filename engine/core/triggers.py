@@ -46,6 +46,9 @@ class Triggers:
         self.model = model
         self._segment_clocks: dict[str, ClockRule] = {}
         self._exit_clocks: dict[str, ClockRule] = {}
+        self._entries: tuple[dict[str, list[JourneyPlan]],
+                             list[tuple[str, list[JourneyPlan]]]] = ({}, [])
+        """The catalog's segment entries, and them in segment id order."""
 
     # ------------------------------------------------------------------ hooks
     def after_event(self, runtime: JourneyRuntime, state: CustomerState, at: int,
@@ -145,8 +148,11 @@ class Triggers:
     def watched(self, state: CustomerState) -> list[str]:
         """The segments to watch for this customer: those of a journey that could still
         enter them (in segment id order)."""
+        entries = self.catalog.segment_entries
+        if entries is not self._entries[0]:  # the catalog was reindexed
+            self._entries = (entries, sorted(entries.items()))
         enrollments = state.enrollments
-        return [segment_id for segment_id, plans in sorted(self.catalog.segment_entries.items())
+        return [segment_id for segment_id, plans in self._entries[1]
                 if any(plan.journey_id not in enrollments or plan.re_entry.mode != "never"
                        for plan in plans)]
 

@@ -114,3 +114,21 @@ def test_condition_exits_end_enrollments_after_an_event_and_on_the_clock(
     assert stats["welcome_series@1|exit:came_back"] == 1
     assert stats["welcome_series@1|exit:fell_asleep"] == 1
     assert stats["welcome_series@1|entered"] == 3  # the bystander too, who stays in
+
+
+def test_the_same_events_give_the_same_commands_whatever_the_shards(
+        tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    events = [visit(f"c{i}", at(i % 5, 10 + i % 8), amount=10.0 + 7 * i) for i in range(24)]
+    events += [visit(f"c{i}", at(8 + i % 9, 12), amount=30.0) for i in range(0, 24, 3)]
+    events.append(visit("bystander", at(70, 12), amount=1.0, items=[]))
+    runs = []
+    for shards in (1, 3):
+        workdir = tmp_path / f"shards-{shards}"
+        workdir.mkdir()
+        engine = engine_for(workdir, redis_url, f"{key_prefix}-{shards}", VIP_WELCOME,
+                            FELL_ASLEEP, WELCOME_SERIES)
+        engine.shards = shards
+        commands = engine.run(events)
+        runs.append(sorted((c["command_id"], c["send_at"]) for c in commands))
+    assert runs[0] == runs[1]
+    assert len(runs[0]) > 24  # welcomes, VIP welcomes and miss-you messages

@@ -141,7 +141,8 @@ class Explainer:
                 running.key, running.name, now, "in_journey",
                 f"In the journey{holdout}, at step {step}.", (check,), facts, steps, ending,
                 (ASSUMPTION,))
-        copy = _isolated_copy(state, plan.journey_id, keep_armed=True)
+        copy = _isolated_copy(state, plan.journey_id, keep_armed=True,
+                              segment=getattr(plan.entry, "segment", None))
         checks, entry_at = self._entry_checks(copy, plan, ctx, now, sample)
         if not all(check.passed for check in checks) or entry_at is None:
             failed = next(check for check in checks if not check.passed)
@@ -430,10 +431,14 @@ def _facts(enrollment: Enrollment, runtime: JourneyRuntime) -> EnrollmentFacts:
                            enrollment.end_reason, enrollment.goal_reached)
 
 
-def _isolated_copy(state: CustomerState, journey_id: str, *, keep_armed: bool) -> CustomerState:
+def _isolated_copy(state: CustomerState, journey_id: str, *, keep_armed: bool,
+                   segment: str | None = None) -> CustomerState:
     """A copy of the state whose only timer is the journey's (its enrollment's, and its
-    armed entry when `keep_armed`), so that firing timers runs this journey alone."""
+    armed entry when `keep_armed`), so that firing timers runs this journey alone; of the
+    segment memberships, only that of `segment` (the journey's segment entry) is kept, so
+    that no other journey enters on a segment change."""
     copy = CustomerState.from_bytes(state.customer_id, state.to_bytes())
+    copy.memberships = {k: v for k, v in copy.memberships.items() if k == segment}
     copy.armed = {k: v for k, v in copy.armed.items() if keep_armed and k == journey_id}
     for other, enrollment in copy.enrollments.items():
         if other != journey_id:

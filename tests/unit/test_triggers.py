@@ -352,3 +352,15 @@ def test_the_documented_examples_name_shipped_segments() -> None:
     assert len(blocks) == 2
     for block in blocks:
         load_journey_text(block, "docs/journeys.md", segments_vocabulary())
+
+
+def test_explain_shows_a_condition_exit_as_the_ending() -> None:
+    customer = customer_in(journey("  event: visit\n", steps=STEPS_40, exits=(
+        "exit:\n  - when: \"customer.segment == 'sleeping'\"\n    reason: asleep\n")))
+    customer.visit(T0)
+    explained = Explainer(customer.runtime, NO_POLICIES).explain(
+        customer.state, customer.runtime.catalog.current["j"],
+        customer.runtime.context(customer.aggregates), T0 + DAY_MS)
+    assert explained.verdict == "in_journey"
+    assert explained.ending == "exit:asleep"
+    assert explained.steps == ()  # the follow-up on day 40 never runs

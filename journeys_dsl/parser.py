@@ -287,6 +287,11 @@ class JourneyParser(NodeReader):
     def segment_entry(self, node: Node, condition: plan.Expression | None
                       ) -> plan.SegmentEntry | None:
         """`segment: {enters: vip}` or `segment: {leaves: regular}`."""
+        if isinstance(node, ScalarNode):
+            self.report(node, f"segment needs 'enters' or 'leaves': write segment: "
+                              f"{{enters: {node.text}}} or segment: {{leaves: {node.text}}}",
+                        "entry.segment")
+            return None
         value = self.mapping(node, "segment", "entry.segment")
         if value is None:
             return None
@@ -363,6 +368,10 @@ class JourneyParser(NodeReader):
             self.keys(rule, EXIT_KEYS, where, path)
             when_node = self.optional(rule, "when")
             on_condition = rule.get("event") is None and when_node is not None
+            if rule.get("event") is None and when_node is None:
+                self.report(rule, f"exit rule {index + 1} needs 'event' (end on an event) or "
+                                  "'when' (end when a condition becomes true)", path)
+                continue
             if on_condition:
                 event_type = "condition"
                 condition = self.condition(when_node, f"{path}.when",

@@ -364,3 +364,15 @@ def test_explain_shows_a_condition_exit_as_the_ending() -> None:
     assert explained.verdict == "in_journey"
     assert explained.ending == "exit:asleep"
     assert explained.steps == ()  # the follow-up on day 40 never runs
+
+
+def test_a_segment_entry_written_as_text_says_how_to_write_it() -> None:
+    assert problems(journey("  segment: vip\n")) == [
+        "j.yaml:4:12: segment needs 'enters' or 'leaves': write segment: {enters: vip} or "
+        "segment: {leaves: vip} (at entry.segment)"]
+
+
+def test_an_exit_rule_needs_an_event_or_a_condition() -> None:
+    assert problems(journey("  event: visit\n", exits="exit:\n  - reason: back\n")) == [
+        "j.yaml:7:5: exit rule 1 needs 'event' (end on an event) or 'when' (end when a "
+        "condition becomes true) (at exit[0])"]

@@ -99,12 +99,13 @@ class JourneyRuntime:
 
         Raises DuplicateEvent for an id applied inside the duplicate window, or one older
         than it."""
-        triggered = self.catalog.triggered
-        fresh = triggered and not state.seen
         refusal = state.refuse_event(event.event_id, event.ts, self.dedup_window_ms)
         if refusal is not None:
             raise DuplicateEvent(refusal)
         self.fire_due(state, event.applied_at, ctx, effects)
+        triggered = self.catalog.triggered
+        if triggered:
+            self.triggers.before_event(state, event.ts, ctx)
         profile = state.profile
         spend_before, check_before = (profile.total_spend, profile.avg_spend) \
             if profile.visit_count else (None, None)
@@ -126,7 +127,7 @@ class JourneyRuntime:
             if timed:
                 self._arm_timed_entries(state, event, entry_scope, timed)
         if triggered:
-            self.triggers.after_event(self, state, event.ts, ctx, effects, fresh)
+            self.triggers.after_event(self, state, event.ts, ctx, effects)
         if state.vouchers:
             state.prune_vouchers(event.ts)
 

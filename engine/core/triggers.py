@@ -10,11 +10,13 @@ clock makes true, rather than to one event.
   event of an enrolled customer, before each of the enrollment's steps runs on its timer,
   and at the same durable timer.
 
-First sight: a customer whose membership was never checked (the journey is new, or the
-customer's state predates it) has it recorded without entering, since no change was
-seen; a customer with no history at all counts as in no segment before their first event.
-A segment stops being watched for a customer whom none of its journeys can enter again
-(`re_entry: never` and entered once).
+First sight: the first time a customer is checked for a segment, at an event, their
+membership just before the event is worked out from the profile as it was
+(`before_event`), so the event enters them only if it changes the membership; a customer
+already in the segment does not enter. A timer that finds a membership never checked
+(a journey loaded since the timer was set) records it without entering. A segment stops
+being watched for a customer whom none of its journeys can enter again (`re_entry: never`
+and entered once).
 
 Everything runs only when a loaded journey uses these constructs (`Catalog.triggered`).
 """
@@ -51,19 +53,30 @@ class Triggers:
         """The catalog's segment entries, and them in segment id order."""
 
     # ------------------------------------------------------------------ hooks
+    def before_event(self, state: CustomerState, at: int, ctx: ScopeContext) -> None:
+        """Before an event at `at` changes the profile: the memberships never checked yet,
+        from the profile as it is (first sight)."""
+        known = state.memberships
+        view: CustomerView | None = None
+        for segment_id in self.watched(state):
+            if segment_id not in known:
+                if view is None:
+                    view = CustomerView(state, at, ctx)
+                known[segment_id] = int(view.in_segment(segment_id))
+
     def after_event(self, runtime: JourneyRuntime, state: CustomerState, at: int,
-                    ctx: ScopeContext, effects: Effects, fresh: bool) -> None:
+                    ctx: ScopeContext, effects: Effects) -> None:
         """After an event is applied at `at`: condition exits of the enrollments entered
-        before it, then segment changes; `fresh` when it was the customer's first event."""
+        before it, then segment changes."""
         self.exits(runtime, state, at, ctx, effects)
-        self.segments(runtime, state, at, ctx, effects, fresh)
+        self.segments(runtime, state, at, ctx, effects)
         self.arm(state, at)
 
     def on_clock(self, runtime: JourneyRuntime, state: CustomerState, due: int,
                  ctx: ScopeContext, effects: Effects) -> None:
         """The customer's trigger timer fired at `due`."""
         self.exits(runtime, state, due, ctx, effects)
-        self.segments(runtime, state, due, ctx, effects, False)
+        self.segments(runtime, state, due, ctx, effects)
         self.arm(state, due)
 
     def fire_step(self, runtime: JourneyRuntime, state: CustomerState, plan: JourneyPlan,
@@ -111,7 +124,7 @@ class Triggers:
 
     # ------------------------------------------------------------------ segments
     def segments(self, runtime: JourneyRuntime, state: CustomerState, at: int,
-                 ctx: ScopeContext, effects: Effects, fresh: bool) -> None:
+                 ctx: ScopeContext, effects: Effects) -> None:
         """Compare the watched segments' memberships with the remembered ones; enter the
         journeys of each change."""
         watched = self.watched(state)
@@ -125,8 +138,6 @@ class Triggers:
             member = view.in_segment(segment_id)
             now[segment_id] = int(member)
             before = known.get(segment_id)
-            if before is None and fresh:
-                before = 0  # a new customer was in no segment
             if before is not None and bool(before) != member:
                 changed.append((segment_id, member))
         state.memberships = now

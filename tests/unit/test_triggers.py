@@ -201,6 +201,34 @@ def test_a_customer_already_in_the_segment_at_first_sight_does_not_enter() -> No
     assert CustomerState.from_bytes("ann", state.to_bytes()).memberships == {"big_spender": 1}
 
 
+def test_a_known_customer_whom_the_first_event_checked_puts_in_the_segment_enters() -> None:
+    plan = load_journey_text(journey("  segment: {enters: big_spender}\n"), FILE, VOCABULARY)
+    runtime = JourneyRuntime(Catalog([plan]), customer_model=MODEL)
+    state = CustomerState("ann")
+    state.refuse_event("older-event", T0 - DAY_MS, 10**12)  # known before the journey
+    state.profile.total_spend = 90.0
+    effects = Effects()
+    runtime.apply_event(state, validate_event({
+        "event_id": "e1", "customer_id": "ann", "type": "visit", "ts": T0,
+        "venue_id": "v1", "amount": 20}), runtime.context(Aggregates()), effects)
+    assert effects.stats["j@1|entered"] == 1  # 90 before the visit, 110 after
+
+
+def test_a_timer_that_finds_a_segment_never_checked_records_it_without_entering() -> None:
+    steps = "  - id: later\n    at: day 60\n    actions: [{send: email, template: later}]\n"
+    customer = customer_in(journey("  event: visit\n", steps=steps, exits=(
+        "exit:\n  - when: \"journey.days_in > 50\"\n")))
+    customer.visit(T0, amount=150)
+    asleep = load_journey_text(journey("  segment: {enters: big_spender}\n").replace(
+        "journey: j", "journey: k"), FILE, VOCABULARY)
+    customer.runtime.catalog.add(asleep, current_candidate=True)  # loaded since
+    assert customer.state.memberships == {}
+    customer.advance(days=51)  # the trigger timer on day 50 + 1 ms finds it unchecked
+    assert customer.state.memberships == {"big_spender": 1}
+    assert customer.state.enrollments["j"].end_reason == "exit:condition_0"
+    assert customer.stats["k@1|entered"] == 0
+
+
 def test_a_customer_falls_asleep_on_the_clock() -> None:
     customer = customer_in(journey("  segment: {enters: sleeping}\n"))
     customer.visit(T0)

@@ -57,6 +57,8 @@ class Triggers:
         """Before an event at `at` changes the profile: the memberships never checked yet,
         from the profile as it is (first sight)."""
         known = state.memberships
+        if known.keys() >= self.catalog.segment_entries.keys():
+            return  # every segment is known (or none is watched)
         view: CustomerView | None = None
         for segment_id in self.watched(state):
             if segment_id not in known:

@@ -228,4 +228,5 @@ def compile_journey(spec: JourneySpec, source_file: str, source_text: str) -> pl
         offers=MappingProxyType({offer.offer_id: offer for offer in spec.offers}),
         steps=steps,
         step_index=MappingProxyType(index),
+        condition_exits=spec.condition_exits,
     )

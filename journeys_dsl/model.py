@@ -84,3 +84,4 @@ class JourneySpec:
     steps: tuple[StepSpec, ...]
     id_line: int = 1
     id_col: int = 1
+    condition_exits: tuple[plan.ConditionExit, ...] = ()

@@ -80,7 +80,18 @@ class PAliveEntry:
     condition: Expression | None
 
 
-Entry = EventEntry | InactivityEntry | DateEntry | PAliveEntry
+@dataclass(frozen=True)
+class SegmentEntry:
+    """Enter when the customer enters (`enters` true) or leaves a segment of the segments
+    file; `condition` is checked at that moment, on the profile (see
+    `engine.core.triggers`)."""
+
+    segment: str
+    enters: bool
+    condition: Expression | None
+
+
+Entry = EventEntry | InactivityEntry | DateEntry | PAliveEntry | SegmentEntry
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,15 @@ class ExitRule:
 
     event_type: str
     condition: Expression | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConditionExit:
+    """End the enrollment when `condition` becomes true, whatever made it so: an event, a
+    step's timer, or the passage of time (see `engine.core.triggers`)."""
+
+    condition: Expression
     reason: str
 
 
@@ -230,6 +250,7 @@ class JourneyPlan:
     offers: Mapping[str, OfferPlan]
     steps: tuple[StepPlan, ...]
     step_index: Mapping[str, int]
+    condition_exits: tuple[ConditionExit, ...] = ()
 
     @cached_property
     def key(self) -> str:

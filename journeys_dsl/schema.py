@@ -99,6 +99,26 @@ def _entry() -> dict[str, Any]:
                                                          "e.g. 0.3."},
                         "when": when_profile,
                     }, ["p_alive_below"]),
+            _object("Enter when the customer enters or leaves a segment of the segments "
+                    "file.", {
+                        "segment": _segment_change(),
+                        "when": _condition("Checked at the change. "
+                                           + when_profile["description"]),
+                    }, ["segment"]),
+        ],
+    }
+
+
+def _segment_change() -> dict[str, Any]:
+    segment_id = _ident("A segment id of the segments file, e.g. vip or sleeping.")
+    return {
+        "description": "The segment change that enters the customer: exactly one of "
+                       "`enters` and `leaves`.",
+        "oneOf": [
+            _object("Enter when the customer becomes a member.", {"enters": segment_id},
+                    ["enters"]),
+            _object("Enter when the customer stops being a member.", {"leaves": segment_id},
+                    ["leaves"]),
         ],
     }
 
@@ -262,11 +282,21 @@ def journey_json_schema() -> dict[str, Any]:
                 "within": _duration("Counted when reached within this time of entry."),
             }, ["within"]),
             "exit": {"type": "array",
-                     "description": "Events that end the journey early.",
-                     "items": _event_rule("End the journey when this event arrives.", {
-                         "reason": _ident("Name of the exit in statistics. Default "
-                                          "`<event>_<index>`."),
-                     }, [])},
+                     "description": "Events and conditions that end the journey early.",
+                     "items": {"oneOf": [
+                         _event_rule("End the journey when this event arrives.", {
+                             "reason": _ident("Name of the exit in statistics. Default "
+                                              "`<event>_<index>`."),
+                         }, []),
+                         _object("End the journey when a condition becomes true, after an "
+                                 "event or with the passage of time.", {
+                                     "when": _condition("The condition, on `customer.*`, "
+                                                        "`offer.*` and `journey.*` (no "
+                                                        "`event.*`)."),
+                                     "reason": _ident("Name of the exit in statistics. "
+                                                      "Default `condition_<index>`."),
+                                 }, ["when"]),
+                     ]}},
             "offers": {"type": "object",
                        "description": "Vouchers this journey can issue, by offer id.",
                        "propertyNames": {"pattern": ID_PATTERN},

@@ -20,6 +20,7 @@ from engine.core.runtime import Effects, JourneyRuntime, stable_fraction
 from engine.core.scope import ScopeContext, build_scope
 from engine.core.state import CustomerState, Enrollment
 from engine.core.timeutil import DAY_MS, local_datetime
+from engine.core.triggers import pending_change
 from engine.reporting.labels import MISSING, timing_label
 from journeys_dsl.channels import channel_spec
 from journeys_dsl.durations import format_duration
@@ -31,6 +32,7 @@ from journeys_dsl.plan import (
     InactivityEntry,
     JourneyPlan,
     PAliveEntry,
+    SegmentEntry,
     SendAction,
 )
 from journeys_dsl.policies import Minutes, Policies
@@ -143,7 +145,8 @@ class Explainer:
                 running.key, running.name, now, "in_journey",
                 f"In the journey{holdout}, at step {step}.", (check,), facts, steps, ending,
                 (ASSUMPTION,))
-        copy = _isolated_copy(state, plan.journey_id, keep_armed=True)
+        copy = _isolated_copy(state, plan.journey_id, keep_armed=True,
+                              segment=getattr(plan.entry, "segment", None))
         checks, entry_at = self._entry_checks(copy, plan, ctx, now, sample)
         if not all(check.passed for check in checks) or entry_at is None:
             failed = next(check for check in checks if not check.passed)
@@ -192,6 +195,15 @@ class Explainer:
                 result = check_condition(entry.condition, scope)
                 checks.append(Check("entry condition", result.passed,
                                     _condition_detail(result), result))
+        elif isinstance(entry, SegmentEntry):
+            passed, detail = pending_change(state, entry, ctx, now)
+            checks.append(Check(f"segment change ({'enters' if entry.enters else 'leaves'} "
+                                f"{entry.segment})", passed, detail))
+            if entry.condition is not None:
+                scope = build_scope(state, now, ctx, venue_id=state.profile.last_venue_id)
+                result = check_condition(entry.condition, scope)
+                checks.append(Check("entry condition", result.passed,
+                                    _condition_detail(result), result))
         else:
             armed = state.armed.get(plan.journey_id)
             checks.extend(self._timed_checks(state, plan, armed))
@@ -222,6 +234,8 @@ class Explainer:
             description = f"p_alive falling under {entry.threshold}"
         elif isinstance(entry, DateEntry):
             description = f"the yearly {entry.kind.replace('_', ' ')}"
+        elif isinstance(entry, SegmentEntry):
+            description = f"a change of segment {entry.segment}"
         else:
             description = f"a {entry.event_type} event"
         if armed is not None:
@@ -254,7 +268,7 @@ class Explainer:
         before = state.enrollments.get(plan.journey_id)
         seq = before.seq if before is not None else 0
         effects = Effects()
-        if isinstance(plan.entry, EventEntry):
+        if isinstance(plan.entry, EventEntry | SegmentEntry):
             self.runtime.enroll(state, plan, at, ctx, effects)
         else:  # the engine fires the armed timer, which checks and enters
             self.runtime.fire_due(state, at, ctx, effects)
@@ -425,10 +439,14 @@ def _facts(enrollment: Enrollment, runtime: JourneyRuntime) -> EnrollmentFacts:
                            enrollment.end_reason, enrollment.goal_reached, enrollment.variant)
 
 
-def _isolated_copy(state: CustomerState, journey_id: str, *, keep_armed: bool) -> CustomerState:
+def _isolated_copy(state: CustomerState, journey_id: str, *, keep_armed: bool,
+                   segment: str | None = None) -> CustomerState:
     """A copy of the state whose only timer is the journey's (its enrollment's, and its
-    armed entry when `keep_armed`), so that firing timers runs this journey alone."""
+    armed entry when `keep_armed`), so that firing timers runs this journey alone; of the
+    segment memberships, only that of `segment` (the journey's segment entry) is kept, so
+    that no other journey enters on a segment change."""
     copy = CustomerState.from_bytes(state.customer_id, state.to_bytes())
+    copy.memberships = {k: v for k, v in copy.memberships.items() if k == segment}
     copy.armed = {k: v for k, v in copy.armed.items() if keep_armed and k == journey_id}
     for other, enrollment in copy.enrollments.items():
         if other != journey_id:

@@ -28,6 +28,7 @@ from engine.core.timeutil import (
     local_datetime,
     next_yearly,
 )
+from engine.core.triggers import TRIGGER_CLOCK, Triggers
 from engine.errors import JourneysError
 from engine.run_defaults import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring.model import DEFAULT_MODEL, ScoreModel, p_alive_crossing_ms
@@ -85,6 +86,7 @@ class JourneyRuntime:
         self.score_model = score_model
         self.gate = PolicyGate(policies)
         self.customer_model = customer_model
+        self.triggers = Triggers(catalog, customer_model)
 
     # ------------------------------------------------------------------ events
     def context(self, aggregates: Aggregates, own: Aggregates | None = None) -> ScopeContext:
@@ -102,6 +104,9 @@ class JourneyRuntime:
         if refusal is not None:
             raise DuplicateEvent(refusal)
         self.fire_due(state, event.applied_at, ctx, effects)
+        triggered = self.catalog.triggered
+        if triggered:
+            self.triggers.before_event(state, event.ts, ctx)
         profile = state.profile
         spend_before, check_before = (profile.total_spend, profile.avg_spend) \
             if profile.visit_count else (None, None)
@@ -122,6 +127,8 @@ class JourneyRuntime:
                 self._event_entries(state, event, entry_scope, ctx, effects, entries)
             if timed:
                 self._arm_timed_entries(state, event, entry_scope, timed)
+        if triggered:
+            self.triggers.after_event(self, state, event.ts, ctx, effects)
         if state.vouchers:
             state.prune_vouchers(event.ts)
 
@@ -326,6 +333,8 @@ class JourneyRuntime:
                     self._end(enrollment, due, "version_missing", f"{journey_id}@?", effects)
                 elif firings[journey_id] > MAX_STEPS_PER_ADVANCE:
                     self._end(enrollment, due, "step_limit", plan.key, effects)
+                elif plan.condition_exits:
+                    self.triggers.fire_step(self, state, plan, enrollment, due, ctx, effects)
                 else:
                     self._advance(state, plan, enrollment, due, ctx, effects)
             else:
@@ -336,6 +345,9 @@ class JourneyRuntime:
         del state.armed[journey_id]
         if journey_id == POINTS_EXPIRY:
             self._expire_points(state, effects)
+            return
+        if journey_id == TRIGGER_CLOCK:
+            self.triggers.on_clock(self, state, due, ctx, effects)
             return
         plan = self.catalog.current.get(journey_id)
         if plan is None:
@@ -392,6 +404,8 @@ class JourneyRuntime:
         effects.stats[f"{plan.key}|{group}_week:{iso_week(at)}"] += 1
         effects.stats[f"{plan.key}|{group}_segment:{segment}"] += 1
         self._advance(state, plan, enrollment, at, ctx, effects)
+        if plan.condition_exits:
+            self.triggers.entered(state, plan, at)
         return True
 
     def _advance(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,

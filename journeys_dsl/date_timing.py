@@ -83,9 +83,9 @@ def read_date_ref(reader: NodeReader, node: Node, path: str, event_type: str | N
     column = _column(node, text, written)
     if root not in _ROOTS or not dot or not name or "." in name:
         hint = did_you_mean(root, _ROOTS) if root not in _ROOTS else ""
-        reader.report(column(0), f"'{written}' is not a date field{hint}; name a date of the "
-                                 "entry event (event.booked_for) or of the customer "
-                                 f"({_examples()})", path)
+        reader.report(column(0), f"'{written}' is not a date field; name a date of the entry "
+                                 f"event (event.booked_for) or of the customer ({_examples()})"
+                                 f"{hint}", path)
         return None
     at_name = column(len(root) + 1)
     if root == "customer":

@@ -31,6 +31,7 @@ from engine.core.timeutil import (
 from engine.errors import JourneysError
 from engine.run_defaults import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring.model import DEFAULT_MODEL, ScoreModel, p_alive_crossing_ms
+from journeys_dsl.dates import customer_date_events
 from journeys_dsl.plan import (
     END,
     After,
@@ -50,7 +51,6 @@ from journeys_dsl.plan import (
     TagAction,
     WaitFor,
 )
-from journeys_dsl.dates import customer_date_events
 from journeys_dsl.policies import NO_POLICIES, Policies
 from journeys_dsl.segments import EMPTY_MODEL, CustomerModel
 
@@ -483,7 +483,9 @@ class JourneyRuntime:
             return max(due, enrollment.arrived_at)
         if isinstance(timing, After):
             return enrollment.arrived_at + timing.delay_s * 1000
-        return enrollment.arrived_at + timing.timeout_s * 1000
+        if isinstance(timing, WaitFor):
+            return enrollment.arrived_at + timing.timeout_s * 1000
+        return enrollment.arrived_at  # a date step: see `engine.core.dates.step_due`
 
     def _run_step(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
                   step: StepPlan, at: int, ctx: ScopeContext, effects: Effects,

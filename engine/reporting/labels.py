@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from engine.reporting.model import Conversion, StepStats
 from journeys_dsl.durations import format_duration
-from journeys_dsl.plan import After, AtTime, Immediate, StepPlan, WaitFor
+from journeys_dsl.plan import After, AtDate, AtTime, Immediate, StepPlan, WaitFor
+
+
+def date_label(timing: AtDate) -> str:
+    """"1d before event.booked_for at 10:00", "on customer.birthday"."""
+    offset = timing.offset_s
+    label = (f"on {timing.date.source}" if offset == 0 else
+             f"{format_duration(abs(offset))} {'before' if offset < 0 else 'after'} "
+             f"{timing.date.source}")
+    if timing.local_time is not None:
+        hour, minute = timing.local_time
+        label += f" at {hour:02d}:{minute:02d}"
+    return label
 
 
 def timing_label(step: StepPlan) -> str:
-    """"day 7", "day 1 at 17:00", "after 2h", "wait for rating, 3d", "at once"."""
+    """"day 7", "day 1 at 17:00", "after 2h", "wait for rating, 3d", "at once",
+    "1d before event.booked_for at 10:00"."""
     timing = step.timing
+    if isinstance(timing, AtDate):
+        return date_label(timing)
     if isinstance(timing, Immediate):
         return "at entry" if step.index == 0 else "at once"
     if isinstance(timing, AtTime):

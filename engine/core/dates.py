@@ -141,6 +141,9 @@ def step_due(state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
         return arrived, "date_passed"
     if due - arrived > MAX_AHEAD_MS:
         return arrived, "date_too_far"
+    planned = enrollment.due_at
+    if planned is not None and due < planned:
+        return planned, None  # a customer date moved earlier: run when it was planned
     return due, None
 
 

@@ -482,3 +482,27 @@ def test_labels_name_the_date_and_the_shift() -> None:
     reminder = load_journey_text(REMINDER, FILE)
     assert timing_label(reminder.steps[0]) == "1d before event.booked_for at 10:00"
     assert timing_label(reminder.steps[1]) == "3h after event.booked_for"
+
+
+def test_a_customer_date_changed_before_the_step_moves_it_later_never_earlier() -> None:
+    club = load_journey_text("""\
+journey: birthday_club
+version: 1
+entry: {event: visit}
+steps:
+  - id: wishes
+    at: {date: customer.birthday, time: "09:00"}
+    actions: [{send: email, template: wishes}]
+""", FILE)
+    later = Customer(club)
+    later.event("profile", START - HOUR, birthday="03-10")
+    later.visit(START)
+    later.event("profile", START + HOUR, birthday="03-20")
+    later.advance(days=60)
+    assert sends(later) == [("wishes", "2025-03-20T09:00:00.000Z")]
+    earlier = Customer(club, customer_id="bob")
+    earlier.event("profile", START - HOUR, birthday="03-20")
+    earlier.visit(START)
+    earlier.event("profile", START + HOUR, birthday="03-10")
+    earlier.advance(days=60)
+    assert sends(earlier) == [("wishes", "2025-03-20T09:00:00.000Z")]

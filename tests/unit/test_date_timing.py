@@ -8,10 +8,11 @@ import functools
 from datetime import UTC, datetime
 from pathlib import Path
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from engine.console.explain import Explainer
 from engine.core.dates import (
     MAX_AHEAD_MS,
     at_date_time,
@@ -19,12 +20,17 @@ from engine.core.dates import (
     parse_date_text,
     read_date,
 )
+from engine.core.events import validate_event
 from engine.core.state import CustomerState, Enrollment
+from engine.reporting.flow import flow_diagram
 from engine.reporting.labels import timing_label
+from engine.reporting.model import RunFacts
+from engine.reporting.stats import build_report
 from engine.testing import JourneyTester
 from journeys_dsl.errors import JourneyValidationError, Problem
 from journeys_dsl.loader import check_journeys, load_journey_text
 from journeys_dsl.plan import AtDate, DateFieldEntry, DateRef, EventDateEntry
+from journeys_dsl.policies import NO_POLICIES
 from journeys_dsl.schema import journey_json_schema
 from journeys_dsl.segments import EMPTY_MODEL
 
@@ -40,7 +46,8 @@ def ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
-def iso(ts: int) -> str:
+def iso(ts: int | None) -> str:
+    assert ts is not None
     return datetime.fromtimestamp(ts / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
 
 
@@ -506,3 +513,25 @@ steps:
     earlier.event("profile", START + HOUR, birthday="03-10")
     earlier.advance(days=60)
     assert sends(earlier) == [("wishes", "2025-03-20T09:00:00.000Z")]
+
+
+def test_the_flow_diagram_and_the_explanation_show_the_date_timing() -> None:
+    reminder = load_journey_text(REMINDER, FILE)
+    ann = Customer(reminder)
+    ann.event("profile", START - HOUR, timezone="Europe/Berlin")
+    ann.event("booking", START, venue_id="v1", booked_for="2025-03-20T19:30:00+01:00")
+    ann.advance(days=30)
+    report = build_report(ann.stats, [reminder], RunFacts("now", "test"))
+    diagram = flow_diagram(report.journeys[0])
+    assert "1d before event.booked_for at 10:00" in diagram
+    assert "3h after event.booked_for" in diagram
+    bob = Customer(reminder, customer_id="bob")
+    bob.event("profile", START - HOUR, timezone="Europe/Berlin")
+    booked = validate_event({"event_id": "b1", "customer_id": "bob", "type": "booking",
+                             "ts": START, "booked_for": "2025-03-20T19:30:00+01:00"})
+    result = Explainer(bob.runtime, NO_POLICIES).explain(
+        bob.state, reminder, bob.runtime.context(bob.aggregates), START, booked)
+    assert result.verdict == "would_enter"
+    assert [(s.step_id, s.timing, iso(s.at)) for s in result.steps] == [
+        ("remind", "1d before event.booked_for at 10:00", "2025-03-19T09:00"),
+        ("thanks", "3h after event.booked_for", "2025-03-20T21:30")]

@@ -43,6 +43,8 @@ __all__ = [
 ]
 
 DateValue = int | str
+_OUT_OF_RANGE = (OverflowError, ValueError, OSError)
+"""What computing a time far outside the calendar raises."""
 DEFAULT_TIME = (10, 0)
 """The local time of a date without a time of day, when the timing gives none."""
 MAX_AHEAD_MS = 730 * DAY_MS
@@ -136,7 +138,10 @@ def step_due(state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
         value = date_of(ref, state)
     if value is None:
         return arrived, "no_date"
-    due = at_date_time(timing, value, enrollment.entered_at, state.profile.timezone)
+    try:
+        due = at_date_time(timing, value, enrollment.entered_at, state.profile.timezone)
+    except _OUT_OF_RANGE:  # a shift past any calendar
+        return arrived, "date_too_far"
     if due < arrived:
         return arrived, "date_passed"
     if due - arrived > MAX_AHEAD_MS:
@@ -153,7 +158,10 @@ def event_entry_due(state: CustomerState, entry: EventDateEntry,
     value = date_of(entry.at.date, state, event)
     if value is None:
         return None, "no_date"
-    due = at_date_time(entry.at, value, event.ts, state.profile.timezone)
+    try:
+        due = at_date_time(entry.at, value, event.ts, state.profile.timezone)
+    except _OUT_OF_RANGE:
+        return None, "date_too_far"
     if due < event.ts:
         return None, "date_passed"
     if due - event.ts > MAX_AHEAD_MS:
@@ -163,7 +171,15 @@ def event_entry_due(state: CustomerState, entry: EventDateEntry,
 
 def field_entry_due(state: CustomerState, entry: DateFieldEntry, after_ms: int) -> int | None:
     """The entry's next time after `after_ms`: yearly, the next anniversary (in a year
-    after the date's own, for a date with a year); once, the date's time if still ahead."""
+    after the date's own, for a date with a year); once, the date's time if still ahead.
+    None when there is none (no date, or a shift past any calendar)."""
+    try:
+        return _field_entry_due(state, entry, after_ms)
+    except _OUT_OF_RANGE:
+        return None
+
+
+def _field_entry_due(state: CustomerState, entry: DateFieldEntry, after_ms: int) -> int | None:
     value = date_of(entry.date, state)
     if value is None:
         return None

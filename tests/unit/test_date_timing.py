@@ -535,3 +535,15 @@ def test_the_flow_diagram_and_the_explanation_show_the_date_timing() -> None:
     assert [(s.step_id, s.timing, iso(s.at)) for s in result.steps] == [
         ("remind", "1d before event.booked_for at 10:00", "2025-03-19T09:00"),
         ("thanks", "3h after event.booked_for", "2025-03-20T21:30")]
+
+
+def test_a_shift_past_any_calendar_is_too_far_not_a_crash() -> None:
+    ann = Customer(REMINDER.replace("before: 1d", "before: 600000w"))
+    ann.event("booking", START, booked_for="2025-03-20T19:30:00+01:00")
+    ann.advance(days=30)
+    assert ann.stats["booking_reminder@1|date_too_far:remind"] == 1
+    state = CustomerState("ann")
+    state.profile.first_visit_at = START
+    far = DateFieldEntry(DateRef("customer", "first_visit_at"), True, 600_000 * 7 * 86_400,
+                         None, None)
+    assert field_entry_due(state, far, START) is None

@@ -14,16 +14,29 @@ from collections.abc import Callable
 
 from journeys_dsl import fields, plan
 from journeys_dsl.dates import CUSTOMER_DATES, EVENT_DATES, event_date_kind
-from journeys_dsl.durations import DurationError, parse_local_time
+from journeys_dsl.durations import DurationError, format_duration, parse_local_time
 from journeys_dsl.node_reader import NodeReader, did_you_mean
 from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode
 
-__all__ = ["AT_DATE_KEYS", "DATE_FIELD_KEYS", "read_at_date", "read_date_field_entry"]
+__all__ = ["AT_DATE_KEYS", "DATE_FIELD_KEYS", "date_label", "read_at_date",
+           "read_date_field_entry"]
 
 AT_DATE_KEYS = ("date", "before", "after", "time")
 DATE_FIELD_KEYS = ("field", "every", "before", "after", "time")
 EVERY = ("year",)
 _ROOTS = ("event", "customer")
+
+
+def date_label(timing: plan.AtDate) -> str:
+    """"1d before event.booked_for at 10:00", "on customer.birthday"."""
+    offset = timing.offset_s
+    label = (f"on {timing.date.source}" if offset == 0 else
+             f"{format_duration(abs(offset))} {'before' if offset < 0 else 'after'} "
+             f"{timing.date.source}")
+    if timing.local_time is not None:
+        hour, minute = timing.local_time
+        label += f" at {hour:02d}:{minute:02d}"
+    return label
 
 
 def read_at_date(reader: NodeReader, node: MappingNode, path: str, event_type: str | None,

@@ -21,8 +21,9 @@ from engine.core.runtime import Effects, JourneyRuntime, stable_fraction
 from engine.core.scope import ScopeContext, build_scope
 from engine.core.state import CustomerState, Enrollment
 from engine.core.timeutil import DAY_MS, local_datetime
-from engine.reporting.labels import MISSING, date_label, timing_label
+from engine.reporting.labels import MISSING, timing_label
 from journeys_dsl.channels import channel_spec
+from journeys_dsl.date_timing import date_label
 from journeys_dsl.durations import format_duration
 from journeys_dsl.expressions import parse_expression
 from journeys_dsl.plan import (

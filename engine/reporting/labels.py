@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 from engine.reporting.model import Conversion, StepStats
+from journeys_dsl.date_timing import date_label
 from journeys_dsl.durations import format_duration
 from journeys_dsl.plan import After, AtDate, AtTime, Immediate, StepPlan, WaitFor
-
-
-def date_label(timing: AtDate) -> str:
-    """"1d before event.booked_for at 10:00", "on customer.birthday"."""
-    offset = timing.offset_s
-    label = (f"on {timing.date.source}" if offset == 0 else
-             f"{format_duration(abs(offset))} {'before' if offset < 0 else 'after'} "
-             f"{timing.date.source}")
-    if timing.local_time is not None:
-        hour, minute = timing.local_time
-        label += f" at {hour:02d}:{minute:02d}"
-    return label
 
 
 def timing_label(step: StepPlan) -> str:

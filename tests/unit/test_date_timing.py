@@ -547,3 +547,35 @@ def test_a_shift_past_any_calendar_is_too_far_not_a_crash() -> None:
     far = DateFieldEntry(DateRef("customer", "first_visit_at"), True, 600_000 * 7 * 86_400,
                          None, None)
     assert field_entry_due(state, far, START) is None
+
+
+def test_a_date_step_timed_before_the_date_step_it_follows_is_flagged(tmp_path: Path) -> None:
+    text = """\
+journey: j
+version: 1
+entry: {event: booking}
+steps:
+  - id: thanks
+    at: {date: event.booked_for, after: 3h}
+    actions: [{send: sms, template: a}]
+  - id: remind
+    at: {date: event.booked_for, before: 1d}
+    actions: [{send: email, template: b}]
+  - id: eve
+    at: {date: event.booked_for, before: 1d, time: "18:00"}
+    actions: [{send: email, template: c}]
+  - id: morning
+    at: {date: event.booked_for, before: 1d, time: "09:00"}
+    actions: [{send: email, template: d}]
+"""
+    file = tmp_path / FILE
+    file.write_text(text)
+    checked = check_journeys([file])
+    assert checked.problems == []
+    assert [str(w).removeprefix(f"{tmp_path}/") for w in checked.warnings] == [
+        "j.yaml:9:9: warning: 1d before event.booked_for comes before step 'thanks' (3h after "
+        "event.booked_for): steps run in order, so 'remind' is reached after its time and "
+        "always skipped; move it before 'thanks' (at steps[1].at)",
+        "j.yaml:15:9: warning: 1d before event.booked_for at 09:00 comes before step 'eve' "
+        "(1d before event.booked_for at 18:00): steps run in order, so 'morning' is reached "
+        "after its time and always skipped; move it before 'eve' (at steps[3].at)"]

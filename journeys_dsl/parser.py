@@ -34,6 +34,7 @@ from journeys_dsl.model import (
     WaitForSpec,
 )
 from journeys_dsl.node_reader import NodeReader, Scope, did_you_mean
+from journeys_dsl.splits import SplitReader
 from journeys_dsl.timing_lint import timing_warnings
 from journeys_dsl.vocabulary import Vocabulary
 from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode
@@ -51,7 +52,7 @@ ENTRY_KEYS = (*ENTRY_KINDS, "when", "offset", "at")
 GOAL_KEYS = ("event", "when", "within")
 EXIT_KEYS = ("event", "when", "reason")
 OFFER_KEYS = ("description", "item", "category", "discount", "dayparts", "valid_for")
-STEP_KEYS = ("id", "at", "after", "wait_for", "if", "actions", "branch", "next")
+STEP_KEYS = ("id", "at", "after", "wait_for", "if", "actions", "branch", "next", "split")
 TIMING_KEYS = ("at", "after", "wait_for")
 WAIT_KEYS = ("event", "when", "timeout", "on_timeout")
 ACTION_KINDS = ("send", "issue", "points", "tag", "untag")
@@ -97,6 +98,7 @@ class JourneyParser(NodeReader):
         self.positions: dict[str, tuple[int, int]] = {}
         """Where some values are written, by path (`steps[2].at`, `goal.within`)."""
         self.offer_ids: list[str] = []
+        self.splits = SplitReader(self)
         self.entered_by: plan.Entry | None = None
         """The journey's entry, once read: what `event.*` of a date step reads."""
 
@@ -148,6 +150,8 @@ class JourneyParser(NodeReader):
         entry = self.entry(entry_node) if entry_node is not None else None
         self.entered_by = entry
         steps_node = self.require(top, "steps", "at the top level", "")
+        if steps_node is not None:
+            self.vocabulary = self.splits.with_variants(steps_node, self.vocabulary)
         steps = self.steps(steps_node) if steps_node is not None else ()
         goal_node = self.optional(top, "goal")
         exit_node = self.optional(top, "exit")
@@ -466,8 +470,11 @@ class JourneyParser(NodeReader):
                 self.report(next_entry.key, f"step '{step_id}' has both 'next' and an 'else' "
                                             "branch; the else arm already says where to go, "
                                             "so remove one of them", f"{path}.next")
+        split_node = self.optional(step, "split")
+        split = (self.splits.split(step, split_node, step_id, path)
+                 if split_node is not None else ())
         return StepSpec(step_id, step.line, step.col, path, timing, guard, actions,
-                        branches, next_ref)
+                        branches, next_ref, split)
 
     def step_id(self, node: Node, path: str, seen: dict[str, str]) -> None:
         step_id = self.ident(node, "the step id", path)

@@ -236,6 +236,15 @@ class Branch:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One arm of a split: `share` of the enrollments (0 to 1) go to `target`."""
+
+    name: str
+    share: float
+    target: int
+
+
+@dataclass(frozen=True)
 class StepPlan:
     step_id: str
     index: int
@@ -244,6 +253,9 @@ class StepPlan:
     actions: tuple[Action, ...]
     branches: tuple[Branch, ...]
     next_index: int
+    split: tuple[Variant, ...] = ()
+    """An experiment: each enrollment goes to one variant's target, drawn by customer,
+    journey and step (see `engine.core.experiments`); empty for other steps."""
 
 
 @dataclass(frozen=True)
@@ -275,6 +287,11 @@ class JourneyPlan:
         remembered on the enrollment at entry in this order."""
         return tuple(sorted({s.timing.date.name for s in self.steps
                              if isinstance(s.timing, AtDate) and s.timing.date.root == "event"}))
+
+    @cached_property
+    def variant_steps(self) -> Mapping[str, str]:
+        """The split step of each variant name (names are unique in a journey)."""
+        return {variant.name: step.step_id for step in self.steps for variant in step.split}
 
     @cached_property
     def reacts_to(self) -> frozenset[str]:

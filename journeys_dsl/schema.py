@@ -205,8 +205,25 @@ def _branch() -> dict[str, Any]:
     }
 
 
+def _split() -> dict[str, Any]:
+    return {"type": "array", "minItems": 2,
+            "description": "An experiment: each customer goes to one variant's step, drawn "
+                           "at random by weight and fixed per customer, journey and step.",
+            "items": _object("A variant.", {
+                "variant": _ident("The variant's name, unique in the journey (statistics "
+                                  "and `journey.variant` use it)."),
+                "weight": {"description": "Its weight against the other variants: 50%, or "
+                                          "a number such as 1; percentages add up to 100%.",
+                           "anyOf": [_text("A percentage.", pattern=SHARE_PATTERN),
+                                     {"type": "number", "exclusiveMinimum": 0,
+                                      "description": "A relative weight above 0."}]},
+                "goto": _step_ref("Where the variant's customers go."),
+            }, ["variant", "weight", "goto"])}
+
+
 def _step() -> dict[str, Any]:
     timing_pairs = [["at", "after"], ["at", "wait_for"], ["after", "wait_for"]]
+    split_clashes = [["split", key] for key in ("branch", "next", "wait_for")]
     return _object("A step. Without `at`, `after` or `wait_for` it runs as soon as the "
                    "customer arrives at it.", {
         "id": _text("The step id, unique in the journey (not `end`).", pattern=ID_PATTERN,
@@ -235,7 +252,9 @@ def _step() -> dict[str, Any]:
                    "items": _branch()},
         "next": _step_ref("Where to go after this step. Default: the following step (`end` "
                           "after the last)."),
-    }, ["id"], **{"not": {"anyOf": [{"required": pair} for pair in timing_pairs]}})
+        "split": _split(),
+    }, ["id"], **{"not": {"anyOf": [{"required": pair}
+                                    for pair in timing_pairs + split_clashes]}})
 
 
 def _event_rule(what: str, extra: dict[str, Any], required: list[str]) -> dict[str, Any]:

@@ -80,6 +80,8 @@ class StepOutcome:
     delayed: str | None
     """Why the step ran later than planned (quiet hours, a send window, a cap), or None."""
     next_step: str
+    variant: str = ""
+    """The variant a split step drew for the customer; empty for other steps."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class EnrollmentFacts:
     ended_at: int | None
     end_reason: str | None
     goal_reached: bool
+    variant: str | None = None
+    """The variants drawn at split steps, comma-separated."""
 
 
 @dataclass(frozen=True)
@@ -322,6 +326,7 @@ class Explainer:
         messages: dict[str, list[MessageOutcome]] = {}
         delayed: dict[str, str] = {}
         targets: dict[str, str] = {}
+        variants: dict[str, str] = {}
         for name in effects.stats:
             if not name.startswith(prefix):
                 continue
@@ -340,11 +345,14 @@ class Explainer:
                 delayed[step_id] = self._delay_detail(state, plan, step_id)
             elif kind == "edge":
                 targets[step_id] = extra
+            elif kind in ("split", "split_holdout"):
+                variants[step_id] = extra
         steps_by_id = {step.step_id: step for step in plan.steps}
         return [StepOutcome(step_id, timing_label(steps_by_id[step_id])
                             if step_id in steps_by_id else "", at, result[step_id],
                             guards.get(step_id), tuple(messages.get(step_id, ())),
-                            delayed.get(step_id), targets.get(step_id, ""))
+                            delayed.get(step_id), targets.get(step_id, ""),
+                            variants.get(step_id, ""))
                 for step_id in order]
 
     def _refusal_detail(self, state: CustomerState, kind: str, channel: str, at: int,
@@ -432,7 +440,7 @@ def _facts(enrollment: Enrollment, runtime: JourneyRuntime) -> EnrollmentFacts:
         step = str(enrollment.step)
     return EnrollmentFacts(enrollment.version, enrollment.seq, enrollment.entered_at,
                            enrollment.holdout, step, enrollment.due_at, enrollment.ended_at,
-                           enrollment.end_reason, enrollment.goal_reached)
+                           enrollment.end_reason, enrollment.goal_reached, enrollment.variant)
 
 
 def _isolated_copy(state: CustomerState, journey_id: str, *, keep_armed: bool) -> CustomerState:

@@ -17,6 +17,7 @@ from engine.core.catalog import Catalog
 from engine.core.commands import build_command
 from engine.core.dates import capture_dates, event_entry_due, field_entry_due, step_due
 from engine.core.events import Event
+from engine.core.experiments import count_goal, count_sent, split_step
 from engine.core.policy_gate import PolicyGate
 from engine.core.profile import daypart_of
 from engine.core.scope import CustomerView, ScopeContext, build_scope
@@ -195,6 +196,8 @@ class JourneyRuntime:
                 group = "goal_holdout" if enrollment.holdout else "goal"
                 effects.stats[f"{plan.key}|{group}"] += 1
                 effects.stats[f"{plan.key}|{group}_segment:{enrollment.segment or 'none'}"] += 1
+                if enrollment.variant is not None:
+                    count_goal(plan.key, enrollment, effects.stats)
 
     def _exits_and_waits(self, state: CustomerState, event: Event, venue_id: str | None,
                          ctx: ScopeContext, effects: Effects) -> None:
@@ -505,6 +508,9 @@ class JourneyRuntime:
             effects.stats[f"{plan.key}|{group}:{step.step_id}"] += 1
             if not enrollment.holdout:
                 self._perform(state, plan, enrollment, step, at, scope, effects)
+        if step.split:
+            draw = stable_fraction(state.customer_id, plan.journey_id, step.step_id)
+            return split_step(plan, enrollment, step, draw, effects.stats)
         for branch in step.branches:
             if branch.condition is None or branch.condition.test(scope):
                 return branch.target
@@ -541,6 +547,8 @@ class JourneyRuntime:
                     state, plan, enrollment, step.step_id, index, action, at, scope))
                 self.gate.record(state, action.channel, at)
                 effects.stats[f"{plan.key}|sent:{step.step_id}:{action.channel}"] += 1
+                if enrollment.variant is not None:
+                    count_sent(plan.key, enrollment, effects.stats)
 
     @staticmethod
     def _edge(plan: JourneyPlan, step: StepPlan, target: int, effects: Effects) -> None:

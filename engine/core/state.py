@@ -46,6 +46,9 @@ class Enrollment:
     vouchers: dict[str, str] = field(default_factory=dict)
     segment: str | None = None
     """The customer's activity segment at entry, for conversion by segment."""
+    variant: str | None = None
+    """The variants drawn at the journey's split steps, comma-separated, in the order the
+    splits were passed (see `engine.core.experiments`); None before any split."""
     dates: list[int | str | None] | None = None
     """The entry event's dates its steps are timed by, in the order of the plan's
     `event_dates` (see `engine.core.dates`); None when it has none."""

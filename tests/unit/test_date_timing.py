@@ -247,6 +247,12 @@ def test_states_stored_without_dates_still_load() -> None:
     loaded = CustomerState.from_bytes("ann", state.to_bytes())
     assert loaded.enrollments["j"].dates is None
     assert loaded.to_bytes() == state.to_bytes()
+    state.enrollments["j"].variant = "a"  # a split's variant is stored before the dates
+    loaded = CustomerState.from_bytes("ann", state.to_bytes())
+    assert (loaded.enrollments["j"].variant, loaded.enrollments["j"].dates) == ("a", None)
+    state.enrollments["j"].dates = [START, "2025-06-01", None]
+    loaded = CustomerState.from_bytes("ann", state.to_bytes())
+    assert loaded.enrollments["j"] == state.enrollments["j"]
 
 
 def test_a_step_timed_by_a_profile_date_reads_the_profile() -> None:

@@ -585,3 +585,17 @@ steps:
         "j.yaml:15:9: warning: 1d before event.booked_for at 09:00 comes before step 'eve' "
         "(1d before event.booked_for at 18:00): steps run in order, so 'morning' is reached "
         "after its time and always skipped; move it before 'eve' (at steps[3].at)"]
+
+
+def test_the_explanation_of_an_entry_at_an_event_date_names_its_timer() -> None:
+    eve = load_journey_text(ARMED, FILE)
+    ann = Customer(eve)
+    ann.event("profile", START - HOUR, timezone="Europe/Berlin")
+    ann.event("booking", START, party_size=6, booked_for="2025-03-20T19:30:00+01:00")
+    result = Explainer(ann.runtime, NO_POLICIES).explain(
+        ann.state, eve, ann.runtime.context(ann.aggregates), START + HOUR)
+    assert result.verdict == "would_enter"
+    timer = next(check for check in result.checks if check.name == "entry timer")
+    assert timer.passed
+    assert "1d before event.booked_for at 18:00 of the latest booking event" in timer.detail
+    assert [(s.step_id, iso(s.at)) for s in result.steps] == [("eve", "2025-03-19T17:00")]

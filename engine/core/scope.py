@@ -257,6 +257,10 @@ _CUSTOMER_DERIVED: dict[str, Any] = {
     "m_score": lambda v: _quintile(v.get("check_percentile")),
     "rfm": lambda v: (None if not v._profile.visit_count else
                       f"{v.get('r_score')}{v.get('f_score')}{v.get('m_score')}"),
+    "presences_30d": lambda v: v._profile.presences_within(v._now, 30),
+    "presences_90d": lambda v: v._profile.presences_within(v._now, 90),
+    "days_since_last_presence": lambda v: _days_since(v, v._profile.last_presence_at),
+    "days_since_first_presence": lambda v: _days_since(v, v._profile.first_presence_at),
     "segment": CustomerView.segment,
     "check_tier": CustomerView.check_tier,
     "loyalty_tier": CustomerView.loyalty_tier,

@@ -142,6 +142,8 @@ class CustomerState:
         profile = self.profile.to_dict()
         if "recent_visits" in profile:
             profile["recent_visits"] = differences(profile["recent_visits"])
+        if "recent_presences" in profile:
+            profile["recent_presences"] = differences(profile["recent_presences"])
         doc: dict[str, Any] = {"p": profile}
         if self.enrollments:
             doc["e"] = {k: _enrollment_row(k, v) for k, v in self.enrollments.items()}
@@ -166,6 +168,8 @@ class CustomerState:
         if compact:
             if "recent_visits" in profile:
                 profile["recent_visits"] = running_sums(profile["recent_visits"])
+            if "recent_presences" in profile:
+                profile["recent_presences"] = running_sums(profile["recent_presences"])
             enrolled = {k: _enrollment_of(k, row) for k, row in enrollments.items()}
         else:
             enrolled = {k: Enrollment(**v) for k, v in enrollments.items()}

@@ -1,0 +1,187 @@
+"""Presence events: decoding, the profile's presence counters, the stored form, the
+fields conditions read, and journeys checked against the zones and sources."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.core.aggregates import Aggregates
+from engine.core.decoding import decode_line, decode_typed
+from engine.core.declared_events import install
+from engine.core.events import EventError, validate_event
+from engine.core.profile import Profile
+from engine.core.scope import CustomerView, ScopeContext
+from engine.core.state import CustomerState
+from engine.core.state_codec import pack
+from engine.core.timeutil import DAY_MS
+from journeys_dsl.errors import JourneyValidationError
+from journeys_dsl.event_types import load_event_types_text
+from journeys_dsl.loader import load_journey_text
+from journeys_dsl.segments import segments_vocabulary
+
+T0 = 1_741_000_000_000
+MINUTE = 60_000
+
+
+def presence(ts: int, zone: str | None = "toilets", source: str | None = "wallet_pass",
+             venue: str = "westfield", event_id: str | None = None) -> bytes:
+    fields = [f'"venue_id": "{venue}"']
+    if zone is not None:
+        fields.append(f'"zone": "{zone}"')
+    if source is not None:
+        fields.append(f'"source": "{source}"')
+    return (f'{{"event_id": "{event_id or ts}", "customer_id": "c", "type": "presence", '
+            f'"ts": {ts}, {", ".join(fields)}}}').encode()
+
+
+@pytest.fixture(autouse=True)
+def _no_declared_types() -> object:
+    yield
+    install()
+
+
+def test_presence_decodes_on_the_typed_path() -> None:
+    event = decode_typed(presence(T0), 0)
+    assert event is not None and event.type == "presence"
+    assert event.data == {"venue_id": "westfield", "zone": "toilets", "source": "wallet_pass"}
+    assert decode_line(presence(T0, zone=None, source=None)).data == {"venue_id": "westfield"}
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    (presence(T0, zone="toilet"), "'zone' must be one of entrance, shop_entrance, toilets"),
+    (presence(T0, zone="toilet"), "got 'toilet' (did you mean 'toilets'?)"),
+    (presence(T0, source="wallet"), "(did you mean 'wallet_pass'?)"),
+    (b'{"event_id": "e", "customer_id": "c", "type": "presence", "ts": 1741000000000}',
+     "missing 'venue_id'"),
+    (b'{"event_id": "e", "customer_id": "c", "type": "presense", "ts": 1741000000000}',
+     "unknown event type 'presense' (did you mean 'presence'?)"),
+])
+def test_bad_presence_events_are_refused_with_the_field(line: bytes, reason: str) -> None:
+    with pytest.raises(EventError) as caught:
+        decode_line(line)
+    assert reason in caught.value.reason
+
+
+def test_an_event_types_file_adds_zones() -> None:
+    line = presence(T0, zone="cloakroom")
+    with pytest.raises(EventError):
+        decode_line(line)
+    install(load_event_types_text("presence_zones: [cloakroom]\n", "types.yaml"))
+    assert decode_typed(line, 0) is None  # the typed decoder knows the built-in zones only
+    assert decode_line(line).data["zone"] == "cloakroom"
+
+
+def test_presence_updates_presence_counters_only() -> None:
+    profile = Profile()
+    for minutes, zone in ((0, "toilets"), (10, "shop_entrance"), (24 * 60, "event_space")):
+        profile.apply(decode_line(presence(T0 + minutes * MINUTE, zone=zone)))
+    assert profile.presence_count == 3
+    assert profile.first_presence_at == T0
+    assert profile.last_presence_at == T0 + DAY_MS
+    assert (profile.last_zone, profile.last_presence_venue_id) == ("event_space", "westfield")
+    assert profile.recent_presences == [T0, T0 + DAY_MS]  # 10 minutes apart: one stay
+    assert profile.visit_count == 0 and profile.total_spend == 0
+    assert profile.last_visit_at is None and profile.last_venue_id is None
+    assert not profile.daypart_counts and not profile.weekday_counts
+
+
+def test_a_late_presence_does_not_move_the_last_one() -> None:
+    profile = Profile()
+    profile.apply(decode_line(presence(T0 + DAY_MS, zone="toilets")))
+    profile.apply(decode_line(presence(T0, zone="parking")))
+    assert profile.last_zone == "toilets" and profile.first_presence_at == T0
+    assert profile.recent_presences == [T0, T0 + DAY_MS]
+
+
+def test_presences_older_than_90_days_are_dropped() -> None:
+    profile = Profile()
+    for day in (0, 50, 100, 120):
+        profile.apply(decode_line(presence(T0 + day * DAY_MS)))
+    assert profile.recent_presences == [T0 + d * DAY_MS for d in (50, 100, 120)]
+    assert profile.presences_within(T0 + 120 * DAY_MS, 30) == 2
+    assert profile.presence_count == 4
+
+
+def test_conditions_read_the_presence_fields() -> None:
+    state = CustomerState("c")
+    for day in (0, 40, 80, 95):
+        state.profile.apply(decode_line(presence(T0 + day * DAY_MS)))
+    customer = CustomerView(state, T0 + 95 * DAY_MS, ScopeContext(Aggregates()))
+    assert customer.get("presence_count") == 4
+    assert customer.get("presences_30d") == 2
+    assert customer.get("presences_90d") == 3
+    assert customer.get("days_since_first_presence") == 95
+    assert customer.get("days_since_last_presence") == 0
+    assert customer.get("last_zone") == "toilets"
+
+
+def test_the_stored_form_stays_small_and_old_states_load() -> None:
+    plain = CustomerState("c")
+    plain.profile.apply(validate_event({"event_id": "v", "customer_id": "c", "type": "visit",
+                                        "ts": T0, "venue_id": "v1", "amount": 20}))
+    before = len(plain.to_bytes())
+    assert "presence_count" not in plain.profile.to_dict()  # nothing stored when unused
+    state = CustomerState.from_bytes("c", plain.to_bytes())
+    for day in range(10):
+        state.profile.apply(decode_line(presence(T0 + day * DAY_MS, event_id=f"p{day}")))
+    again = CustomerState.from_bytes("c", state.to_bytes())
+    assert again.profile == state.profile
+    assert len(state.to_bytes()) - before < 120  # ten presences, times as differences
+    old = pack({"p": {"visit_count": 2, "last_visit_at": T0}})  # a state from before
+    loaded = CustomerState.from_bytes("c", old)
+    assert loaded.profile.presence_count == 0 and loaded.profile.recent_presences == []
+
+
+JOURNEY = """\
+journey: j
+version: 1
+entry:
+  event: presence
+  when: "{condition}"
+steps:
+  - id: thanks
+    actions:
+      - send: push
+        template: t
+"""
+
+
+def problem_of(condition: str) -> str:
+    with pytest.raises(JourneyValidationError) as caught:
+        load_journey_text(JOURNEY.format(condition=condition), "j.yaml",
+                          segments_vocabulary())
+    problems = caught.value.problems
+    assert len(problems) == 1, problems
+    return str(problems[0])
+
+
+def test_journeys_read_presence_fields() -> None:
+    plan = load_journey_text(JOURNEY.format(
+        condition="event.zone == 'toilets' and event.source == 'beacon' and "
+                  "customer.presences_30d >= 2 and customer.last_zone != 'parking'"),
+        "j.yaml", segments_vocabulary())
+    assert plan.entry.event_type == "presence"  # type: ignore[union-attr]
+
+
+def test_an_unknown_zone_is_refused_with_its_place() -> None:
+    message = problem_of("event.zone == 'toilet'")
+    assert message.startswith("j.yaml:5:24: 'toilet' is not a presence zone; "
+                              "did you mean 'toilets'?")
+
+
+def test_an_unknown_source_is_refused_with_its_place() -> None:
+    message = problem_of("event.source == 'wallet'")
+    assert message.startswith("j.yaml:5:26: 'wallet' is not a presence source; "
+                              "did you mean 'wallet_pass'?")
+
+
+def test_an_unknown_presence_field_is_refused_with_its_place() -> None:
+    message = problem_of("event.zon == 'toilets'")
+    assert message == ("j.yaml:5:16: unknown field 'zon' of a presence event; did you mean "
+                       "'zone'? (at entry.when)")
+
+
+def test_a_visit_source_stays_free_text() -> None:
+    text = JOURNEY.format(condition="event.source == 'opentable'").replace(
+        "event: presence", "event: visit")
+    load_journey_text(text, "j.yaml", segments_vocabulary())

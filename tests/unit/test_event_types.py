@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.decoding import decode_line
 from engine.core.declared_events import install, validate_declared
+from engine.core.decoding import decode_line
 from engine.core.events import EventError
 from journeys_dsl.commands import schema_command
 from journeys_dsl.errors import JourneyValidationError

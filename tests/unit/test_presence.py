@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from engine.core.aggregates import Aggregates
-from engine.core.decoding import decode_line, decode_typed
 from engine.core.declared_events import install
+from engine.core.decoding import decode_line, decode_typed
 from engine.core.events import EventError, validate_event
 from engine.core.profile import Profile
 from engine.core.scope import CustomerView, ScopeContext

@@ -7,15 +7,12 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from engine.core.events import Event
+from engine.core.presence import record_presence
 from engine.core.timeutil import DAY_MS, local_datetime
 from journeys_dsl.fields import WEEKDAYS
 from journeys_dsl.plan import DAYPARTS
 
 RECENT_VISITS_KEPT = 120
-RECENT_PRESENCES_KEPT = 60
-PRESENCE_WINDOW_MS = 90 * DAY_MS
-PRESENCE_GAP_MS = 30 * 60_000
-"""Sightings closer than this are one stay in `recent_presences`."""
 RECENT_WINDOW_MS = 365 * DAY_MS
 TOP_COUNTS_KEPT = 24
 
@@ -80,13 +77,8 @@ class Profile:
     messages_clicked: int = 0
     unsubscribed: list[str] = field(default_factory=list)
     last_booking_at: int | None = None
-    presence_count: int = 0
-    first_presence_at: int | None = None
-    last_presence_at: int | None = None
-    last_presence_venue_id: str | None = None
-    last_zone: str | None = None
-    recent_presences: list[int] = field(default_factory=list)
-    """Presence times in the past 90 days, at least half an hour apart, oldest first."""
+    presence: dict[str, Any] | None = None
+    """Presence counters (see `engine.core.presence`); None until first seen."""
 
     def to_dict(self) -> dict[str, Any]:
         """Only the fields that differ from their defaults, to keep state small."""
@@ -226,32 +218,7 @@ class Profile:
 
     def _apply_presence(self, event: Event) -> None:
         """Seen at a venue or zone: presence counters only, never visits or spend."""
-        ts = event.ts
-        data = event.data
-        self.presence_count += 1
-        if self.first_presence_at is None or ts < self.first_presence_at:
-            self.first_presence_at = ts
-        if self.last_presence_at is None or ts >= self.last_presence_at:
-            self.last_presence_at = ts
-            self.last_presence_venue_id = data.get("venue_id")
-            self.last_zone = data.get("zone")
-        recent = self.recent_presences
-        at = bisect.bisect_right(recent, ts)
-        if (at and ts - recent[at - 1] < PRESENCE_GAP_MS) or (
-                at < len(recent) and recent[at] - ts < PRESENCE_GAP_MS):
-            return  # the same stay, seen again
-        recent.insert(at, ts)
-        horizon = recent[-1] - PRESENCE_WINDOW_MS
-        cut = max(len(recent) - RECENT_PRESENCES_KEPT,
-                  bisect.bisect_left(recent, horizon) if recent[0] < horizon else 0)
-        if cut > 0:
-            del recent[:cut]
-
-    def presences_within(self, now_ms: int, days: int) -> int:
-        """Presences in the `days` days before `now_ms`: (now - days, now]."""
-        start = now_ms - days * DAY_MS
-        recent = self.recent_presences
-        return bisect.bisect_right(recent, now_ms) - bisect.bisect_right(recent, start)
+        self.presence = record_presence(self.presence, event)
 
     def add_points(self, amount: int) -> None:
         self.points += amount

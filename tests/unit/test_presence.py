@@ -9,6 +9,7 @@ from engine.core.aggregates import Aggregates
 from engine.core.declared_events import install
 from engine.core.decoding import decode_line, decode_typed
 from engine.core.events import EventError, validate_event
+from engine.core.presence import stays_within
 from engine.core.profile import Profile
 from engine.core.scope import CustomerView, ScopeContext
 from engine.core.state import CustomerState
@@ -23,7 +24,7 @@ T0 = 1_741_000_000_000
 MINUTE = 60_000
 
 
-def presence(ts: int, zone: str | None = "toilets", source: str | None = "wallet_pass",
+def sighting(ts: int, zone: str | None = "toilets", source: str | None = "wallet_pass",
              venue: str = "westfield", event_id: str | None = None) -> bytes:
     fields = [f'"venue_id": "{venue}"']
     if zone is not None:
@@ -41,16 +42,16 @@ def _no_declared_types() -> object:
 
 
 def test_presence_decodes_on_the_typed_path() -> None:
-    event = decode_typed(presence(T0), 0)
+    event = decode_typed(sighting(T0), 0)
     assert event is not None and event.type == "presence"
     assert event.data == {"venue_id": "westfield", "zone": "toilets", "source": "wallet_pass"}
-    assert decode_line(presence(T0, zone=None, source=None)).data == {"venue_id": "westfield"}
+    assert decode_line(sighting(T0, zone=None, source=None)).data == {"venue_id": "westfield"}
 
 
 @pytest.mark.parametrize(("line", "reason"), [
-    (presence(T0, zone="toilet"), "'zone' must be one of entrance, shop_entrance, toilets"),
-    (presence(T0, zone="toilet"), "got 'toilet' (did you mean 'toilets'?)"),
-    (presence(T0, source="wallet"), "(did you mean 'wallet_pass'?)"),
+    (sighting(T0, zone="toilet"), "'zone' must be one of entrance, shop_entrance, toilets"),
+    (sighting(T0, zone="toilet"), "got 'toilet' (did you mean 'toilets'?)"),
+    (sighting(T0, source="wallet"), "(did you mean 'wallet_pass'?)"),
     (b'{"event_id": "e", "customer_id": "c", "type": "presence", "ts": 1741000000000}',
      "missing 'venue_id'"),
     (b'{"event_id": "e", "customer_id": "c", "type": "presense", "ts": 1741000000000}',
@@ -63,7 +64,7 @@ def test_bad_presence_events_are_refused_with_the_field(line: bytes, reason: str
 
 
 def test_an_event_types_file_adds_zones() -> None:
-    line = presence(T0, zone="cloakroom")
+    line = sighting(T0, zone="cloakroom")
     with pytest.raises(EventError):
         decode_line(line)
     install(load_event_types_text("presence_zones: [cloakroom]\n", "types.yaml"))
@@ -74,12 +75,10 @@ def test_an_event_types_file_adds_zones() -> None:
 def test_presence_updates_presence_counters_only() -> None:
     profile = Profile()
     for minutes, zone in ((0, "toilets"), (10, "shop_entrance"), (24 * 60, "event_space")):
-        profile.apply(decode_line(presence(T0 + minutes * MINUTE, zone=zone)))
-    assert profile.presence_count == 3
-    assert profile.first_presence_at == T0
-    assert profile.last_presence_at == T0 + DAY_MS
-    assert (profile.last_zone, profile.last_presence_venue_id) == ("event_space", "westfield")
-    assert profile.recent_presences == [T0, T0 + DAY_MS]  # 10 minutes apart: one stay
+        profile.apply(decode_line(sighting(T0 + minutes * MINUTE, zone=zone)))
+    assert profile.presence == {"n": 3, "f": T0, "l": T0 + DAY_MS, "v": "westfield",
+                                "z": "event_space",
+                                "r": [T0, T0 + DAY_MS]}  # 10 minutes apart: one stay
     assert profile.visit_count == 0 and profile.total_spend == 0
     assert profile.last_visit_at is None and profile.last_venue_id is None
     assert not profile.daypart_counts and not profile.weekday_counts
@@ -87,25 +86,29 @@ def test_presence_updates_presence_counters_only() -> None:
 
 def test_a_late_presence_does_not_move_the_last_one() -> None:
     profile = Profile()
-    profile.apply(decode_line(presence(T0 + DAY_MS, zone="toilets")))
-    profile.apply(decode_line(presence(T0, zone="parking")))
-    assert profile.last_zone == "toilets" and profile.first_presence_at == T0
-    assert profile.recent_presences == [T0, T0 + DAY_MS]
+    profile.apply(decode_line(sighting(T0 + DAY_MS, zone="toilets")))
+    profile.apply(decode_line(sighting(T0, zone="parking")))
+    presence = profile.presence
+    assert presence is not None
+    assert presence["z"] == "toilets" and presence["f"] == T0
+    assert presence["r"] == [T0, T0 + DAY_MS]
 
 
 def test_presences_older_than_90_days_are_dropped() -> None:
     profile = Profile()
     for day in (0, 50, 100, 120):
-        profile.apply(decode_line(presence(T0 + day * DAY_MS)))
-    assert profile.recent_presences == [T0 + d * DAY_MS for d in (50, 100, 120)]
-    assert profile.presences_within(T0 + 120 * DAY_MS, 30) == 2
-    assert profile.presence_count == 4
+        profile.apply(decode_line(sighting(T0 + day * DAY_MS)))
+    presence = profile.presence
+    assert presence is not None
+    assert presence["r"] == [T0 + d * DAY_MS for d in (50, 100, 120)]
+    assert stays_within(presence, T0 + 120 * DAY_MS, 30) == 2
+    assert presence["n"] == 4
 
 
 def test_conditions_read_the_presence_fields() -> None:
     state = CustomerState("c")
     for day in (0, 40, 80, 95):
-        state.profile.apply(decode_line(presence(T0 + day * DAY_MS)))
+        state.profile.apply(decode_line(sighting(T0 + day * DAY_MS)))
     customer = CustomerView(state, T0 + 95 * DAY_MS, ScopeContext(Aggregates()))
     assert customer.get("presence_count") == 4
     assert customer.get("presences_30d") == 2
@@ -113,6 +116,11 @@ def test_conditions_read_the_presence_fields() -> None:
     assert customer.get("days_since_first_presence") == 95
     assert customer.get("days_since_last_presence") == 0
     assert customer.get("last_zone") == "toilets"
+    assert customer.get("first_presence_at") == T0
+    assert customer.get("last_presence_venue_id") == "westfield"
+    never = CustomerView(CustomerState("d"), T0, ScopeContext(Aggregates()))
+    assert never.get("presence_count") == 0 and never.get("presences_30d") == 0
+    assert never.get("last_zone") is None and never.get("days_since_last_presence") is None
 
 
 def test_the_stored_form_stays_small_and_old_states_load() -> None:
@@ -120,16 +128,16 @@ def test_the_stored_form_stays_small_and_old_states_load() -> None:
     plain.profile.apply(validate_event({"event_id": "v", "customer_id": "c", "type": "visit",
                                         "ts": T0, "venue_id": "v1", "amount": 20}))
     before = len(plain.to_bytes())
-    assert "presence_count" not in plain.profile.to_dict()  # nothing stored when unused
+    assert "presence" not in plain.profile.to_dict()  # nothing stored when unused
     state = CustomerState.from_bytes("c", plain.to_bytes())
     for day in range(10):
-        state.profile.apply(decode_line(presence(T0 + day * DAY_MS, event_id=f"p{day}")))
+        state.profile.apply(decode_line(sighting(T0 + day * DAY_MS, event_id=f"p{day}")))
     again = CustomerState.from_bytes("c", state.to_bytes())
     assert again.profile == state.profile
     assert len(state.to_bytes()) - before < 120  # ten presences, times as differences
     old = pack({"p": {"visit_count": 2, "last_visit_at": T0}})  # a state from before
     loaded = CustomerState.from_bytes("c", old)
-    assert loaded.profile.presence_count == 0 and loaded.profile.recent_presences == []
+    assert loaded.profile.presence is None
 
 
 JOURNEY = """\

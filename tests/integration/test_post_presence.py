@@ -93,8 +93,9 @@ def test_post_presence_thanks_variants(tmp_path: Path, redis_url: str, key_prefi
     assert stats[f"{JOURNEY}@1|goal"] == 1
     # presence never counts as a visit: the first-timer has presences and no visits
     state = stored(engine, first)
-    assert state.profile.presence_count == 1 and state.profile.visit_count == 0
-    assert state.profile.total_spend == 0 and state.profile.last_zone == "toilets"
+    presence = state.profile.presence
+    assert presence is not None and presence["n"] == 1 and presence["z"] == "toilets"
+    assert state.profile.visit_count == 0 and state.profile.total_spend == 0
 
 
 def test_bad_presence_events_go_to_dead_letters(tmp_path: Path, redis_url: str,

@@ -193,3 +193,28 @@ def test_a_visit_source_stays_free_text() -> None:
     text = JOURNEY.format(condition="event.source == 'opentable'").replace(
         "event: presence", "event: visit")
     load_journey_text(text, "j.yaml", segments_vocabulary())
+
+
+def test_explain_names_the_presence_field_that_stops_the_entry() -> None:
+    from engine.console.explain import Explainer
+    from engine.core.catalog import Catalog
+    from engine.core.runtime import Effects, JourneyRuntime
+    from journeys_dsl.policies import NO_POLICIES
+
+    plan = load_journey_text(JOURNEY.format(
+        condition="event.zone == 'toilets' and customer.presences_30d >= 2"), "j.yaml")
+    runtime = JourneyRuntime(Catalog([plan]))
+    ctx = runtime.context(Aggregates())
+    state = CustomerState("c")
+    events = [decode_line(sighting(T0 + day * DAY_MS, zone="toilets", event_id=f"p{day}"))
+              for day in (0, 1)]
+    for event in events[:1]:
+        runtime.apply_event(state, event, ctx, Effects())
+    result = Explainer(runtime, NO_POLICIES).explain(state, plan, ctx, T0 + 60_000, events[0])
+    assert result.verdict == "would_not_enter"
+    condition = next(c.condition for c in result.checks if c.name == "entry condition")
+    assert condition is not None
+    [failing] = condition.failing
+    assert [(v.name, v.value) for v in failing.values] == [("customer.presences_30d", 1)]
+    runtime.apply_event(state, events[1], ctx, Effects())
+    assert state.enrollments["j"].entered_at == T0 + DAY_MS

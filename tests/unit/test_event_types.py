@@ -216,3 +216,17 @@ def test_the_schema_lists_declared_types() -> None:
     schema = json.loads(out.getvalue())
     entry_event = schema["properties"]["entry"]
     assert "table_booked" in json.dumps(entry_event)
+
+
+def test_ingest_checks_declared_types_once_installed() -> None:
+    from connectors.ingest.batch import check_events
+
+    value = {"event_id": "e", "customer_id": "c", "type": "table_booked",
+             "ts": "2025-03-03T12:00:00Z", "venue_id": "v1", "party_size": 0,
+             "booked_for": "2025-03-08T19:30:00Z"}
+    refused = check_events([value], "pos").refused
+    assert refused[0].reason.startswith("unknown event type 'table_booked'")
+    install(load_event_types_text(TYPES, "types.yaml"))
+    assert [r.reason for r in check_events([value], "pos").refused] == [
+        "'party_size' must be at least 1, got 0"]
+    assert len(check_events([{**value, "party_size": 2}], "pos").accepted) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def reference(events_file: Path, redis_url: str, tmp_path_factory: pytest.TempPa
               ) -> Iterator[list[bytes]]:
     """The commands of a default run (8 shards, batches of 8,000 lines)."""
     out = tmp_path_factory.mktemp("reference")
-    prefix = f"det-ref-{out.name}"
+    prefix = f"det-ref-{uuid.uuid4().hex[:8]}"  # unique: concurrent runs share Redis
     lines = run_file(events_file, out, redis_url, prefix)
     assert len(lines) > 300
     journeys = {orjson.loads(line)["journey"] for line in lines}

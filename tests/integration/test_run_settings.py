@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import orjson
@@ -27,7 +28,8 @@ def journeys(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Completed
 
 @pytest.fixture
 def prefix(redis_client: redis.Redis) -> object:
-    names = ["settings-file", "settings-env", "settings-flag"]
+    run = uuid.uuid4().hex[:8]  # unique: concurrent runs share Redis
+    names = [f"settings-file-{run}", f"settings-env-{run}", f"settings-flag-{run}"]
     yield names
     for name in names:
         delete_matching(redis_client, f"{name}*")
@@ -39,24 +41,24 @@ def test_the_file_then_the_environment_then_a_flag_decide(
     events.write_bytes(orjson.dumps(VISIT) + b"\n")
     settings = tmp_path / "run.toml"
     settings.write_text(f'journeys = ["{ROOT / "examples" / "journeys"}"]\n'
-                        f'redis = "{redis_url}"\nprefix = "settings-file"\nshards = 2\n')
+                        f'redis = "{redis_url}"\nprefix = "{prefix[0]}"\nshards = 2\n')
     base = ("run", "--events", str(events), "--commands", str(tmp_path / "c.jsonl"),
             "--dead-letter", str(tmp_path / "d.jsonl"))
 
     ran = journeys(*base, "--settings", str(settings), cwd=tmp_path, env={})
     assert ran.returncode == 0, ran.stderr
-    assert redis_client.exists("settings-file:meta")
-    assert int(redis_client.hget("settings-file:meta", "shards") or 0) == 2
+    assert redis_client.exists(f"{prefix[0]}:meta")
+    assert int(redis_client.hget(f"{prefix[0]}:meta", "shards") or 0) == 2
 
     ran = journeys(*base, cwd=tmp_path, env={"JOURNEYS_SETTINGS": str(settings),
-                                             "JOURNEYS_PREFIX": "settings-env"})
+                                             "JOURNEYS_PREFIX": prefix[1]})
     assert ran.returncode == 0, ran.stderr
-    assert redis_client.exists("settings-env:meta")
+    assert redis_client.exists(f"{prefix[1]}:meta")
 
-    ran = journeys(*base, "--prefix", "settings-flag", cwd=tmp_path,
-                   env={"JOURNEYS_SETTINGS": str(settings), "JOURNEYS_PREFIX": "settings-env"})
+    ran = journeys(*base, "--prefix", prefix[2], cwd=tmp_path,
+                   env={"JOURNEYS_SETTINGS": str(settings), "JOURNEYS_PREFIX": prefix[1]})
     assert ran.returncode == 0, ran.stderr
-    assert redis_client.exists("settings-flag:meta")
+    assert redis_client.exists(f"{prefix[2]}:meta")
 
 
 def test_a_bad_setting_is_one_line_naming_where_it_came_from(tmp_path: Path) -> None:

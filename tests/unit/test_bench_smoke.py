@@ -87,10 +87,10 @@ def test_delivery_benchmark_counts_what_the_receiver_got(tmp_path: Path) -> None
 
 
 @pytest.mark.integration
-def test_scale_run_smoke(redis_url: str, tmp_path: Path) -> None:
+def test_scale_run_smoke(redis_url: str, key_prefix: str, tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     count = write_jsonl(ChainConfig(seed=7, customers=200, days=40), events)
-    figures = scale_run(events, 200, redis_url, "scale-smoke", tmp_path, processes=2)
+    figures = scale_run(events, 200, redis_url, key_prefix, tmp_path, processes=2)
     assert figures.events == count and figures.commands > 0
     assert figures.wall_s > 0 and figures.redis_bytes_per_customer > 0
-    assert not _keys_matching(redis_url, "*scale-smoke*")
+    assert not _keys_matching(redis_url, f"*{key_prefix}*")

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from journeys_dsl import fields, plan
+from journeys_dsl.broadcasts import read_broadcast
 from journeys_dsl.channels import CHANNELS
 from journeys_dsl.durations import (
     DurationError,
@@ -45,7 +46,7 @@ VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 TOP_KEYS = ("journey", "version", "name", "description", "entry", "re_entry", "holdout",
             "goal", "exit", "offers", "steps")
-ENTRY_KINDS = ("event", "inactive_for", "date", "p_alive_below")
+ENTRY_KINDS = ("event", "inactive_for", "date", "p_alive_below", "broadcast")
 ENTRY_KEYS = (*ENTRY_KINDS, "when", "offset", "at")
 GOAL_KEYS = ("event", "when", "within")
 EXIT_KEYS = ("event", "when", "reason")
@@ -224,8 +225,8 @@ class JourneyParser(NodeReader):
         self.keys(entry, ENTRY_KEYS, "in entry", "entry")
         kinds = [e for e in entry.entries if e.key.text in ENTRY_KINDS]
         if not kinds:
-            self.report(entry, "entry needs one of: event, inactive_for, date, p_alive_below",
-                        "entry")
+            self.report(entry, "entry needs one of: event, inactive_for, date, p_alive_below, "
+                               "broadcast", "entry")
             return None
         for extra in kinds[1:]:
             self.report(extra.key, f"entry has both '{kinds[0].key.text}' and "
@@ -239,6 +240,8 @@ class JourneyParser(NodeReader):
                                            "(date: birthday | first_visit_anniversary)",
                             f"entry.{key}")
         when = self.optional(entry, "when")
+        if kind == "broadcast":
+            return self.broadcast_entry(entry, value)
         if kind == "event":
             event_type = self.event_type(value, "entry.event")
             scope = Scope(event_type, no_event=None, no_enrollment=_BEFORE_ENTRY)
@@ -274,6 +277,13 @@ class JourneyParser(NodeReader):
                     self.report(at_node, exc.message, "entry.at")
         return plan.DateEntry(date_kind or "birthday", offset,  # type: ignore[arg-type]
                               local_time, condition)
+
+    def broadcast_entry(self, entry: MappingNode, value: Node) -> plan.BroadcastEntry | None:
+        when = entry.get("when")
+        if when is not None:
+            self.report(when.key, "a broadcast entry takes its condition as "
+                                  "'broadcast: {audience: ...}', not 'when'", "entry.when")
+        return read_broadcast(self, value)
 
     def threshold(self, node: Node) -> float:
         value = node.value if isinstance(node, ScalarNode) else None

@@ -80,7 +80,24 @@ class PAliveEntry:
     condition: Expression | None
 
 
-Entry = EventEntry | InactivityEntry | DateEntry | PAliveEntry
+@dataclass(frozen=True)
+class BroadcastEntry:
+    """Enter everyone who matches `condition` (the audience) at a local date and time in
+    each customer's zone, once or every week or month until `until_local_ms`.
+
+    Local times are kept as epoch ms of the wall-clock time read as UTC ("naive"); see
+    `journeys_dsl.broadcasts` for the occurrences and `engine.flow.broadcasts` for how
+    each shard reaches its customers."""
+
+    start_local_ms: int
+    every: Literal["once", "week", "month"]
+    until_local_ms: int | None
+    rate_per_minute: float | None
+    """Entries a shard lets in per minute (None: no limit)."""
+    condition: Expression | None
+
+
+Entry = EventEntry | InactivityEntry | DateEntry | PAliveEntry | BroadcastEntry
 
 
 @dataclass(frozen=True)

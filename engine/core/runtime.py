@@ -34,6 +34,7 @@ from journeys_dsl.plan import (
     END,
     After,
     AtTime,
+    BroadcastEntry,
     DateEntry,
     Immediate,
     InactivityEntry,
@@ -349,6 +350,11 @@ class JourneyRuntime:
                 scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
                 if not entry.condition.test(scope):
                     return
+        elif isinstance(entry, BroadcastEntry) and entry.condition is not None:
+            # the audience, as of the customer's broadcast time (engine.flow.broadcasts)
+            scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
+            if not entry.condition.test(scope):
+                return
         self.enroll(state, plan, due, ctx, effects)
 
     @staticmethod

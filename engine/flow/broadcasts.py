@@ -26,6 +26,7 @@ whose last local time (UTC-12) has passed when the shard first reaches it is not
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,9 @@ EARLIEST_OFFSET_MS = 14 * HOUR_MS
 LATEST_OFFSET_MS = 12 * HOUR_MS
 """The furthest zone behind UTC (UTC-12)."""
 WALK_SLICE = 1000
-"""Customers armed per commit."""
+"""Customers armed per commit (the environment variable JOURNEYS_BROADCAST_SLICE sets
+another)."""
+SLICE_VARIABLE = "JOURNEYS_BROADCAST_SLICE"
 SCAN_COUNT = 2000
 """Keys SCAN looks at per call while indexing."""
 SCANS_PER_ROUND = 16
@@ -109,7 +112,9 @@ class BroadcastWalker:
         """A walker for the catalog's current broadcasts; None when there are none."""
         plans = [p for _, p in sorted(catalog.current.items())
                  if isinstance(p.entry, BroadcastEntry)]
-        return cls(plans) if plans else None
+        if not plans:
+            return None
+        return cls(plans, walk_slice=max(1, int(os.environ.get(SLICE_VARIABLE) or WALK_SLICE)))
 
     # ------------------------------------------------------------------ the hook
     def advance(self, processor: ShardProcessor, shard: _Shard, day: int) -> bool:
@@ -138,6 +143,8 @@ class BroadcastWalker:
                     continue
                 walk = walks[journey_id] = _Walk(occurrence)
             if walk.phase == "scan":
+                if shard.work.dirty:
+                    return True  # SCAN reads stored states: commit those applied first
                 self._scan(shard, plan, walk)
             else:
                 self._walk(processor, shard, plan, walk, day)

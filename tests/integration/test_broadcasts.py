@@ -3,11 +3,23 @@ holdout, consent, caps, the sending rate, recurrence, and the walk's durable cur
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+import redis
 from harness import Engine, at, event, visit
+
+from engine.app.generator import ChainConfig, write_jsonl
+from engine.core.runtime import stable_fraction
+from engine.flow.broadcasts import SLICE_VARIABLE
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +88,157 @@ def test_a_broadcast_reaches_exactly_the_audience_at_local_time(
     }
     assert {c["journey"] for c in commands} == {"vip_evening"}
     assert engine.stats()["vip_evening@1|entered"] == 7
+
+
+WELCOME = """\
+journey: welcome
+version: 1
+entry:
+  event: rating
+steps:
+  - id: thanks
+    actions:
+      - send: email
+        template: thanks
+"""
+
+
+def test_holdout_consent_caps_and_quiet_hours_apply(tmp_path: Path, redis_url: str,
+                                                    key_prefix: str) -> None:
+    engine = make_engine(tmp_path, redis_url, key_prefix,
+                         VIP_BROADCAST.format(extra="", holdout="30%"),
+                         'quiet_hours: {from: "21:00", to: "10:30"}\n'
+                         "frequency_cap: {max: 1, per: 7d}\n")
+    (Path(engine.journeys[0]) / "welcome.yaml").write_text(WELCOME)
+    events = population()
+    events.append(event("profile", "vip_nyc_1", at(2), consents={"email": False}))
+    events.append(event("rating", "vip_utc", at(6), stars=5))  # a message two days before
+    commands = engine.run([*sorted(events, key=lambda e: e["ts"]),
+                           visit("low_00", at(9, 12), amount=20)])
+    vips = {"vip_ber_0", "vip_ber_1", "vip_nyc_0", "vip_nyc_1", "vip_tyo_0", "vip_tyo_1",
+            "vip_utc"}
+    held = {c for c in vips if stable_fraction(c, "vip_evening") < 0.3}
+    assert held and held != vips
+    sent = {c["customer_id"]: c["send_at"] for c in commands if c["journey"] == "vip_evening"}
+    expected = vips - held - {"vip_nyc_1", "vip_utc"}  # no consent; capped
+    assert set(sent) == expected
+    # 10:00 local is quiet until 10:30
+    assert all(value.endswith(":30:00.000Z") for value in sent.values())
+    stats = engine.stats()
+    assert stats["vip_evening@1|entered"] + stats["vip_evening@1|entered_holdout"] == 7
+    assert stats["vip_evening@1|entered_holdout"] == len(held)
+    if "vip_nyc_1" not in held:
+        assert stats["vip_evening@1|no_consent:invite:email"] == 1
+    if "vip_utc" not in held:
+        assert stats["vip_evening@1|capped:invite:email"] == 1
+
+
+def test_the_rate_spreads_entries_per_shard_and_zone(tmp_path: Path, redis_url: str,
+                                                     key_prefix: str) -> None:
+    engine = make_engine(tmp_path, redis_url, key_prefix,
+                         VIP_BROADCAST.replace("'vip' in customer.segments",
+                                               "customer.total_spend >= 20")
+                         .format(extra="    rate: 2/min\n", holdout="0%"), shards=1)
+    commands = engine.run([*population(), visit("low_00", at(9, 12), amount=20)])
+    by_time: dict[str, list[str]] = {}
+    for command in commands:
+        by_time.setdefault(command["send_at"], []).append(command["customer_id"])
+    # 21 low spenders and two VIPs in Berlin: two a minute from 09:00 UTC, in id order
+    berlin = sorted((t, sorted(ids)) for t, ids in by_time.items() if t < "2025-03-10T10")
+    berlin = [(t, ids) for t, ids in berlin if not ids[0].startswith("vip_tyo")]
+    assert [len(ids) for _, ids in berlin] == [2] * 11 + [1]
+    assert berlin[0] == ("2025-03-10T09:00:00.000Z", ["low_00", "low_01"])
+    assert berlin[-1] == ("2025-03-10T09:11:00.000Z", ["vip_ber_1"])
+    assert sorted(by_time["2025-03-10T14:00:00.000Z"]) == ["vip_nyc_0", "vip_nyc_1"]
+    assert by_time["2025-03-10T10:00:00.000Z"] == ["vip_utc"]
+    assert len(commands) == 28
+
+
+WEEKLY = """\
+journey: weekly_news
+version: 1
+entry:
+  broadcast:
+    at: "2025-02-01 10:00"
+    every: week
+    until: "2025-02-20"
+    audience: "customer.visit_count >= 1"
+re_entry: always
+holdout: 10%
+steps:
+  - id: news
+    actions:
+      - send: email
+        template: weekly_news
+"""
+
+
+def _run_command(events: Path, journeys: Path, commands: Path, redis_url: str,
+                 prefix: str) -> list[str]:
+    return [sys.executable, "-m", "engine", "run", "--journeys", str(journeys),
+            "--events", str(events), "--commands", str(commands),
+            "--dead-letter", str(commands) + ".dead", "--redis", redis_url,
+            "--prefix", prefix, "--shards", "4"]
+
+
+def _walk_positions(client: redis.Redis, prefix: str) -> tuple[tuple[int, str, str], ...]:
+    """Each shard's walk of the weekly broadcast: (occurrence, phase, last customer)."""
+    out = []
+    for shard in range(4):
+        raw = client.hget(f"{{{prefix}:s{shard}}}:bc", "weekly_news")
+        if raw:
+            doc = orjson.loads(raw)
+            out.append((doc["at"], doc["phase"], doc["after"]))
+    return tuple(out)
+
+
+def test_kill_9_during_the_walk_sends_each_occurrence_once(
+        tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    events = tmp_path / "events.jsonl"
+    write_jsonl(ChainConfig(seed=5, customers=1500, days=60), events)
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    (journeys / "weekly.yaml").write_text(WEEKLY)
+    env = {**os.environ, SLICE_VARIABLE: "40"}
+    clean_path = tmp_path / "clean.jsonl"
+    subprocess.run(_run_command(events, journeys, clean_path, redis_url, f"{key_prefix}clean"),
+                   check=True, capture_output=True, timeout=300, env=env)
+    clean = {c["command_id"]: c for c in _read(clean_path)}
+    assert len({c["send_at"][:10] for c in clean.values()}) >= 3  # three occurrences
+
+    client = redis.Redis.from_url(redis_url)
+    crash_prefix = f"{key_prefix}crash"
+    crashed_path = tmp_path / "crashed.jsonl"
+    crashed_path.touch()
+    seen: set[tuple[tuple[int, str, str], ...]] = set()
+    killed_mid_walk = 0
+    for _ in range(8):
+        child = subprocess.Popen(_run_command(events, journeys, crashed_path, redis_url,
+                                              crash_prefix),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 120
+        while child.poll() is None and time.monotonic() < deadline:
+            walks = _walk_positions(client, crash_prefix)
+            if any(phase == "walk" and after for _, phase, after in walks) \
+                    and walks not in seen:
+                child.send_signal(signal.SIGKILL)
+                seen.add(walks)
+                killed_mid_walk += 1
+                break
+            time.sleep(0.002)
+        child.wait(timeout=60)
+    subprocess.run(_run_command(events, journeys, crashed_path, redis_url, crash_prefix),
+                   check=True, capture_output=True, timeout=300, env=env)
+    client.close()
+    assert killed_mid_walk >= 3, f"only {killed_mid_walk} kills landed during a walk"
+    by_id: dict[str, dict[str, Any]] = {}
+    for item in _read(crashed_path):
+        previous = by_id.setdefault(item["command_id"], item)
+        assert previous == item, "a repeated command_id must carry the same command"
+    assert by_id == clean
+    per_occurrence = Counter((c["customer_id"], c["send_at"][:10]) for c in by_id.values())
+    assert max(per_occurrence.values()) == 1
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]

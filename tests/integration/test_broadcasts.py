@@ -17,6 +17,7 @@ import pytest
 import redis
 from harness import Engine, at, event, visit
 
+from engine.app.cli import main
 from engine.app.generator import ChainConfig, write_jsonl
 from engine.core.runtime import stable_fraction
 from engine.flow.broadcasts import SLICE_VARIABLE
@@ -242,3 +243,24 @@ def test_kill_9_during_the_walk_sends_each_occurrence_once(
 
 def _read(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+@pytest.mark.parametrize(("batch_lines", "shards"), [(1, 1), (7, 3), (5000, 8)])
+def test_batch_size_and_shard_count_change_nothing(
+        batch_lines: int, shards: int, tmp_path: Path, redis_url: str,
+        key_prefix: str) -> None:
+    events = tmp_path / "events.jsonl"
+    write_jsonl(ChainConfig(seed=8, customers=300, days=50), events)
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    (journeys / "weekly.yaml").write_text(WEEKLY)
+    runs = []
+    for name, extra in (("ref", ["--shards", "4"]),
+                        ("other", ["--shards", str(shards), "--batch-lines", str(batch_lines)])):
+        commands = tmp_path / f"{name}.jsonl"
+        assert main(["run", "--journeys", str(journeys), "--events", str(events),
+                     "--commands", str(commands), "--dead-letter", str(commands) + ".dead",
+                     "--redis", redis_url, "--prefix", f"{key_prefix}{name}", *extra]) == 0
+        runs.append(sorted(commands.read_bytes().splitlines()))
+    assert len(runs[0]) > 100
+    assert runs[0] == runs[1]

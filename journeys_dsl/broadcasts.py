@@ -200,8 +200,8 @@ def _warn_past(reader: NodeReader, body: MappingNode, entry: plan.BroadcastEntry
                now_ms: int | None) -> None:
     """Warn when every occurrence has passed everywhere (UTC-12 is the last zone)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    last = occurrences(entry)[-1] + 12 * 3_600_000
-    if last >= now:
+    listed = occurrences(entry)
+    if not listed or listed[-1] + 12 * 3_600_000 >= now:
         return
     at = body.get("until") if entry.every != "once" else body.get("at")
     where = at.value if at is not None else body

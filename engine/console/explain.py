@@ -21,11 +21,13 @@ from engine.core.scope import ScopeContext, build_scope
 from engine.core.state import CustomerState, Enrollment
 from engine.core.timeutil import DAY_MS, local_datetime
 from engine.reporting.labels import MISSING, timing_label
+from journeys_dsl.broadcasts import describe as describe_broadcast
 from journeys_dsl.channels import channel_spec
 from journeys_dsl.durations import format_duration
 from journeys_dsl.expressions import parse_expression
 from journeys_dsl.plan import (
     END,
+    BroadcastEntry,
     DateEntry,
     EventEntry,
     InactivityEntry,
@@ -194,7 +196,8 @@ class Explainer:
             at = armed
             condition = entry.condition
             if condition is not None:
-                check_at = armed if isinstance(entry, DateEntry) and armed else now
+                check_at = armed if isinstance(entry, DateEntry | BroadcastEntry) and armed \
+                    else now
                 scope = build_scope(state, check_at, ctx, venue_id=state.profile.last_venue_id)
                 result = check_condition(condition, scope)
                 checks.append(Check("entry condition", result.passed,
@@ -218,11 +221,17 @@ class Explainer:
             description = f"p_alive falling under {entry.threshold}"
         elif isinstance(entry, DateEntry):
             description = f"the yearly {entry.kind.replace('_', ' ')}"
+        elif isinstance(entry, BroadcastEntry):
+            description = describe_broadcast(entry)
         else:
             description = f"a {entry.event_type} event"
         if armed is not None:
             yield Check("entry timer", True,
                         f"armed for {description}: fires {_when(armed, state)}")
+        elif isinstance(entry, BroadcastEntry):
+            yield Check("entry timer", False,
+                        f"not armed: {description}; a shard arms the customers it holds at "
+                        "the UTC midnight before the first zone reaches that time")
         else:
             yield Check("entry timer", False,
                         f"not armed: the entry ({description}) was not started by the "

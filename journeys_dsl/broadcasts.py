@@ -19,6 +19,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from journeys_dsl import plan
@@ -73,7 +74,8 @@ def parse_local_date(text: str) -> int:
     if match is None:
         raise BroadcastFormatError(f"expected a date like \"2027-03-31\", not '{text}'")
     try:
-        day = datetime(*(int(part) for part in match.groups()), tzinfo=UTC)
+        year, month, number = (int(part) for part in match.groups())
+        day = datetime(year, month, number, tzinfo=UTC)
     except ValueError as exc:
         raise BroadcastFormatError(f"'{text.strip()}' is not a real date ({exc})") from exc
     return int(day.timestamp() * 1000) + DAY_MS - 1
@@ -179,7 +181,7 @@ def read_broadcast(reader: NodeReader, node: Node, now_ms: int | None = None
     return entry
 
 
-def _local(reader: NodeReader, body: MappingNode, key: str, parse: object, *,
+def _local(reader: NodeReader, body: MappingNode, key: str, parse: Callable[[str], int], *,
            required: bool) -> int | None:
     path = f"entry.broadcast.{key}"
     node = (reader.require(body, key, "in entry.broadcast", "entry.broadcast") if required
@@ -190,7 +192,7 @@ def _local(reader: NodeReader, body: MappingNode, key: str, parse: object, *,
     if scalar is None:
         return None
     try:
-        return parse(scalar.text)  # type: ignore[operator, no-any-return]
+        return parse(scalar.text)
     except BroadcastFormatError as exc:
         reader.report(node, exc.message, path)
         return None
@@ -203,9 +205,10 @@ def _warn_past(reader: NodeReader, body: MappingNode, entry: plan.BroadcastEntry
     listed = occurrences(entry)
     if not listed or listed[-1] + 12 * 3_600_000 >= now:
         return
-    at = body.get("until") if entry.every != "once" else body.get("at")
-    where = at.value if at is not None else body
+    key = "until" if entry.every != "once" else "at"
+    written = body.get(key)
+    where = written.value if written is not None else body
     what = "the last broadcast" if entry.every != "once" else "the broadcast"
     reader.warn((where.line, where.col),
                 f"{what} is in the past: a live run sends nothing; a backtest over that time "
-                "shows what it would have done", f"entry.broadcast.{'until' if entry.every != 'once' else 'at'}")
+                "shows what it would have done", f"entry.broadcast.{key}")

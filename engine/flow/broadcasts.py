@@ -89,7 +89,7 @@ class _Walk:
                              "after": self.after, "slots": self.slots})
 
     @classmethod
-    def of(cls, raw: bytes) -> _Walk:
+    def of(cls, raw: bytes | str) -> _Walk:
         doc = orjson.loads(raw)
         return cls(int(doc["at"]), str(doc["phase"]), int(doc.get("scan", 0)),
                    str(doc.get("after", "")), dict(doc.get("slots", {})))
@@ -177,7 +177,7 @@ class BroadcastWalker:
             if walk.scan == 0:
                 walk.phase = "walk"
             pipe = client.pipeline(transaction=True)
-            ids = [key.decode()[len(customer_prefix):] for key in keys]
+            ids = [_text(key)[len(customer_prefix):] for key in keys]
             if ids:
                 pipe.zadd(index, dict.fromkeys(ids, 0))
             pipe.hset(_walks_key(store), plan.journey_id, walk.to_json())
@@ -213,8 +213,8 @@ class BroadcastWalker:
         if missing:
             for cid, raw in store.load_states(missing).items():
                 if raw:  # erased since it was indexed: nothing to arm
-                    cache[cid] = state = CustomerState.from_bytes(cid, raw)
-                    shard.set_due(cid, state.next_due())
+                    loaded = cache[cid] = CustomerState.from_bytes(cid, raw)
+                    shard.set_due(cid, loaded.next_due())
         ctx = None
         if entry.rate_per_minute is not None and entry.condition is not None:
             ctx = processor.runtime.context(processor._view(day), shard.own)
@@ -258,7 +258,11 @@ def _index_key(store: ShardStore, journey_id: str) -> str:
 def _stored_walks(store: ShardStore, plans: list[JourneyPlan]) -> dict[str, _Walk | None]:
     raw = store.client.hmget(_walks_key(store), [p.journey_id for p in plans])
     return {p.journey_id: _Walk.of(value) if value else None
-            for p, value in zip(plans, raw, strict=True)}  # type: ignore[arg-type]
+            for p, value in zip(plans, raw, strict=True)}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _glob_escape(text: str) -> str:
@@ -266,4 +270,4 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-__all__ = ["BroadcastWalker", "DAY_MS", "local_to_utc", "walk_day"]
+__all__ = ["DAY_MS", "BroadcastWalker", "local_to_utc", "walk_day"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, VISITS_HISTOGRAM, Aggregates
+from engine.core.broadcast_times import BroadcastTimes
 from engine.core.catalog import Catalog
 from engine.core.commands import build_command
 from engine.core.events import Event
@@ -85,6 +86,9 @@ class JourneyRuntime:
         self.score_model = score_model
         self.gate = PolicyGate(policies)
         self.customer_model = customer_model
+        times = BroadcastTimes(list(catalog.current.values()))
+        self.broadcasts: BroadcastTimes | None = times if times.plans else None
+        """The current broadcasts, for customers first seen after a shard's walk."""
 
     # ------------------------------------------------------------------ events
     def context(self, aggregates: Aggregates, own: Aggregates | None = None) -> ScopeContext:
@@ -98,6 +102,7 @@ class JourneyRuntime:
 
         Raises DuplicateEvent for an id applied inside the duplicate window, or one older
         than it."""
+        new_customer = self.broadcasts is not None and not state.seen
         refusal = state.refuse_event(event.event_id, event.ts, self.dedup_window_ms)
         if refusal is not None:
             raise DuplicateEvent(refusal)
@@ -124,6 +129,8 @@ class JourneyRuntime:
                 self._arm_timed_entries(state, event, entry_scope, timed)
         if state.vouchers:
             state.prune_vouchers(event.ts)
+        if new_customer and self.broadcasts is not None:
+            self.broadcasts.arm_new(state, event.ts)
 
     def _count_visit(self, state: CustomerState, event: Event, ctx: ScopeContext,
                      spend_before: float | None, check_before: float | None) -> None:
@@ -351,7 +358,7 @@ class JourneyRuntime:
                 if not entry.condition.test(scope):
                     return
         elif isinstance(entry, BroadcastEntry) and entry.condition is not None:
-            # the audience, as of the customer's broadcast time (engine.flow.broadcasts)
+            # the audience, as of the customer's broadcast time (engine.core.broadcast_times)
             scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
             if not entry.condition.test(scope):
                 return

@@ -20,23 +20,23 @@ How a shard runs one occurrence of a broadcast (local time T, e.g. 2026-12-20 10
    audience is checked on the profile then, and a matching customer enters the journey
    (re-entry, holdout, consent, caps and quiet hours apply as for any journey).
 
-Customers the shard first sees after the walk are not in that occurrence. An occurrence
-whose last local time (UTC-12) has passed when the shard first reaches it is not sent.
+A customer the shard first sees after the walk, before its time, is armed by the runtime
+at its first event (`engine.core.broadcast_times`). An occurrence whose last local time
+(UTC-12) has passed when the shard first reaches it is not sent.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from engine.core.broadcast_times import LATEST_OFFSET_MS, local_to_utc, walk_day
 from engine.core.catalog import Catalog
 from engine.core.scope import build_scope
 from engine.core.state import CustomerState
-from engine.core.timeutil import DAY_MS, utc_day_start, zone
 from engine.storage.store import ShardStore
 from journeys_dsl.broadcasts import occurrences
 from journeys_dsl.plan import BroadcastEntry, JourneyPlan
@@ -44,11 +44,6 @@ from journeys_dsl.plan import BroadcastEntry, JourneyPlan
 if TYPE_CHECKING:
     from engine.flow.processor import ShardProcessor, _Shard
 
-HOUR_MS = 3_600_000
-EARLIEST_OFFSET_MS = 14 * HOUR_MS
-"""The furthest zone ahead of UTC (UTC+14)."""
-LATEST_OFFSET_MS = 12 * HOUR_MS
-"""The furthest zone behind UTC (UTC-12)."""
 WALK_SLICE = 1000
 """Customers armed per commit (the environment variable JOURNEYS_BROADCAST_SLICE sets
 another)."""
@@ -57,17 +52,6 @@ SCAN_COUNT = 2000
 """Keys SCAN looks at per call while indexing."""
 SCANS_PER_ROUND = 16
 """SCAN calls (each its own transaction) before the shard's round returns."""
-
-
-def walk_day(local_ms: int) -> int:
-    """The UTC day boundary at which shards walk their customers for the local time."""
-    return utc_day_start(local_ms - EARLIEST_OFFSET_MS)
-
-
-def local_to_utc(local_ms: int, tz_name: str | None) -> int:
-    """Epoch ms of the naive local time `local_ms` in the zone (UTC when unknown)."""
-    naive = datetime.fromtimestamp(local_ms / 1000, UTC).replace(tzinfo=zone(tz_name))
-    return int(naive.timestamp() * 1000)
 
 
 @dataclass
@@ -268,6 +252,3 @@ def _text(value: bytes | str) -> str:
 def _glob_escape(text: str) -> str:
     """`text` with the characters special to Redis's MATCH escaped."""
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
-
-
-__all__ = ["DAY_MS", "BroadcastWalker", "local_to_utc", "walk_day"]

@@ -264,3 +264,25 @@ def test_batch_size_and_shard_count_change_nothing(
         runs.append(sorted(commands.read_bytes().splitlines()))
     assert len(runs[0]) > 100
     assert runs[0] == runs[1]
+
+
+def test_a_customer_first_seen_after_the_walk_is_reached_until_their_time(
+        tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    engine = make_engine(tmp_path, redis_url, key_prefix,
+                         VIP_BROADCAST.replace("'vip' in customer.segments",
+                                               "customer.visit_count >= 1")
+                         .format(extra="", holdout="0%"))
+    commands = engine.run([
+        *customer("early", "Europe/Berlin", 30),
+        # after the walk (2025-03-09 00:00 UTC), before 10:00 in New York
+        event("profile", "late_nyc", "2025-03-10T08:00:00+00:00", email="l@example.com",
+              timezone="America/New_York"),
+        visit("late_nyc", "2025-03-10T08:05:00+00:00"),
+        # after 10:00 in Berlin: too late for this broadcast
+        event("profile", "late_ber", "2025-03-10T09:30:00+00:00", email="b@example.com",
+              timezone="Europe/Berlin"),
+        visit("late_ber", "2025-03-10T09:35:00+00:00"),
+        visit("early", at(12), amount=30),
+    ])
+    assert sorted((c["customer_id"], c["send_at"]) for c in commands) == [
+        ("early", "2025-03-10T09:00:00.000Z"), ("late_nyc", "2025-03-10T14:00:00.000Z")]

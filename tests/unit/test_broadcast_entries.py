@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from engine.core.broadcast_times import local_to_utc, walk_day
 from engine.core.catalog import Catalog
-from engine.flow.broadcasts import BroadcastWalker, local_to_utc, walk_day
+from engine.flow.broadcasts import BroadcastWalker
 from journeys_dsl.broadcasts import (
     BroadcastFormatError,
     add_months,

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from redis.cluster import RedisCluster
 
 from engine.core.broadcast_times import LATEST_OFFSET_MS, local_to_utc, walk_day
 from engine.core.catalog import Catalog
@@ -155,9 +156,8 @@ class BroadcastWalker:
         customer_prefix = store.customer_key("")
         index = _index_key(store, plan.journey_id)
         for _ in range(SCANS_PER_ROUND):
-            cursor, keys = client.scan(walk.scan, match=_glob_escape(customer_prefix) + "*",
-                                       count=SCAN_COUNT)
-            walk.scan = int(cursor)
+            walk.scan, keys = _scan_keys(client, walk.scan,
+                                         _glob_escape(customer_prefix) + "*", customer_prefix)
             if walk.scan == 0:
                 walk.phase = "walk"
             pipe = client.pipeline(transaction=True)
@@ -243,6 +243,18 @@ def _stored_walks(store: ShardStore, plans: list[JourneyPlan]) -> dict[str, _Wal
     raw = store.client.hmget(_walks_key(store), [p.journey_id for p in plans])
     return {p.journey_id: _Walk.of(value) if value else None
             for p, value in zip(plans, raw, strict=True)}
+
+
+def _scan_keys(client: Any, cursor: int, match: str, key: str) -> tuple[int, list[Any]]:
+    """One SCAN call over the server that holds `key`'s slot (the shard's, on a cluster)."""
+    if isinstance(client, RedisCluster):
+        node = client.get_node_from_key(key)
+        reply: Any = client.scan(cursor=cursor, match=match, count=SCAN_COUNT,
+                                 target_nodes=node)
+        cursors, keys = reply  # on a cluster: the cursor of each node scanned
+        return int(cursors[node.name]), list(keys)
+    found, keys = client.scan(cursor, match=match, count=SCAN_COUNT)
+    return int(found), list(keys)
 
 
 def _text(value: bytes | str) -> str:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from engine.app.cli import main
 from engine.app.generator import ChainConfig, write_jsonl
 from engine.core.runtime import stable_fraction
 from engine.flow.broadcasts import SLICE_VARIABLE
+from engine.flow.runner import RunOptions, run_on
+from journeys_dsl.loader import load_journeys
 
 pytestmark = pytest.mark.integration
 
@@ -286,3 +289,38 @@ def test_a_customer_first_seen_after_the_walk_is_reached_until_their_time(
     ])
     assert sorted((c["customer_id"], c["send_at"]) for c in commands) == [
         ("early", "2025-03-10T09:00:00.000Z"), ("late_nyc", "2025-03-10T14:00:00.000Z")]
+
+
+def test_on_the_wall_clock_a_broadcast_goes_out_at_its_minute(
+        tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    """The customer is known before the broadcast is loaded: the shard walks them at its
+    first round and the wall clock fires their timer at the minute."""
+    now = time.time()
+    minute = (int(now) // 60 + 1) * 60
+    if minute - now < 4:
+        minute += 60
+    local = datetime.fromtimestamp(minute, UTC).strftime("%Y-%m-%d %H:%M")
+    folder = tmp_path / "journeys"
+    folder.mkdir()
+    (folder / "news.yaml").write_text(
+        f'journey: news\nversion: 1\nentry:\n  broadcast:\n    at: "{local}"\n'
+        "steps:\n  - id: hello\n    actions: [{send: push, template: hello}]\n")
+    events_path = tmp_path / "events.jsonl"
+    events_path.write_bytes(orjson.dumps(
+        {"event_id": "w-1", "customer_id": "ann", "type": "visit", "ts": int(now * 1000),
+         "venue_id": "v1", "amount": 10}) + b"\n")
+
+    def run(number: int, journeys: list[str], idle_s: float) -> list[dict[str, Any]]:
+        commands = tmp_path / f"commands-{number}.jsonl"
+        options = RunOptions(
+            journeys=journeys, events=str(events_path), commands=str(commands),
+            dead_letter=str(tmp_path / f"dead-{number}.jsonl"), redis_url=redis_url,
+            prefix=key_prefix, shards=2, source_id="wall", clock="wall", tail=True,
+            tick_s=0.1, idle_exit_s=idle_s)
+        run_on(redis_url, options, load_journeys(journeys) if journeys else [])
+        return _read(commands) if commands.exists() else []
+
+    assert run(1, [], 0.5) == []  # the customer is known; no broadcast yet
+    sent = run(2, [str(folder)], minute - time.time() + 2.5)
+    assert [(c["customer_id"], c["send_at"]) for c in sent] == [
+        ("ann", datetime.fromtimestamp(minute, UTC).strftime("%Y-%m-%dT%H:%M:00.000Z"))]

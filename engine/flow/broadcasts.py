@@ -176,9 +176,9 @@ class BroadcastWalker:
         client = store.client
         index = _index_key(store, plan.journey_id)
         start = f"({walk.after}" if walk.after else "-"
-        members: list[bytes] = client.zrangebylex(  # type: ignore[assignment]
+        members: list[bytes | str] = client.zrangebylex(
             index, start, "+", start=0, num=self.walk_slice)
-        ids = [m.decode() for m in members]
+        ids = [_text(m) for m in members]
         work = shard.work
         if not ids:
             walk.phase = "done"

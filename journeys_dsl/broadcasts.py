@@ -212,3 +212,20 @@ def _warn_past(reader: NodeReader, body: MappingNode, entry: plan.BroadcastEntry
     reader.warn((where.line, where.col),
                 f"{what} is in the past: a live run sends nothing; a backtest over that time "
                 "shows what it would have done", f"entry.broadcast.{key}")
+
+
+def warn_once_only(reader: NodeReader, entry: plan.BroadcastEntry, top: MappingNode,
+                   re_entry: plan.ReEntry) -> None:
+    """Warn about a repeated broadcast that re-entry lets reach a customer only once."""
+    if entry.every == "once" or re_entry.mode != "never":
+        return
+    where: Node = top
+    for key in ("entry", "broadcast", "every"):
+        found = where.get(key) if isinstance(where, MappingNode) else None
+        if found is None:
+            return
+        where = found.value
+    reader.warn((where.line, where.col),
+                f"a broadcast repeated every {entry.every} reaches each customer once with "
+                "re_entry: never (the default); add 're_entry: always' to send every time",
+                "entry.broadcast.every")

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 
 from journeys_dsl import fields, plan
-from journeys_dsl.broadcasts import read_broadcast
+from journeys_dsl.broadcasts import read_broadcast, warn_once_only
 from journeys_dsl.channels import CHANNELS
 from journeys_dsl.durations import (
     DurationError,
@@ -148,13 +148,16 @@ class JourneyParser(NodeReader):
         steps = self.steps(steps_node) if steps_node is not None else ()
         goal_node = self.optional(top, "goal")
         exit_node = self.optional(top, "exit")
+        re_entry = self.re_entry(top)
+        if isinstance(entry, plan.BroadcastEntry):
+            warn_once_only(self, entry, top, re_entry)
         return JourneySpec(
             journey_id=journey_id,
             version=version,
             name=name or journey_id,
             description=description.text.strip() if description is not None else "",
             entry=entry or plan.EventEntry("visit", None),
-            re_entry=self.re_entry(top),
+            re_entry=re_entry,
             holdout=self.holdout(top),
             goal=self.goal(goal_node) if goal_node is not None else None,
             exits=self.exits(exit_node) if exit_node is not None else (),

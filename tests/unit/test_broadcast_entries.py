@@ -165,3 +165,15 @@ def test_the_schema_describes_the_broadcast_entry() -> None:
     assert broadcast["properties"]["broadcast"]["required"] == ["at"]
     assert set(broadcast["properties"]["broadcast"]["properties"]) == {
         "at", "audience", "every", "until", "rate"}
+
+
+def test_a_repeated_broadcast_without_re_entry_is_a_warning() -> None:
+    text = journey('  broadcast:\n    at: "2099-12-20 10:00"\n    every: week\n')
+    result = _check_text(text, FILE)
+    assert result.plan is not None
+    assert [str(w) for w in result.warnings] == [
+        "b.yaml:6:12: warning: a broadcast repeated every week reaches each customer once "
+        "with re_entry: never (the default); add 're_entry: always' to send every time "
+        "(at entry.broadcast.every)"]
+    again = _check_text(text.replace("steps:", "re_entry: always\nsteps:"), FILE)
+    assert again.warnings == ()

@@ -28,6 +28,7 @@ def _step_index(spec: JourneySpec) -> dict[str, int]:
 
 def _refs(step: StepSpec) -> list[StepRef]:
     refs = [branch.target for branch in step.branches]
+    refs.extend(variant.target for variant in step.split)
     if step.next is not None:
         refs.append(step.next)
     if isinstance(step.timing, WaitForSpec) and step.timing.on_timeout is not None:
@@ -39,7 +40,8 @@ def _successors(spec: JourneySpec, position: int, index: dict[str, int]) -> set[
     """Steps reachable in one move from `position` (END excluded)."""
     step = spec.steps[position]
     targets = {index.get(branch.target.name, plan.END) for branch in step.branches}
-    if not step.has_else:
+    targets.update(index.get(variant.target.name, plan.END) for variant in step.split)
+    if not step.has_else and not step.split:
         targets.add(_next_index(spec, position, index))
     if isinstance(step.timing, WaitForSpec) and step.timing.on_timeout is not None:
         targets.add(index.get(step.timing.on_timeout.name, plan.END))
@@ -185,6 +187,14 @@ def _actions(step: StepSpec, journey_id: str) -> tuple[plan.Action, ...]:
     )
 
 
+def _split(step: StepSpec, index: dict[str, int]) -> tuple[plan.Variant, ...]:
+    """The variants with their weights as shares of the whole."""
+    total = sum(variant.weight for variant in step.split)
+    return tuple(plan.Variant(variant.name, variant.weight / total,
+                              _resolve(variant.target, index))
+                 for variant in step.split)
+
+
 def compile_journey(spec: JourneySpec, source_file: str, source_text: str) -> plan.JourneyPlan:
     """The frozen plan of a valid journey (one for which `check_steps` found nothing)."""
     index = _step_index(spec)
@@ -198,6 +208,7 @@ def compile_journey(spec: JourneySpec, source_file: str, source_text: str) -> pl
             branches=tuple(plan.Branch(branch.condition, _resolve(branch.target, index))
                            for branch in step.branches),
             next_index=_next_index(spec, position, index),
+            split=_split(step, index),
         )
         for position, step in enumerate(spec.steps)
     )
@@ -217,4 +228,5 @@ def compile_journey(spec: JourneySpec, source_file: str, source_text: str) -> pl
         offers=MappingProxyType({offer.offer_id: offer for offer in spec.offers}),
         steps=steps,
         step_index=MappingProxyType(index),
+        condition_exits=spec.condition_exits,
     )

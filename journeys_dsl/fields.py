@@ -68,7 +68,8 @@ OFFER_FIELDS: tuple[str, ...] = (
 )
 """Fields of `offer.<offer_id>`."""
 
-ENROLLMENT_FIELDS: tuple[str, ...] = ("entered_at", "days_in", "step", "holdout")
+ENROLLMENT_FIELDS: tuple[str, ...] = ("entered_at", "days_in", "step", "holdout", "variant",
+                                      "variants")
 """Fields of `journey.*`: the current enrollment."""
 
 ROOTS: tuple[str, ...] = ("event", "customer", "venue", "offer", "journey")
@@ -96,7 +97,7 @@ _TEXTS = {
               "source", "daypart", "voucher_id", "status", "kind", "command_id", "journey",
               "text", "booked_for"),
     "venue": ("venue_id",),
-    "journey": ("step",),
+    "journey": ("step", "variant"),
 }
 FIELD_KINDS: Mapping[str, str] = {
     **{f"{root}.{name}": "number" for root, names in _NUMBERS.items() for name in names},

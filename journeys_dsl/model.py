@@ -43,6 +43,15 @@ TimingSpec = plan.Immediate | plan.AtTime | plan.After | WaitForSpec
 
 
 @dataclass(frozen=True)
+class VariantSpec:
+    """A split's arm as written: its weight is relative to the other arms'."""
+
+    name: str
+    weight: float
+    target: StepRef
+
+
+@dataclass(frozen=True)
 class StepSpec:
     step_id: str
     line: int
@@ -53,6 +62,7 @@ class StepSpec:
     actions: tuple[plan.Action, ...]
     branches: tuple[BranchSpec, ...]
     next: StepRef | None
+    split: tuple[VariantSpec, ...] = ()
 
     @property
     def has_else(self) -> bool:
@@ -74,3 +84,4 @@ class JourneySpec:
     steps: tuple[StepSpec, ...]
     id_line: int = 1
     id_col: int = 1
+    condition_exits: tuple[plan.ConditionExit, ...] = ()

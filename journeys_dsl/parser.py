@@ -34,6 +34,7 @@ from journeys_dsl.model import (
     WaitForSpec,
 )
 from journeys_dsl.node_reader import NodeReader, Scope, did_you_mean
+from journeys_dsl.splits import SplitReader
 from journeys_dsl.timing_lint import timing_warnings
 from journeys_dsl.vocabulary import Vocabulary
 from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode
@@ -46,18 +47,19 @@ VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 TOP_KEYS = ("journey", "version", "name", "description", "entry", "re_entry", "holdout",
             "goal", "exit", "offers", "steps")
-ENTRY_KINDS = ("event", "inactive_for", "date", "p_alive_below", "broadcast")
+ENTRY_KINDS = ("event", "inactive_for", "date", "p_alive_below", "segment", "broadcast")
 ENTRY_KEYS = (*ENTRY_KINDS, "when", "offset", "at")
 GOAL_KEYS = ("event", "when", "within")
 EXIT_KEYS = ("event", "when", "reason")
 OFFER_KEYS = ("description", "item", "category", "discount", "dayparts", "valid_for")
-STEP_KEYS = ("id", "at", "after", "wait_for", "if", "actions", "branch", "next")
+STEP_KEYS = ("id", "at", "after", "wait_for", "if", "actions", "branch", "next", "split")
 TIMING_KEYS = ("at", "after", "wait_for")
 WAIT_KEYS = ("event", "when", "timeout", "on_timeout")
 ACTION_KINDS = ("send", "issue", "points", "tag", "untag")
 ACTION_EXTRAS = {"send": ("template", "vars"), "points": ("reason",)}
 ACTION_KEYS = (*ACTION_KINDS, "template", "vars", "reason")
 BRANCH_KEYS = ("if", "goto", "else")
+SEGMENT_KEYS = ("enters", "leaves")
 DEFAULT_DATE_TIME = (10, 0)
 
 _TAG = re.compile(TAG_PATTERN)
@@ -68,6 +70,9 @@ _VAR = re.compile(VAR_PATTERN)
 _BEFORE_ENTRY = ("the customer has not entered the journey yet when the entry condition is "
                  "checked")
 _IN_STEP = "there is no triggering event in a step; use customer.* or offer.*"
+_CONDITION_EXIT = ("an exit rule without 'event' is a condition exit, checked whenever the "
+                   "customer's profile or the clock changes: it has no triggering event; use "
+                   "customer.*, offer.* or journey.*, or add 'event:' to react to an event")
 
 
 def _profile_entry(kind: str) -> str:
@@ -97,6 +102,9 @@ class JourneyParser(NodeReader):
         self.positions: dict[str, tuple[int, int]] = {}
         """Where some values are written, by path (`steps[2].at`, `goal.within`)."""
         self.offer_ids: list[str] = []
+        self.splits = SplitReader(self)
+        self.condition_exits: list[plan.ConditionExit] = []
+        """Exit rules with `when` and no `event` (read with the event exits)."""
 
     def step_ref(self, node: Node, what: str, path: str) -> StepRef | None:
         name = self.text(node, what, path)
@@ -145,9 +153,12 @@ class JourneyParser(NodeReader):
         entry_node = self.require(top, "entry", "at the top level", "")
         entry = self.entry(entry_node) if entry_node is not None else None
         steps_node = self.require(top, "steps", "at the top level", "")
+        if steps_node is not None:
+            self.vocabulary = self.splits.with_variants(steps_node, self.vocabulary)
         steps = self.steps(steps_node) if steps_node is not None else ()
         goal_node = self.optional(top, "goal")
         exit_node = self.optional(top, "exit")
+        exits = self.exits(exit_node) if exit_node is not None else ()
         re_entry = self.re_entry(top)
         if isinstance(entry, plan.BroadcastEntry):
             warn_once_only(self, entry, top, re_entry)
@@ -160,11 +171,12 @@ class JourneyParser(NodeReader):
             re_entry=re_entry,
             holdout=self.holdout(top),
             goal=self.goal(goal_node) if goal_node is not None else None,
-            exits=self.exits(exit_node) if exit_node is not None else (),
+            exits=exits,
             offers=offers,
             steps=steps,
             id_line=journey_node.line if journey_node is not None else top.line,
             id_col=journey_node.col if journey_node is not None else top.col,
+            condition_exits=tuple(self.condition_exits),
         )
 
     def version(self, top: MappingNode) -> int:
@@ -228,8 +240,7 @@ class JourneyParser(NodeReader):
         self.keys(entry, ENTRY_KEYS, "in entry", "entry")
         kinds = [e for e in entry.entries if e.key.text in ENTRY_KINDS]
         if not kinds:
-            self.report(entry, "entry needs one of: event, inactive_for, date, p_alive_below, "
-                               "broadcast", "entry")
+            self.report(entry, f"entry needs one of: {', '.join(ENTRY_KINDS)}", "entry")
             return None
         for extra in kinds[1:]:
             self.report(extra.key, f"entry has both '{kinds[0].key.text}' and "
@@ -251,7 +262,7 @@ class JourneyParser(NodeReader):
             condition = self.condition(when, "entry.when", scope)
             return plan.EventEntry(event_type or "", condition)
         names = {"inactive_for": "an inactivity entry", "date": "a date entry",
-                 "p_alive_below": "a p_alive_below entry"}
+                 "p_alive_below": "a p_alive_below entry", "segment": "a segment entry"}
         scope = Scope(None, no_event=_profile_entry(names[kind]), no_enrollment=_BEFORE_ENTRY)
         condition = self.condition(when, "entry.when", scope)
         if kind == "inactive_for":
@@ -259,6 +270,8 @@ class JourneyParser(NodeReader):
             return plan.InactivityEntry(after_s or 0, condition)
         if kind == "date":
             return self.date_entry(entry, value, condition)
+        if kind == "segment":
+            return self.segment_entry(value, condition)
         return plan.PAliveEntry(self.threshold(value), condition)
 
     def date_entry(self, entry: MappingNode, value: Node,
@@ -280,6 +293,38 @@ class JourneyParser(NodeReader):
                     self.report(at_node, exc.message, "entry.at")
         return plan.DateEntry(date_kind or "birthday", offset,  # type: ignore[arg-type]
                               local_time, condition)
+
+    def segment_entry(self, node: Node, condition: plan.Expression | None
+                      ) -> plan.SegmentEntry | None:
+        """`segment: {enters: vip}` or `segment: {leaves: regular}`."""
+        if isinstance(node, ScalarNode):
+            self.report(node, f"segment needs 'enters' or 'leaves': write segment: "
+                              f"{{enters: {node.text}}} or segment: {{leaves: {node.text}}}",
+                        "entry.segment")
+            return None
+        value = self.mapping(node, "segment", "entry.segment")
+        if value is None:
+            return None
+        self.keys(value, SEGMENT_KEYS, "in segment", "entry.segment")
+        given = [e for e in value.entries if e.key.text in SEGMENT_KEYS]
+        if not given:
+            self.report(value, "segment needs 'enters' or 'leaves', e.g. "
+                               "segment: {enters: vip}", "entry.segment")
+            return None
+        for extra in given[1:]:
+            self.report(extra.key, "segment takes one of 'enters' and 'leaves'; a journey "
+                                   "has exactly one entry", f"entry.segment.{extra.key.text}")
+        key, id_node = given[0].key.text, given[0].value
+        path = f"entry.segment.{key}"
+        segment_id = self.ident(id_node, "segment id", path)
+        if segment_id is None:
+            return None
+        domain = self.vocabulary.domain("customer.segments") if self.vocabulary else None
+        if domain is not None and segment_id not in domain.values:
+            self.report(id_node, domain.refusal(segment_id,
+                                                did_you_mean(segment_id, domain.values)), path)
+            return None
+        return plan.SegmentEntry(segment_id, key == "enters", condition)
 
     def broadcast_entry(self, entry: MappingNode, value: Node) -> plan.BroadcastEntry | None:
         when = entry.get("when")
@@ -338,7 +383,18 @@ class JourneyParser(NodeReader):
                 continue
             where = f"in exit rule {index + 1}"
             self.keys(rule, EXIT_KEYS, where, path)
-            event_type, condition = self.event_rule(rule, where, path)
+            when_node = self.optional(rule, "when")
+            on_condition = rule.get("event") is None and when_node is not None
+            if rule.get("event") is None and when_node is None:
+                self.report(rule, f"exit rule {index + 1} needs 'event' (end on an event) or "
+                                  "'when' (end when a condition becomes true)", path)
+                continue
+            if on_condition:
+                event_type = "condition"
+                condition = self.condition(when_node, f"{path}.when",
+                                           Scope(None, no_event=_CONDITION_EXIT))
+            else:
+                event_type, condition = self.event_rule(rule, where, path)
             reason_node = self.optional(rule, "reason")
             reason = f"{event_type}_{index}"
             if reason_node is not None:
@@ -348,7 +404,10 @@ class JourneyParser(NodeReader):
                                              f"rule {reasons[reason] + 1}; give each its own "
                                              "reason", f"{path}.reason")
             reasons.setdefault(reason, index)
-            rules.append(plan.ExitRule(event_type, condition, reason))
+            if not on_condition:
+                rules.append(plan.ExitRule(event_type, condition, reason))
+            elif condition is not None:
+                self.condition_exits.append(plan.ConditionExit(condition, reason))
         return tuple(rules)
 
     # ------------------------------------------------------------------ offers
@@ -450,8 +509,11 @@ class JourneyParser(NodeReader):
                 self.report(next_entry.key, f"step '{step_id}' has both 'next' and an 'else' "
                                             "branch; the else arm already says where to go, "
                                             "so remove one of them", f"{path}.next")
+        split_node = self.optional(step, "split")
+        split = (self.splits.split(step, split_node, step_id, path)
+                 if split_node is not None else ())
         return StepSpec(step_id, step.line, step.col, path, timing, guard, actions,
-                        branches, next_ref)
+                        branches, next_ref, split)
 
     def step_id(self, node: Node, path: str, seen: dict[str, str]) -> None:
         step_id = self.ident(node, "the step id", path)

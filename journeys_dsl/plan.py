@@ -81,6 +81,17 @@ class PAliveEntry:
 
 
 @dataclass(frozen=True)
+class SegmentEntry:
+    """Enter when the customer enters (`enters` true) or leaves a segment of the segments
+    file; `condition` is checked at that moment, on the profile (see
+    `engine.core.triggers`)."""
+
+    segment: str
+    enters: bool
+    condition: Expression | None
+
+
+@dataclass(frozen=True)
 class BroadcastEntry:
     """Enter everyone who matches `condition` (the audience) at a local date and time in
     each customer's zone, once or every week or month until `until_local_ms`.
@@ -97,7 +108,8 @@ class BroadcastEntry:
     condition: Expression | None
 
 
-Entry = EventEntry | InactivityEntry | DateEntry | PAliveEntry | BroadcastEntry
+Entry = (EventEntry | InactivityEntry | DateEntry | PAliveEntry | SegmentEntry
+         | BroadcastEntry)
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,15 @@ class ExitRule:
 
     event_type: str
     condition: Expression | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConditionExit:
+    """End the enrollment when `condition` becomes true, whatever made it so: an event, a
+    step's timer, or the passage of time (see `engine.core.triggers`)."""
+
+    condition: Expression
     reason: str
 
 
@@ -208,6 +229,15 @@ class Branch:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One arm of a split: `share` of the enrollments (0 to 1) go to `target`."""
+
+    name: str
+    share: float
+    target: int
+
+
+@dataclass(frozen=True)
 class StepPlan:
     step_id: str
     index: int
@@ -216,6 +246,9 @@ class StepPlan:
     actions: tuple[Action, ...]
     branches: tuple[Branch, ...]
     next_index: int
+    split: tuple[Variant, ...] = ()
+    """An experiment: each enrollment goes to one variant's target, drawn by customer,
+    journey and step (see `engine.core.experiments`); empty for other steps."""
 
 
 @dataclass(frozen=True)
@@ -235,11 +268,17 @@ class JourneyPlan:
     offers: Mapping[str, OfferPlan]
     steps: tuple[StepPlan, ...]
     step_index: Mapping[str, int]
+    condition_exits: tuple[ConditionExit, ...] = ()
 
     @cached_property
     def key(self) -> str:
         """`journey_id@version`, the name of this version in state and statistics."""
         return f"{self.journey_id}@{self.version}"
+
+    @cached_property
+    def variant_steps(self) -> Mapping[str, str]:
+        """The split step of each variant name (names are unique in a journey)."""
+        return {variant.name: step.step_id for step in self.steps for variant in step.split}
 
     @cached_property
     def reacts_to(self) -> frozenset[str]:

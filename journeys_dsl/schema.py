@@ -103,8 +103,28 @@ def _entry() -> dict[str, Any]:
                                                          "e.g. 0.3."},
                         "when": when_profile,
                     }, ["p_alive_below"]),
+            _object("Enter when the customer enters or leaves a segment of the segments "
+                    "file.", {
+                        "segment": _segment_change(),
+                        "when": _condition("Checked at the change. "
+                                           + when_profile["description"]),
+                    }, ["segment"]),
             _object("Enter everyone in an audience at a local date and time, once or "
                     "repeated.", {"broadcast": _broadcast()}, ["broadcast"]),
+        ],
+    }
+
+
+def _segment_change() -> dict[str, Any]:
+    segment_id = _ident("A segment id of the segments file, e.g. vip or sleeping.")
+    return {
+        "description": "The segment change that enters the customer: exactly one of "
+                       "`enters` and `leaves`.",
+        "oneOf": [
+            _object("Enter when the customer becomes a member.", {"enters": segment_id},
+                    ["enters"]),
+            _object("Enter when the customer stops being a member.", {"leaves": segment_id},
+                    ["leaves"]),
         ],
     }
 
@@ -188,8 +208,25 @@ def _branch() -> dict[str, Any]:
     }
 
 
+def _split() -> dict[str, Any]:
+    return {"type": "array", "minItems": 2,
+            "description": "An experiment: each customer goes to one variant's step, drawn "
+                           "at random by weight and fixed per customer, journey and step.",
+            "items": _object("A variant.", {
+                "variant": _ident("The variant's name, unique in the journey (statistics "
+                                  "and `journey.variant` use it)."),
+                "weight": {"description": "Its weight against the other variants: 50%, or "
+                                          "a number such as 1; percentages add up to 100%.",
+                           "anyOf": [_text("A percentage.", pattern=SHARE_PATTERN),
+                                     {"type": "number", "exclusiveMinimum": 0,
+                                      "description": "A relative weight above 0."}]},
+                "goto": _step_ref("Where the variant's customers go."),
+            }, ["variant", "weight", "goto"])}
+
+
 def _step() -> dict[str, Any]:
     timing_pairs = [["at", "after"], ["at", "wait_for"], ["after", "wait_for"]]
+    split_clashes = [["split", key] for key in ("branch", "next", "wait_for")]
     return _object("A step. Without `at`, `after` or `wait_for` it runs as soon as the "
                    "customer arrives at it.", {
         "id": _text("The step id, unique in the journey (not `end`).", pattern=ID_PATTERN,
@@ -214,7 +251,9 @@ def _step() -> dict[str, Any]:
                    "items": _branch()},
         "next": _step_ref("Where to go after this step. Default: the following step (`end` "
                           "after the last)."),
-    }, ["id"], **{"not": {"anyOf": [{"required": pair} for pair in timing_pairs]}})
+        "split": _split(),
+    }, ["id"], **{"not": {"anyOf": [{"required": pair}
+                                    for pair in timing_pairs + split_clashes]}})
 
 
 def _event_rule(what: str, extra: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -265,11 +304,21 @@ def journey_json_schema() -> dict[str, Any]:
                 "within": _duration("Counted when reached within this time of entry."),
             }, ["within"]),
             "exit": {"type": "array",
-                     "description": "Events that end the journey early.",
-                     "items": _event_rule("End the journey when this event arrives.", {
-                         "reason": _ident("Name of the exit in statistics. Default "
-                                          "`<event>_<index>`."),
-                     }, [])},
+                     "description": "Events and conditions that end the journey early.",
+                     "items": {"oneOf": [
+                         _event_rule("End the journey when this event arrives.", {
+                             "reason": _ident("Name of the exit in statistics. Default "
+                                              "`<event>_<index>`."),
+                         }, []),
+                         _object("End the journey when a condition becomes true, after an "
+                                 "event or with the passage of time.", {
+                                     "when": _condition("The condition, on `customer.*`, "
+                                                        "`offer.*` and `journey.*` (no "
+                                                        "`event.*`)."),
+                                     "reason": _ident("Name of the exit in statistics. "
+                                                      "Default `condition_<index>`."),
+                                 }, ["when"]),
+                     ]}},
             "offers": {"type": "object",
                        "description": "Vouchers this journey can issue, by offer id.",
                        "propertyNames": {"pattern": ID_PATTERN},

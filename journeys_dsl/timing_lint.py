@@ -33,6 +33,8 @@ def _day_label(offset_s: int) -> str:
 
 def _follows(previous: StepSpec, step: StepSpec) -> bool:
     """Whether `step` is where `previous` goes when no branch is taken."""
+    if previous.split:
+        return any(variant.target.name == step.step_id for variant in previous.split)
     if previous.next is not None:
         return previous.next.name == step.step_id
     return not previous.has_else
@@ -61,7 +63,13 @@ def _first_message_s(spec: JourneySpec) -> int | None:
     """The earliest time after entry at which a message can go out, following the steps
     in order (a wait may end at once, a guard may pass); None if none sends."""
     index = {step.step_id: position for position, step in enumerate(spec.steps)}
-    at, position, seen = 0, 0, set()
+    return _first_message_from(spec, index, 0, 0, set())
+
+
+def _first_message_from(spec: JourneySpec, index: dict[str, int], position: int, at: int,
+                        seen: set[int]) -> int | None:
+    """`_first_message_s` from the step at `position`, reached `at` seconds after entry; a
+    split follows each of its variants and keeps the earliest."""
     while 0 <= position < len(spec.steps) and position not in seen:
         seen.add(position)
         step = spec.steps[position]
@@ -74,6 +82,10 @@ def _first_message_s(spec: JourneySpec) -> int | None:
             pass  # the awaited event may come at once
         if any(isinstance(action, plan.SendAction) for action in step.actions):
             return at
+        if step.split:
+            found = [_first_message_from(spec, index, index.get(v.target.name, -1), at,
+                                         set(seen)) for v in step.split]
+            return min((f for f in found if f is not None), default=None)
         if step.next is not None:
             if step.next.name == END_NAME:
                 return None

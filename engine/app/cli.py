@@ -490,6 +490,7 @@ def _check_output(flag: str, path: str) -> None:
 
 def _backtest(args: argparse.Namespace) -> int:
     from engine.reporting.backtest import backtest
+    from engine.reporting.terminal import format_experiments
 
     _check_input("--events", args.events)
     _check_output("--out", args.out)
@@ -498,6 +499,9 @@ def _backtest(args: argparse.Namespace) -> int:
                       shards=args.shards, progress=sys.stderr)
     _print_summary(result.summary)
     print(f"report: {result.html}\ncommands: {result.commands}", file=sys.stderr)
+    experiments = format_experiments(result.report)
+    if experiments:
+        print(experiments, end="")
     return 0
 
 

@@ -20,6 +20,7 @@ from engine.core.runtime import Effects, JourneyRuntime, stable_fraction
 from engine.core.scope import ScopeContext, build_scope
 from engine.core.state import CustomerState, Enrollment
 from engine.core.timeutil import DAY_MS, local_datetime
+from engine.core.triggers import pending_change
 from engine.reporting.labels import MISSING, timing_label
 from journeys_dsl.broadcasts import describe as describe_broadcast
 from journeys_dsl.channels import channel_spec
@@ -33,6 +34,7 @@ from journeys_dsl.plan import (
     InactivityEntry,
     JourneyPlan,
     PAliveEntry,
+    SegmentEntry,
     SendAction,
 )
 from journeys_dsl.policies import Minutes, Policies
@@ -77,6 +79,8 @@ class StepOutcome:
     delayed: str | None
     """Why the step ran later than planned (quiet hours, a send window, a cap), or None."""
     next_step: str
+    variant: str = ""
+    """The variant a split step drew for the customer; empty for other steps."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ class EnrollmentFacts:
     ended_at: int | None
     end_reason: str | None
     goal_reached: bool
+    variant: str | None = None
+    """The variants drawn at split steps, comma-separated."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,8 @@ class Explainer:
                 running.key, running.name, now, "in_journey",
                 f"In the journey{holdout}, at step {step}.", (check,), facts, steps, ending,
                 (ASSUMPTION,))
-        copy = _isolated_copy(state, plan.journey_id, keep_armed=True)
+        copy = _isolated_copy(state, plan.journey_id, keep_armed=True,
+                              segment=getattr(plan.entry, "segment", None))
         checks, entry_at = self._entry_checks(copy, plan, ctx, now, sample)
         if not all(check.passed for check in checks) or entry_at is None:
             failed = next(check for check in checks if not check.passed)
@@ -190,6 +197,15 @@ class Explainer:
                 result = check_condition(entry.condition, scope)
                 checks.append(Check("entry condition", result.passed,
                                     _condition_detail(result), result))
+        elif isinstance(entry, SegmentEntry):
+            passed, detail = pending_change(state, entry, ctx, now)
+            checks.append(Check(f"segment change ({'enters' if entry.enters else 'leaves'} "
+                                f"{entry.segment})", passed, detail))
+            if entry.condition is not None:
+                scope = build_scope(state, now, ctx, venue_id=state.profile.last_venue_id)
+                result = check_condition(entry.condition, scope)
+                checks.append(Check("entry condition", result.passed,
+                                    _condition_detail(result), result))
         else:
             armed = state.armed.get(plan.journey_id)
             checks.extend(self._timed_checks(state, plan, armed))
@@ -221,6 +237,8 @@ class Explainer:
             description = f"p_alive falling under {entry.threshold}"
         elif isinstance(entry, DateEntry):
             description = f"the yearly {entry.kind.replace('_', ' ')}"
+        elif isinstance(entry, SegmentEntry):
+            description = f"a change of segment {entry.segment}"
         elif isinstance(entry, BroadcastEntry):
             description = describe_broadcast(entry)
         else:
@@ -259,7 +277,7 @@ class Explainer:
         before = state.enrollments.get(plan.journey_id)
         seq = before.seq if before is not None else 0
         effects = Effects()
-        if isinstance(plan.entry, EventEntry):
+        if isinstance(plan.entry, EventEntry | SegmentEntry):
             self.runtime.enroll(state, plan, at, ctx, effects)
         else:  # the engine fires the armed timer, which checks and enters
             self.runtime.fire_due(state, at, ctx, effects)
@@ -313,6 +331,7 @@ class Explainer:
         messages: dict[str, list[MessageOutcome]] = {}
         delayed: dict[str, str] = {}
         targets: dict[str, str] = {}
+        variants: dict[str, str] = {}
         for name in effects.stats:
             if not name.startswith(prefix):
                 continue
@@ -331,11 +350,14 @@ class Explainer:
                 delayed[step_id] = self._delay_detail(state, plan, step_id)
             elif kind == "edge":
                 targets[step_id] = extra
+            elif kind in ("split", "split_holdout"):
+                variants[step_id] = extra
         steps_by_id = {step.step_id: step for step in plan.steps}
         return [StepOutcome(step_id, timing_label(steps_by_id[step_id])
                             if step_id in steps_by_id else "", at, result[step_id],
                             guards.get(step_id), tuple(messages.get(step_id, ())),
-                            delayed.get(step_id), targets.get(step_id, ""))
+                            delayed.get(step_id), targets.get(step_id, ""),
+                            variants.get(step_id, ""))
                 for step_id in order]
 
     def _refusal_detail(self, state: CustomerState, kind: str, channel: str, at: int,
@@ -423,13 +445,17 @@ def _facts(enrollment: Enrollment, runtime: JourneyRuntime) -> EnrollmentFacts:
         step = str(enrollment.step)
     return EnrollmentFacts(enrollment.version, enrollment.seq, enrollment.entered_at,
                            enrollment.holdout, step, enrollment.due_at, enrollment.ended_at,
-                           enrollment.end_reason, enrollment.goal_reached)
+                           enrollment.end_reason, enrollment.goal_reached, enrollment.variant)
 
 
-def _isolated_copy(state: CustomerState, journey_id: str, *, keep_armed: bool) -> CustomerState:
+def _isolated_copy(state: CustomerState, journey_id: str, *, keep_armed: bool,
+                   segment: str | None = None) -> CustomerState:
     """A copy of the state whose only timer is the journey's (its enrollment's, and its
-    armed entry when `keep_armed`), so that firing timers runs this journey alone."""
+    armed entry when `keep_armed`), so that firing timers runs this journey alone; of the
+    segment memberships, only that of `segment` (the journey's segment entry) is kept, so
+    that no other journey enters on a segment change."""
     copy = CustomerState.from_bytes(state.customer_id, state.to_bytes())
+    copy.memberships = {k: v for k, v in copy.memberships.items() if k == segment}
     copy.armed = {k: v for k, v in copy.armed.items() if keep_armed and k == journey_id}
     for other, enrollment in copy.enrollments.items():
         if other != journey_id:

@@ -66,16 +66,18 @@ def format_explanations(customer_id: str, timezone: str | None,
             out.append(f"  enrollment #{enrollment.seq} (version {enrollment.version}): "
                        f"entered {when(enrollment.entered_at, timezone)}"
                        f"{', holdout' if enrollment.holdout else ''}; {state}"
-                       f"{'; goal reached' if enrollment.goal_reached else ''}")
+                       f"{'; goal reached' if enrollment.goal_reached else ''}"
+                       f"{f'; variant {enrollment.variant}' if enrollment.variant else ''}")
         for check in explanation.checks:
             mark = "ok " if check.passed else "NO "
             out.append(f"  {mark} {check.name}: {check.detail}")
             if check.condition is not None:
                 out.extend(_condition_lines(check.condition, timezone, "        "))
         for step in explanation.steps:
-            delayed = f"; {step.delayed}" if step.delayed else ""
+            notes = f"; drew variant {step.variant}" if step.variant else ""
+            notes += f"; {step.delayed}" if step.delayed else ""
             out.append(f"  step {step.step_id} ({step.timing}) at {when(step.at, timezone)}: "
-                       f"{step.result}{delayed}; next {step.next_step or MISSING}")
+                       f"{step.result}{notes}; next {step.next_step or MISSING}")
             if step.guard is not None:
                 out.append("      if:")
                 out.extend(_condition_lines(step.guard, timezone, "        "))

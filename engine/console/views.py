@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from markupsafe import Markup
@@ -13,6 +13,7 @@ from engine.console.timeline import TimelineEntry, read_entries
 from engine.core.scope import CustomerView
 from engine.core.state import CustomerState
 from engine.reporting.flow import flow_diagram
+from engine.reporting.html import experiment_html
 from engine.reporting.model import JourneyReport, Report, RunFacts
 from engine.reporting.stats import build_report, reading
 from engine.reporting.svg import message_bars, week_bars
@@ -40,6 +41,8 @@ class JourneyVersion:
     weeks: Markup
     messages: Markup
     reading: str
+    experiments: Markup = field(default_factory=Markup)
+    """The split steps' variants against each other and the holdout (see the report)."""
 
 
 def engine_report(engine: LiveEngine) -> Report:
@@ -61,7 +64,8 @@ def journey_page(engine: LiveEngine, journey_id: str) -> JourneyPage | None:
             Markup(week_bars(journey.weeks, f"Entries per week, {journey.key}")),
             Markup(message_bars(journey.steps,
                                 f"Messages per step and channel, {journey.key}")),
-            reading(journey.conversion) if journey.conversion else "")
+            reading(journey.conversion) if journey.conversion else "",
+            Markup("".join(experiment_html(e) for e in journey.experiments)))
         for journey in versions])
 
 

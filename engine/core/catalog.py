@@ -11,6 +11,7 @@ from journeys_dsl.plan import (
     InactivityEntry,
     JourneyPlan,
     PAliveEntry,
+    SegmentEntry,
 )
 
 
@@ -64,6 +65,16 @@ class Catalog:
                 arming = ("visit", "profile") if isinstance(entry, DateEntry) else ("visit",)
                 for event_type in arming:
                     self.timed_entries.setdefault(event_type, []).append(plan)
+        self.segment_entries: dict[str, list[JourneyPlan]] = {}
+        """Current plans that enter on a segment change, by segment id (journey id order)."""
+        for plan in current.values():
+            if isinstance(plan.entry, SegmentEntry):
+                self.segment_entries.setdefault(plan.entry.segment, []).append(plan)
+        self.condition_exits = any(plan.condition_exits for plan in self._by_key.values())
+        """Whether a known version, current or not, has a condition exit."""
+        self.triggered = self.condition_exits or bool(self.segment_entries)
+        """Whether a journey enters on a segment change or exits on a condition: only
+        then does the runtime check them (`engine.core.triggers`)."""
 
     def plan(self, journey_id: str, version: int) -> JourneyPlan | None:
         return self._by_key.get((journey_id, version))

@@ -17,6 +17,7 @@ from engine.core.broadcast_times import BroadcastTimes
 from engine.core.catalog import Catalog
 from engine.core.commands import build_command
 from engine.core.events import Event
+from engine.core.experiments import count_goal, count_sent, split_step
 from engine.core.policy_gate import PolicyGate
 from engine.core.profile import daypart_of
 from engine.core.scope import CustomerView, ScopeContext, build_scope
@@ -28,6 +29,7 @@ from engine.core.timeutil import (
     local_datetime,
     next_yearly,
 )
+from engine.core.triggers import TRIGGER_CLOCK, Triggers
 from engine.errors import JourneysError
 from engine.run_defaults import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring.model import DEFAULT_MODEL, ScoreModel, p_alive_crossing_ms
@@ -86,6 +88,7 @@ class JourneyRuntime:
         self.score_model = score_model
         self.gate = PolicyGate(policies)
         self.customer_model = customer_model
+        self.triggers = Triggers(catalog, customer_model)
         times = BroadcastTimes(list(catalog.current.values()))
         self.broadcasts: BroadcastTimes | None = times if times.plans else None
         """The current broadcasts, for customers first seen after a shard's walk."""
@@ -107,6 +110,9 @@ class JourneyRuntime:
         if refusal is not None:
             raise DuplicateEvent(refusal)
         self.fire_due(state, event.applied_at, ctx, effects)
+        triggered = self.catalog.triggered
+        if triggered:
+            self.triggers.before_event(state, event.ts, ctx)
         profile = state.profile
         spend_before, check_before = (profile.total_spend, profile.avg_spend) \
             if profile.visit_count else (None, None)
@@ -127,6 +133,8 @@ class JourneyRuntime:
                 self._event_entries(state, event, entry_scope, ctx, effects, entries)
             if timed:
                 self._arm_timed_entries(state, event, entry_scope, timed)
+        if triggered:
+            self.triggers.after_event(self, state, event.ts, ctx, effects)
         if state.vouchers:
             state.prune_vouchers(event.ts)
         if new_customer and self.broadcasts is not None:
@@ -198,6 +206,8 @@ class JourneyRuntime:
                 group = "goal_holdout" if enrollment.holdout else "goal"
                 effects.stats[f"{plan.key}|{group}"] += 1
                 effects.stats[f"{plan.key}|{group}_segment:{enrollment.segment or 'none'}"] += 1
+                if enrollment.variant is not None:
+                    count_goal(plan.key, enrollment, effects.stats)
 
     def _exits_and_waits(self, state: CustomerState, event: Event, venue_id: str | None,
                          ctx: ScopeContext, effects: Effects) -> None:
@@ -331,6 +341,8 @@ class JourneyRuntime:
                     self._end(enrollment, due, "version_missing", f"{journey_id}@?", effects)
                 elif firings[journey_id] > MAX_STEPS_PER_ADVANCE:
                     self._end(enrollment, due, "step_limit", plan.key, effects)
+                elif plan.condition_exits:
+                    self.triggers.fire_step(self, state, plan, enrollment, due, ctx, effects)
                 else:
                     self._advance(state, plan, enrollment, due, ctx, effects)
             else:
@@ -341,6 +353,9 @@ class JourneyRuntime:
         del state.armed[journey_id]
         if journey_id == POINTS_EXPIRY:
             self._expire_points(state, effects)
+            return
+        if journey_id == TRIGGER_CLOCK:
+            self.triggers.on_clock(self, state, due, ctx, effects)
             return
         plan = self.catalog.current.get(journey_id)
         if plan is None:
@@ -402,6 +417,8 @@ class JourneyRuntime:
         effects.stats[f"{plan.key}|{group}_week:{iso_week(at)}"] += 1
         effects.stats[f"{plan.key}|{group}_segment:{segment}"] += 1
         self._advance(state, plan, enrollment, at, ctx, effects)
+        if plan.condition_exits:
+            self.triggers.entered(state, plan, at)
         return True
 
     def _advance(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
@@ -460,6 +477,9 @@ class JourneyRuntime:
             effects.stats[f"{plan.key}|{group}:{step.step_id}"] += 1
             if not enrollment.holdout:
                 self._perform(state, plan, enrollment, step, at, scope, effects)
+        if step.split:
+            draw = stable_fraction(state.customer_id, plan.journey_id, step.step_id)
+            return split_step(plan, enrollment, step, draw, effects.stats)
         for branch in step.branches:
             if branch.condition is None or branch.condition.test(scope):
                 return branch.target
@@ -496,6 +516,8 @@ class JourneyRuntime:
                     state, plan, enrollment, step.step_id, index, action, at, scope))
                 self.gate.record(state, action.channel, at)
                 effects.stats[f"{plan.key}|sent:{step.step_id}:{action.channel}"] += 1
+                if enrollment.variant is not None:
+                    count_sent(plan.key, enrollment, effects.stats)
 
     @staticmethod
     def _edge(plan: JourneyPlan, step: StepPlan, target: int, effects: Effects) -> None:

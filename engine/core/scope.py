@@ -332,7 +332,8 @@ class OfferView(_View):
 
 class JourneyView(_View):
     __slots__ = ("_enrollment", "_now", "_step_id")
-    names: tuple[str, ...] = ("entered_at", "days_in", "step", "holdout")
+    names: tuple[str, ...] = ("entered_at", "days_in", "step", "holdout", "variant",
+                              "variants")
 
     def __init__(self, enrollment: Enrollment | None, step_id: str | None, now: int) -> None:
         self._enrollment = enrollment
@@ -343,6 +344,9 @@ class JourneyView(_View):
         enrollment = self._enrollment
         if enrollment is None:
             return default
+        if name in ("variant", "variants"):
+            drawn = enrollment.variant.split(",") if enrollment.variant else []
+            return (drawn[-1] if drawn else default) if name == "variant" else drawn
         value: Any = {
             "entered_at": enrollment.entered_at,
             "days_in": (self._now - enrollment.entered_at) / DAY_MS,

@@ -46,6 +46,9 @@ class Enrollment:
     vouchers: dict[str, str] = field(default_factory=dict)
     segment: str | None = None
     """The customer's activity segment at entry, for conversion by segment."""
+    variant: str | None = None
+    """The variants drawn at the journey's split steps, comma-separated, in the order the
+    splits were passed (see `engine.core.experiments`); None before any split."""
 
     @property
     def active(self) -> bool:
@@ -79,6 +82,9 @@ class CustomerState:
     """No timer of the customer is due before this time (epoch ms): a lower bound, kept by
     the runtime, that spares the scan of every enrollment when nothing is due. Never
     stored."""
+    memberships: dict[str, int] = field(default_factory=dict)
+    """Segment id -> 1 (a member) or 0, as last checked, for the segments that journeys
+    enter on (`engine.core.triggers`); a segment not listed was not checked yet."""
 
     def timer_set(self, due: int) -> None:
         """A timer of the customer was set to `due`: the lower bound follows it down."""
@@ -154,6 +160,8 @@ class CustomerState:
             doc["d"] = [floor, *[x for k, t in self.seen.items() for x in (t - floor, k)]]
         if self.sent_log:
             doc["s"] = self.sent_log
+        if self.memberships:
+            doc["g"] = self.memberships
         return pack(doc)
 
     @classmethod
@@ -176,6 +184,7 @@ class CustomerState:
             {k: Voucher(**v) for k, v in doc.get("v", {}).items()},
             dict(doc.get("a", {})),
             sent_log=list(doc.get("s", [])),
+            memberships=dict(doc.get("g", {})),
         )
         seen = doc.get("d")
         if seen:

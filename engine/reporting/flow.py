@@ -54,6 +54,8 @@ def _timing(step: StepStats) -> str:
 def _detail(step: StepStats) -> str:
     if step.waits:
         return "waiting, no messages"
+    if step.split and not step.sent:
+        return f"split: {step.split}"
     if step.sent:
         return "sent " + ", ".join(f"{ch} {n:,}" for ch, n in step.sent.items())
     return "no messages"

@@ -11,12 +11,13 @@ from engine.reporting.labels import (
     ci_text,
     counter_label,
     ending_label,
+    interval_text,
     percent,
     points,
     reason_label,
     words,
 )
-from engine.reporting.model import Conversion, JourneyReport, Report
+from engine.reporting.model import Conversion, Experiment, JourneyReport, Report
 from engine.reporting.stats import reading
 from engine.reporting.svg import esc, message_bars, week_bars
 
@@ -206,6 +207,47 @@ def _conversion(journey: JourneyReport) -> str:
             + "<h3>Conversion by segment at entry</h3>" + segments)
 
 
+EXPERIMENT_VERDICTS = {"winner": "lift", "no_difference": "no_significant_lift",
+                       "too_small": "no_holdout", "no_goal": "no_entries"}
+"""The badge style of an experiment's verdict, by the conversion verdicts' classes."""
+
+
+def experiment_html(experiment: Experiment) -> str:
+    """A split's variants and the holdout, the variants against each other, the reading."""
+    rows = []
+    for v in experiment.variants:
+        versus = v.vs_holdout.result if v.vs_holdout is not None else None
+        rows.append([esc(v.variant), esc(percent(v.share, 0)), esc(v.target or MISSING),
+                     f"{v.entered:,}", f"{v.messages:,}", f"{v.goals:,}", esc(percent(v.rate)),
+                     esc(interval_text(v.ci)), esc(points(versus.lift if versus else None)),
+                     esc(ci_text(versus)), _verdict(versus) if versus else MISSING])
+    rows.append(["holdout (control)", MISSING, MISSING, f"{experiment.holdout:,}", "0",
+                 f"{experiment.holdout_goals:,}", esc(percent(experiment.holdout_rate)),
+                 esc(interval_text(experiment.holdout_ci)), "", "", ""])
+    table = _table(("variant", "share", "goes to", "customers", "messages", "converted",
+                    "rate", "95% CI of rate", "lift vs holdout", "95% CI of lift",
+                    "reading"), rows, "variants")
+    pairs = ""
+    if experiment.comparisons:
+        pairs = _table(("variants", "rates", "lift", "relative", "95% CI of lift", "reading"),
+                       [[esc(f"{c.variant} vs {c.other}"),
+                         esc(f"{percent(c.result.treated_rate)} / "
+                             f"{percent(c.result.holdout_rate)}"),
+                         esc(points(c.result.lift)), esc(percent(c.result.relative_lift, 0)),
+                         esc(ci_text(c.result)), _verdict(c.result)]
+                        for c in experiment.comparisons], "pairs")
+        pairs = f'<div class="scroll">{pairs}</div>'
+    badge = (f'<span class="verdict {EXPERIMENT_VERDICTS[experiment.verdict]}">'
+             f'{esc(experiment.reading.partition(":")[0])}</span>')
+    return (f'<h3>Experiment at step {esc(experiment.step_id)} {badge}</h3>'
+            f'<div class="scroll">{table}</div>{pairs}'
+            f'<p class="reading">{esc(experiment.reading)}.</p>')
+
+
+def _experiments(journey: JourneyReport) -> str:
+    return "".join(experiment_html(experiment) for experiment in journey.experiments)
+
+
 def _details(journey: JourneyReport) -> str:
     if not journey.details:
         return ""
@@ -234,7 +276,7 @@ def _journey(journey: JourneyReport) -> str:
         + (messages or '<p class="muted">No messages.</p>')
         + "<h3>Vouchers</h3>" + _vouchers(journey) + "</div></div>"
         + "<h3>Conversion (goal reached) treated vs holdout</h3>" + _conversion(journey)
-        + _details(journey) + "</section>"
+        + _experiments(journey) + _details(journey) + "</section>"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.reporting.intervals import Interval
 from engine.reporting.model import Conversion, StepStats
 from journeys_dsl.durations import format_duration
 from journeys_dsl.plan import After, AtTime, Immediate, StepPlan, WaitFor
@@ -129,3 +130,10 @@ def not_sent_text(step: StepStats) -> str:
     """`email: 10 no consent, 3 no address; sms: 5 over the cap`."""
     return "; ".join(f"{channel}: {why}"
                      for channel, (_, why) in refusals_by_channel(step).items())
+
+
+def interval_text(interval: Interval | None) -> str:
+    """A rate's interval, `26.2 to 31.3%`, or an en dash."""
+    if interval is None:
+        return MISSING
+    return f"{interval.low * 100:.1f} to {interval.high * 100:.1f}%"

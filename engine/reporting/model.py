@@ -35,6 +35,56 @@ class SegmentConversion:
 
 
 @dataclass(frozen=True)
+class VariantComparison:
+    """A variant's conversion against another variant's or the holdout's: `result` reads
+    `variant` as its "treated" side and `other` as its "holdout" side."""
+
+    variant: str
+    other: str
+    """A variant name, or "holdout"."""
+    result: Conversion
+
+
+@dataclass(frozen=True)
+class VariantStats:
+    """One arm of an experiment: its customers, messages and goal conversion."""
+
+    variant: str
+    target: str
+    """The step the variant goes to, or "end"."""
+    share: float | None
+    """The share the journey gives it (None: known from the counters only)."""
+    entered: int
+    """Treated enrollments that drew the variant."""
+    messages: int
+    """Messages sent to them after the draw."""
+    goals: int
+    rate: float | None
+    ci: Interval | None
+    """The 95% Wilson interval of the rate."""
+    vs_holdout: VariantComparison | None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A split step's variants against each other and against the holdout (the control:
+    the holdout's customers who reached the split)."""
+
+    step_id: str
+    variants: list[VariantStats]
+    holdout: int
+    holdout_goals: int
+    holdout_rate: float | None
+    holdout_ci: Interval | None
+    comparisons: list[VariantComparison]
+    """Each pair of variants once: a later variant against an earlier one."""
+    verdict: str
+    """"winner", "no_difference", "too_small" or "no_goal"."""
+    winner: str | None
+    reading: str
+
+
+@dataclass(frozen=True)
 class WeekEntries:
     week: str
     treated: int
@@ -60,6 +110,8 @@ class StepStats:
     wait_timeout: int = 0
     waits: bool = False
     """The step waits for an event (its counts are wait_met and wait_timeout)."""
+    split: str = ""
+    """A split step's variants and shares, "dessert 50% · ten_off 50%"; empty otherwise."""
     in_plan: bool = True
 
 
@@ -111,6 +163,8 @@ class JourneyReport:
     endings: dict[str, int] = field(default_factory=dict)
     conversion: Conversion | None = None
     segments: list[SegmentConversion] = field(default_factory=list)
+    experiments: list[Experiment] = field(default_factory=list)
+    """One per split step, in plan order."""
     details: dict[str, int] = field(default_factory=dict)
     """Counters the report does not know, by name, shown as they are."""
 

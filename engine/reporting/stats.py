@@ -6,6 +6,8 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from engine.reporting.errors import CounterError
+from engine.reporting.experiments import COUNTERS as EXPERIMENT_COUNTERS
+from engine.reporting.experiments import build_experiments
 from engine.reporting.intervals import newcombe
 from engine.reporting.labels import timing_label
 from engine.reporting.model import (
@@ -112,6 +114,9 @@ def journey_report(key: str, counters: Mapping[str, int],
         for planned in plan.steps:
             steps[planned.step_id] = StepStats(planned.step_id, timing_label(planned),
                                                waits=isinstance(planned.timing, WaitFor))
+            if planned.split:
+                steps[planned.step_id].split = " · ".join(
+                    f"{v.name} {v.share:.0%}" for v in planned.split)
     weeks: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     segments: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     issued: dict[str, int] = dict.fromkeys(plan.offers, 0) if plan else {}
@@ -121,6 +126,7 @@ def journey_report(key: str, counters: Mapping[str, int],
     conditions = edge_conditions(plan) if plan is not None else {}
     edges: list[Edge] = []
     goals = [0, 0]
+    experiment_counters: dict[str, int] = {}
 
     def step_of(step_id: str) -> StepStats:
         if step_id not in steps:
@@ -171,6 +177,8 @@ def journey_report(key: str, counters: Mapping[str, int],
             withheld[detail] = withheld.get(detail, 0) + count
         elif kind == "voucher_rejected" and detail:
             report.rejected[detail] = report.rejected.get(detail, 0) + count
+        elif kind in EXPERIMENT_COUNTERS and detail:
+            experiment_counters[counter] = count
         elif counter in ENDINGS or (kind == "exit" and detail):
             report.endings[counter] = report.endings.get(counter, 0) + count
         else:
@@ -191,6 +199,8 @@ def journey_report(key: str, counters: Mapping[str, int],
         ]
     elif goals[0] or goals[1]:
         report.details.update({"goal": goals[0], "goal_holdout": goals[1]})
+    if experiment_counters or (plan is not None and plan.variant_steps):
+        report.experiments = build_experiments(experiment_counters, plan, report.has_goal)
     return report
 
 
@@ -208,6 +218,9 @@ def edge_conditions(plan: JourneyPlan) -> dict[tuple[str, str], str]:
             conditions[(step.step_id, name(branch.target))].append(words)
         if step.branches and all(b.condition is not None for b in step.branches):
             conditions[(step.step_id, name(step.next_index))].append("otherwise")
+        for variant in step.split:
+            conditions[(step.step_id, name(variant.target))].append(
+                f"variant {variant.name} ({variant.share:.0%})")
         if isinstance(step.timing, WaitFor):
             conditions[(step.step_id, name(step.next_index))].append(
                 f"{step.timing.event_type} came")

@@ -11,6 +11,7 @@ from engine.reporting.labels import (
     ci_text,
     counter_label,
     ending_label,
+    interval_text,
     joined,
     not_sent_text,
     percent,
@@ -18,7 +19,13 @@ from engine.reporting.labels import (
     step_counts,
     words,
 )
-from engine.reporting.model import Conversion, JourneyReport, Report, VoucherStats
+from engine.reporting.model import (
+    Conversion,
+    Experiment,
+    JourneyReport,
+    Report,
+    VoucherStats,
+)
 from engine.reporting.stats import reading
 
 
@@ -72,9 +79,33 @@ def format_journey(journey: JourneyReport) -> str:
         rows += [_conversion_row(s.segment, s.conversion) for s in journey.segments]
         lines += _table(rows, [False, True, True, True, True, True, True])
         lines.append(f"  {reading(journey.conversion)}")
+    for experiment in journey.experiments:
+        lines += format_experiment(experiment)
     for name, count in sorted(journey.details.items()):
         lines.append(f"  {counter_label(name)}: {count:,}")
     return "\n".join(lines)
+
+
+def format_experiment(experiment: Experiment) -> list[str]:
+    """A split's variants and the holdout: customers, messages, conversion with its 95% CI,
+    lift against the holdout; then the variants against each other and the reading."""
+    lines = [f"  experiment at step {experiment.step_id}: {experiment.reading}"]
+    rows = [["variant", "share", "goes to", "customers", "messages", "converted", "rate",
+             "95% CI", "vs holdout", "95% CI of lift"]]
+    for v in experiment.variants:
+        versus = v.vs_holdout.result if v.vs_holdout is not None else None
+        rows.append([v.variant, percent(v.share, 0), v.target or "-", f"{v.entered:,}",
+                     f"{v.messages:,}", f"{v.goals:,}", percent(v.rate), interval_text(v.ci),
+                     points(versus.lift if versus else None), ci_text(versus)])
+    rows.append(["holdout", "-", "-", f"{experiment.holdout:,}", "0",
+                 f"{experiment.holdout_goals:,}", percent(experiment.holdout_rate),
+                 interval_text(experiment.holdout_ci), "", ""])
+    lines += _table(rows, [False, True, False, True, True, True, True, True, True, True])
+    for comparison in experiment.comparisons:
+        result = comparison.result
+        lines.append(f"  {comparison.variant} vs {comparison.other}: {points(result.lift)} "
+                     f"(95% CI {ci_text(result)})")
+    return lines
 
 
 def _voucher(voucher: VoucherStats) -> str:
@@ -93,6 +124,16 @@ def format_report(report: Report) -> str:
         blocks.append("chain-wide\n" + "\n".join(f"  {counter_label(k)}: {v:,}"
                                                   for k, v in report.chain.items()))
     return "\n\n".join(blocks) + "\n"
+
+
+def format_experiments(report: Report) -> str:
+    """The experiments of every journey that has one, under the journey's name; empty when
+    no journey splits (what `journeys backtest` prints besides the HTML)."""
+    blocks = ["\n".join([f"{journey.name} ({journey.key})",
+                         *[line for experiment in journey.experiments
+                           for line in format_experiment(experiment)]])
+              for journey in report.journeys if journey.experiments]
+    return "\n\n".join(blocks) + "\n" if blocks else ""
 
 
 def report_json(report: Report) -> str:

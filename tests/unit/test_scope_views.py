@@ -98,7 +98,7 @@ def test_scopes_outside_a_journey_and_venues_read_as_before() -> None:
     assert scope["offer"].get("dessert") == {"issued": False, "redeemed": False,
                                              "expired": False}
     assert scope["journey"].get("days_in") is None and list(scope["journey"]) == [
-        "entered_at", "days_in", "step", "holdout"]
+        "entered_at", "days_in", "step", "holdout", "variant", "variants"]
     assert scope["venue"].get("visit_count") == 4 and scope["venue"].get("venue_id") == "v1"
     assert build_scope(state, T0, context, venue_id="v2")["venue"].get("visit_count") is None
     assert build_scope(state, T0, context)["venue"].get("venue_id") is None

@@ -39,7 +39,7 @@ class BranchSpec:
     target: StepRef
 
 
-TimingSpec = plan.Immediate | plan.AtTime | plan.After | WaitForSpec
+TimingSpec = plan.Immediate | plan.AtTime | plan.After | WaitForSpec | plan.AtDate
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from journeys_dsl import fields, plan
 from journeys_dsl.broadcasts import read_broadcast, warn_once_only
 from journeys_dsl.channels import CHANNELS
+from journeys_dsl.date_timing import read_at_date, read_date_field_entry
 from journeys_dsl.durations import (
     DurationError,
     ShareError,
@@ -105,6 +106,8 @@ class JourneyParser(NodeReader):
         self.splits = SplitReader(self)
         self.condition_exits: list[plan.ConditionExit] = []
         """Exit rules with `when` and no `event` (read with the event exits)."""
+        self.entered_by: plan.Entry | None = None
+        """The journey's entry, once read: what `event.*` of a date step reads."""
 
     def step_ref(self, node: Node, what: str, path: str) -> StepRef | None:
         name = self.text(node, what, path)
@@ -152,6 +155,7 @@ class JourneyParser(NodeReader):
         offers = self.offers(top)
         entry_node = self.require(top, "entry", "at the top level", "")
         entry = self.entry(entry_node) if entry_node is not None else None
+        self.entered_by = entry
         steps_node = self.require(top, "steps", "at the top level", "")
         if steps_node is not None:
             self.vocabulary = self.splits.with_variants(steps_node, self.vocabulary)
@@ -249,7 +253,7 @@ class JourneyParser(NodeReader):
         kind, value = kinds[0].key.text, kinds[0].value
         for key in ("offset", "at"):
             misplaced = entry.get(key)
-            if misplaced is not None and kind != "date":
+            if misplaced is not None and kind != "date" and (kind, key) != ("event", "at"):
                 self.report(misplaced.key, f"'{key}' only applies to a date entry "
                                            "(date: birthday | first_visit_anniversary)",
                             f"entry.{key}")
@@ -260,6 +264,9 @@ class JourneyParser(NodeReader):
             event_type = self.event_type(value, "entry.event")
             scope = Scope(event_type, no_event=None, no_enrollment=_BEFORE_ENTRY)
             condition = self.condition(when, "entry.when", scope)
+            at_node = self.optional(entry, "at")
+            if at_node is not None:
+                return self.event_date_entry(at_node, event_type, condition)
             return plan.EventEntry(event_type or "", condition)
         names = {"inactive_for": "an inactivity entry", "date": "a date entry",
                  "p_alive_below": "a p_alive_below entry", "segment": "a segment entry"}
@@ -274,8 +281,30 @@ class JourneyParser(NodeReader):
             return self.segment_entry(value, condition)
         return plan.PAliveEntry(self.threshold(value), condition)
 
+    def event_date_entry(self, node: Node, event_type: str | None,
+                         condition: plan.Expression | None) -> plan.Entry | None:
+        """`entry: {event: booking, at: {date: event.booked_for, before: 1d}}`."""
+        if not isinstance(node, MappingNode):
+            self.report(node, "'at' of an event entry is a date and a shift, e.g. "
+                              "{date: event.booked_for, before: 1d, time: \"10:00\"}",
+                        "entry.at")
+            return None
+        at = read_at_date(self, node, "entry.at", event_type, None)
+        if at is None or event_type is None:
+            return None
+        return plan.EventDateEntry(event_type, condition, at)
+
     def date_entry(self, entry: MappingNode, value: Node,
-                   condition: plan.Expression | None) -> plan.DateEntry:
+                   condition: plan.Expression | None) -> plan.Entry | None:
+        if isinstance(value, MappingNode):
+            for key in ("offset", "at"):
+                misplaced = entry.get(key)
+                if misplaced is not None:
+                    self.report(misplaced.key, f"'{key}' goes with 'date: birthday'; with "
+                                               "'date: {field: ...}' write 'before' or "
+                                               "'after' and 'time' inside it",
+                                f"entry.{key}")
+            return read_date_field_entry(self, value, "entry.date", condition)
         date_kind = self.choice(value, "date", "entry.date", plan.DATE_ENTRY_KINDS)
         offset_node = self.optional(entry, "offset")
         offset = 0
@@ -537,6 +566,9 @@ class JourneyParser(NodeReader):
         if not given:
             return plan.Immediate()
         key, node = given[0].key.text, given[0].value
+        if key == "at" and isinstance(node, MappingNode):
+            self.positions[f"{path}.at"] = (node.line, node.col)
+            return self.at_date(node, f"{path}.at")
         if key == "at":
             scalar = self.scalar(node, "at", f"{path}.at")
             if scalar is None:
@@ -552,6 +584,22 @@ class JourneyParser(NodeReader):
             delay = self.duration(node, "after", f"{path}.after", positive=False)
             return plan.After(delay or 0)
         return self.wait_for(node, where, f"{path}.wait_for")
+
+    def at_date(self, node: MappingNode, path: str) -> TimingSpec:
+        """A step timed by a date: `event.*` reads the event that entered the customer."""
+        entry = self.entered_by
+        event_type = entry.event_type if isinstance(entry, plan.EventEntry) else None
+        no_event = None
+        if isinstance(entry, plan.EventDateEntry):
+            no_event = ("the customer enters this journey at a time computed from the event, "
+                        "which is not kept until then; enter on the event itself "
+                        "(entry: {event: " + entry.event_type + "}) to time steps by its "
+                        "dates, or time this step from entry")
+        elif entry is not None and not isinstance(entry, plan.EventEntry):
+            no_event = ("this journey is not entered on an event, so there is no event date; "
+                        "use a date of the customer (customer.birthday)")
+        timing = read_at_date(self, node, path, event_type, no_event)
+        return timing if timing is not None else plan.Immediate()
 
     def wait_for(self, node: Node, where: str, path: str) -> TimingSpec:
         wait = self.mapping(node, "wait_for", path)

@@ -92,6 +92,51 @@ class SegmentEntry:
 
 
 @dataclass(frozen=True)
+class DateRef:
+    """A date a journey times by: a field of the entry event (`event.booked_for`) or of
+    the profile (`customer.birthday`); see `journeys_dsl.dates`."""
+
+    root: Literal["event", "customer"]
+    name: str
+
+    @property
+    def source(self) -> str:
+        return f"{self.root}.{self.name}"
+
+
+@dataclass(frozen=True)
+class AtDate:
+    """Run at `date` shifted by `offset_s` (days on the local calendar, the rest exactly);
+    with `local_time`, at that hour:minute of the local day it falls on."""
+
+    date: DateRef
+    offset_s: int
+    local_time: tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class DateFieldEntry:
+    """Enter at a date of the profile shifted by `offset_s`: every year on its month and
+    day (`yearly`), or once."""
+
+    date: DateRef
+    yearly: bool
+    offset_s: int
+    local_time: tuple[int, int] | None
+    condition: Expression | None
+
+
+@dataclass(frozen=True)
+class EventDateEntry:
+    """Enter at a time computed from a date of an `event_type` event (`at`), armed by the
+    event when `condition` holds; a later such event moves it."""
+
+    event_type: str
+    condition: Expression | None
+    at: AtDate
+
+
+@dataclass(frozen=True)
 class BroadcastEntry:
     """Enter everyone who matches `condition` (the audience) at a local date and time in
     each customer's zone, once or every week or month until `until_local_ms`.
@@ -109,7 +154,7 @@ class BroadcastEntry:
 
 
 Entry = (EventEntry | InactivityEntry | DateEntry | PAliveEntry | SegmentEntry
-         | BroadcastEntry)
+         | DateFieldEntry | EventDateEntry | BroadcastEntry)
 
 
 @dataclass(frozen=True)
@@ -217,7 +262,7 @@ class WaitFor:
     on_timeout: int
 
 
-Timing = Immediate | AtTime | After | WaitFor
+Timing = Immediate | AtTime | After | WaitFor | AtDate
 
 
 @dataclass(frozen=True)
@@ -274,6 +319,13 @@ class JourneyPlan:
     def key(self) -> str:
         """`journey_id@version`, the name of this version in state and statistics."""
         return f"{self.journey_id}@{self.version}"
+
+    @cached_property
+    def event_dates(self) -> tuple[str, ...]:
+        """The fields of the entry event that steps are timed by (`at: {date: event.x}`),
+        remembered on the enrollment at entry in this order."""
+        return tuple(sorted({s.timing.date.name for s in self.steps
+                             if isinstance(s.timing, AtDate) and s.timing.date.root == "event"}))
 
     @cached_property
     def variant_steps(self) -> Mapping[str, str]:

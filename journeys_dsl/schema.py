@@ -11,6 +11,7 @@ from typing import Any
 from journeys_dsl import fields, plan
 from journeys_dsl.broadcasts import EVERY
 from journeys_dsl.channels import CHANNELS
+from journeys_dsl.dates import CUSTOMER_DATES, EVENT_DATES
 from journeys_dsl.durations import DURATION_PATTERN, SIGNED_DURATION_PATTERN, UNIT_PATTERN
 from journeys_dsl.node_reader import ID_PATTERN
 from journeys_dsl.parser import TAG_PATTERN, TEMPLATE_PATTERN, VAR_PATTERN
@@ -71,14 +72,42 @@ def _object(description: str, properties: dict[str, Any], required: list[str] | 
     return schema
 
 
+def _date_field(description: str) -> dict[str, Any]:
+    event_dates = [f"event.{name}" for names in EVENT_DATES.values() for name in names]
+    customer_dates = [f"customer.{name}" for name in CUSTOMER_DATES]
+    return {"type": "string", "enum": [*event_dates, *customer_dates],
+            "description": description}
+
+
+def _shift(properties: dict[str, Any]) -> dict[str, Any]:
+    """`before` or `after` (not both) and `time`, shared by the timings at a date."""
+    return {
+        **properties,
+        "before": _duration("How long before the date, e.g. 1d."),
+        "after": _duration("How long after the date, e.g. 2h."),
+        "time": _text("Local time of day, in quotes, e.g. \"10:00\". Default: the date's "
+                      "own time, or 10:00 for a date without one.", pattern=LOCAL_TIME_PATTERN),
+    }
+
+
+def _at_date(description: str) -> dict[str, Any]:
+    return _object(description, _shift({
+        "date": _date_field("The date: a field of the entry event (event.booked_for) or of "
+                            "the customer (customer.birthday)."),
+    }), ["date"], **{"not": {"required": ["before", "after"]}})
+
+
 def _entry() -> dict[str, Any]:
     when_profile = _condition("Checked on the customer's profile (no `event.*` here).")
     return {
         "description": "Who enters the journey, and when. Exactly one kind of entry.",
         "oneOf": [
-            _object("Enter when an event arrives and `when` holds.", {
+            _object("Enter when an event arrives and `when` holds; with `at`, at a time "
+                    "computed from a date of the event.", {
                 "event": _event_type("The event type that triggers entry."),
                 "when": _condition("Optional condition on the event and the customer."),
+                "at": _at_date("Enter at this time instead of at once; a later event moves "
+                               "it."),
             }, ["event"]),
             _object("Enter after a time without a visit.", {
                 "inactive_for": _duration("How long without a visit, e.g. 45d."),
@@ -86,9 +115,19 @@ def _entry() -> dict[str, Any]:
                                    + when_profile["description"]),
             }, ["inactive_for"]),
             _object("Enter every year on a date of the customer's profile.", {
-                "date": {"type": "string", "enum": list(plan.DATE_ENTRY_KINDS),
-                         "description": "Which date: the birthday or the anniversary of "
-                                        "the first visit."},
+                "date": {"description": "The date: birthday, first_visit_anniversary, or a "
+                                        "date field of the customer.", "anyOf": [
+                    {"type": "string", "enum": list(plan.DATE_ENTRY_KINDS),
+                     "description": "Which date: the birthday or the anniversary of the "
+                                    "first visit."},
+                    _object("A date field of the customer, every year or once.", _shift({
+                        "field": _date_field("The customer's date, e.g. "
+                                             "customer.first_visit_at."),
+                        "every": {"type": "string", "enum": ["year"],
+                                  "description": "Every year on the date's month and day; "
+                                                 "once if left out."},
+                    }), ["field"], **{"not": {"required": ["before", "after"]}}),
+                ]},
                 "offset": _duration("Shift from the date, e.g. -3d for three days before. "
                                     "Default 0.", signed=True),
                 "at": _text("Local time of entry, in quotes, e.g. \"10:00\". Default 10:00.",
@@ -231,8 +270,12 @@ def _step() -> dict[str, Any]:
                    "customer arrives at it.", {
         "id": _text("The step id, unique in the journey (not `end`).", pattern=ID_PATTERN,
                     **{"not": {"const": "end"}}),
-        "at": _text("When to run, relative to entry: \"day 7\", \"day 1 11:00\" or a "
-                    "duration such as 36h.", pattern=STEP_TIME_PATTERN),
+        "at": {"description": "When to run: relative to entry, or to a date.", "anyOf": [
+            _text("When to run, relative to entry: \"day 7\", \"day 1 11:00\" or a "
+                  "duration such as 36h.", pattern=STEP_TIME_PATTERN),
+            _at_date("When to run, relative to a date: {date: event.booked_for, before: 1d, "
+                     "time: \"10:00\"}."),
+        ]},
         "after": _duration("When to run, relative to arriving at this step, e.g. 2h."),
         "wait_for": _object("Wait for an event; on it go on to `next`, after `timeout` to "
                             "`on_timeout`.", {

@@ -2,6 +2,8 @@
 
 - A step timed `day 3` right after a step at `day 10`: steps run in order, so it runs at
   day 10 at the earliest, which is rarely what was meant.
+- A step timed 1 day before a date right after a step 3 hours after it: the customer
+  reaches it when its time has passed, so it is always skipped (`journeys_dsl.date_lint`).
 - A goal whose window closes before the first message can go out: every conversion it
   counts happens before any message, so the journey's lift says nothing about them.
 """
@@ -9,6 +11,7 @@
 from __future__ import annotations
 
 from journeys_dsl import plan
+from journeys_dsl.date_lint import dates_out_of_order
 from journeys_dsl.durations import format_duration
 from journeys_dsl.errors import Problem
 from journeys_dsl.model import END_NAME, JourneySpec, StepSpec, WaitForSpec
@@ -23,6 +26,7 @@ def timing_warnings(spec: JourneySpec, filename: str,
     """Warnings about step order and the goal window; `positions` maps value paths
     (`steps[2].at`, `goal.within`) to where they are written."""
     return [*_out_of_order(spec, filename, positions),
+            *dates_out_of_order(spec, filename, positions),
             *_goal_before_first_message(spec, filename, positions)]
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.console.conditions import ConditionCheck, check_condition
+from engine.core.dates import date_of
 from engine.core.events import Event, parse_timestamp
 from engine.core.runtime import Effects, JourneyRuntime, stable_fraction
 from engine.core.scope import ScopeContext, build_scope
@@ -24,12 +25,16 @@ from engine.core.triggers import pending_change
 from engine.reporting.labels import MISSING, timing_label
 from journeys_dsl.broadcasts import describe as describe_broadcast
 from journeys_dsl.channels import channel_spec
+from journeys_dsl.date_timing import date_label
 from journeys_dsl.durations import format_duration
 from journeys_dsl.expressions import parse_expression
 from journeys_dsl.plan import (
     END,
+    AtDate,
     BroadcastEntry,
     DateEntry,
+    DateFieldEntry,
+    EventDateEntry,
     EventEntry,
     InactivityEntry,
     JourneyPlan,
@@ -156,7 +161,7 @@ class Explainer:
                                       f"Would not enter: {failed.name} ({failed.detail}).",
                                       tuple(checks), facts)
         sent_before = list(copy.sent_log)
-        entered, effects = self._enter(copy, plan, ctx, entry_at)
+        entered, effects = self._enter(copy, plan, ctx, entry_at, sample)
         if entered is None:
             checks.append(Check("the engine's entry", False,
                                 "the runtime refused the entry for a reason not listed here"))
@@ -211,9 +216,9 @@ class Explainer:
             checks.extend(self._timed_checks(state, plan, armed))
             at = armed
             condition = entry.condition
-            if condition is not None:
-                check_at = armed if isinstance(entry, DateEntry | BroadcastEntry) and armed \
-                    else now
+            if condition is not None and not isinstance(entry, EventDateEntry):
+                dated = isinstance(entry, DateEntry | DateFieldEntry | BroadcastEntry)
+                check_at = armed if dated and armed else now
                 scope = build_scope(state, check_at, ctx, venue_id=state.profile.last_venue_id)
                 result = check_condition(condition, scope)
                 checks.append(Check("entry condition", result.passed,
@@ -231,6 +236,12 @@ class Explainer:
             yield Check(f"{what} in the profile", date is not None,
                         f"{what}: {date if isinstance(date, str) else _when(date, state)}"
                         if date is not None else f"the profile has no {what}")
+        if isinstance(entry, DateFieldEntry):
+            value = date_of(entry.date, state)
+            shown = value if isinstance(value, str) or value is None else _when(value, state)
+            yield Check(f"{entry.date.source} in the profile", value is not None,
+                        f"{entry.date.source}: {shown}" if value is not None
+                        else f"the profile has no {entry.date.source}")
         if isinstance(entry, InactivityEntry):
             description = f"{format_duration(entry.after_s)} without a visit"
         elif isinstance(entry, PAliveEntry):
@@ -239,6 +250,11 @@ class Explainer:
             description = f"the yearly {entry.kind.replace('_', ' ')}"
         elif isinstance(entry, SegmentEntry):
             description = f"a change of segment {entry.segment}"
+        elif isinstance(entry, DateFieldEntry):
+            shift = date_label(AtDate(entry.date, entry.offset_s, entry.local_time))
+            description = f"{'every year ' if entry.yearly else ''}{shift}"
+        elif isinstance(entry, EventDateEntry):
+            description = f"{date_label(entry.at)} of the latest {entry.event_type} event"
         elif isinstance(entry, BroadcastEntry):
             description = describe_broadcast(entry)
         else:
@@ -271,14 +287,17 @@ class Explainer:
         return Check("re-entry", True, f"allowed ({last})")
 
     def _enter(self, state: CustomerState, plan: JourneyPlan, ctx: ScopeContext,
-               at: int) -> tuple[Enrollment | None, Effects]:
+               at: int, sample: Event | None = None) -> tuple[Enrollment | None, Effects]:
         """Enter `plan` on the copy at `at` by the runtime: the new enrollment (None: the
-        runtime refused) and what the entry's first steps did."""
+        runtime refused) and what the entry's first steps did (timed by the dates of
+        `sample`, the entry event)."""
         before = state.enrollments.get(plan.journey_id)
         seq = before.seq if before is not None else 0
         effects = Effects()
-        if isinstance(plan.entry, EventEntry | SegmentEntry):
+        if isinstance(plan.entry, SegmentEntry):
             self.runtime.enroll(state, plan, at, ctx, effects)
+        elif isinstance(plan.entry, EventEntry):
+            self.runtime.enroll(state, plan, at, ctx, effects, event=sample)
         else:  # the engine fires the armed timer, which checks and enters
             self.runtime.fire_due(state, at, ctx, effects)
         enrollment = state.enrollments.get(plan.journey_id)

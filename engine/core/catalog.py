@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from engine.errors import JourneysError
+from journeys_dsl.dates import customer_date_events
 from journeys_dsl.plan import (
     DateEntry,
+    DateFieldEntry,
+    EventDateEntry,
     EventEntry,
     InactivityEntry,
     JourneyPlan,
@@ -65,6 +68,9 @@ class Catalog:
                 arming = ("visit", "profile") if isinstance(entry, DateEntry) else ("visit",)
                 for event_type in arming:
                     self.timed_entries.setdefault(event_type, []).append(plan)
+            elif isinstance(entry, EventDateEntry | DateFieldEntry):
+                for event_type in _date_arming(entry):
+                    self.timed_entries.setdefault(event_type, []).append(plan)
         self.segment_entries: dict[str, list[JourneyPlan]] = {}
         """Current plans that enter on a segment change, by segment id (journey id order)."""
         for plan in current.values():
@@ -81,3 +87,12 @@ class Catalog:
 
     def plans(self) -> Sequence[JourneyPlan]:
         return [self._by_key[key] for key in sorted(self._by_key)]
+
+
+def _date_arming(entry: EventDateEntry | DateFieldEntry) -> tuple[str, ...]:
+    """The event types that arm an entry at a date: the event's own type; for a date of the
+    profile, a visit or a profile change, and the events that change that date."""
+    if isinstance(entry, EventDateEntry):
+        return (entry.event_type,)
+    extra = [t for t in customer_date_events(entry.date.name) if t not in ("visit", "profile")]
+    return ("visit", "profile", *extra)

@@ -16,6 +16,7 @@ from engine.core.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, VISITS_HIST
 from engine.core.broadcast_times import BroadcastTimes
 from engine.core.catalog import Catalog
 from engine.core.commands import build_command
+from engine.core.dates import capture_dates, event_entry_due, field_entry_due, step_due
 from engine.core.events import Event
 from engine.core.experiments import count_goal, count_sent, split_step
 from engine.core.policy_gate import PolicyGate
@@ -33,12 +34,16 @@ from engine.core.triggers import TRIGGER_CLOCK, Triggers
 from engine.errors import JourneysError
 from engine.run_defaults import DEFAULT_DEDUP_WINDOW_MS
 from engine.scoring.model import DEFAULT_MODEL, ScoreModel, p_alive_crossing_ms
+from journeys_dsl.dates import customer_date_events
 from journeys_dsl.plan import (
     END,
     After,
+    AtDate,
     AtTime,
     BroadcastEntry,
     DateEntry,
+    DateFieldEntry,
+    EventDateEntry,
     Immediate,
     InactivityEntry,
     IssueAction,
@@ -132,7 +137,7 @@ class JourneyRuntime:
             if entries:
                 self._event_entries(state, event, entry_scope, ctx, effects, entries)
             if timed:
-                self._arm_timed_entries(state, event, entry_scope, timed)
+                self._arm_timed_entries(state, event, entry_scope, timed, effects)
         if triggered:
             self.triggers.after_event(self, state, event.ts, ctx, effects)
         if state.vouchers:
@@ -249,10 +254,10 @@ class JourneyRuntime:
             condition = plan.entry.condition
             if condition is not None and not condition.test(scope):
                 continue
-            self.enroll(state, plan, event.ts, ctx, effects)
+            self.enroll(state, plan, event.ts, ctx, effects, event=event)
 
     def _arm_timed_entries(self, state: CustomerState, event: Event, scope: dict[str, Any],
-                           plans: list[JourneyPlan]) -> None:
+                           plans: list[JourneyPlan], effects: Effects) -> None:
         """Arm (or disarm) the time-based entries `event` starts or moves (see
         `Catalog.timed_entries`)."""
         profile = state.profile
@@ -284,6 +289,35 @@ class JourneyRuntime:
                     due = self._next_date(state, entry, month_day, event.ts)
                     state.armed[journey_id] = due
                     state.timer_set(due)
+            else:
+                self._arm_date_entry(state, event, scope, plan, effects)
+
+    @staticmethod
+    def _arm_date_entry(state: CustomerState, event: Event, scope: dict[str, Any],
+                        plan: JourneyPlan, effects: Effects) -> None:
+        """Arm an entry at a date of the profile, or at a date of the event (the latest
+        event that meets the condition decides; one whose time has passed disarms it)."""
+        entry = plan.entry
+        journey_id = plan.journey_id
+        due: int | None
+        if isinstance(entry, DateFieldEntry):
+            if (journey_id in state.armed and event.type != "profile"
+                    and event.type not in customer_date_events(entry.date.name)):
+                return
+            due = field_entry_due(state, entry, event.ts)
+        elif isinstance(entry, EventDateEntry):
+            if entry.condition is not None and not entry.condition.test(scope):
+                return
+            due, skipped = event_entry_due(state, entry, event)
+            if skipped is not None:
+                effects.stats[f"{plan.key}|entry_{skipped}"] += 1
+        else:
+            return
+        if due is None:
+            state.armed.pop(journey_id, None)
+        else:
+            state.armed[journey_id] = due
+            state.timer_set(due)
 
     def _date_of(self, state: CustomerState, entry: DateEntry) -> str | None:
         profile = state.profile
@@ -372,6 +406,15 @@ class JourneyRuntime:
                 scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
                 if not entry.condition.test(scope):
                     return
+        elif isinstance(entry, DateFieldEntry):
+            following = field_entry_due(state, entry, due) if entry.yearly else None
+            if following is not None:
+                state.armed[journey_id] = following
+                state.timer_set(following)
+            if entry.condition is not None:
+                scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
+                if not entry.condition.test(scope):
+                    return
         elif isinstance(entry, BroadcastEntry) and entry.condition is not None:
             # the audience, as of the customer's broadcast time (engine.core.broadcast_times)
             scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
@@ -390,8 +433,9 @@ class JourneyRuntime:
 
     # ------------------------------------------------------------------ enrollments
     def enroll(self, state: CustomerState, plan: JourneyPlan, at: int, ctx: ScopeContext,
-               effects: Effects) -> bool:
-        """Enter the customer into `plan` at `at` if the re-entry rules allow it."""
+               effects: Effects, event: Event | None = None) -> bool:
+        """Enter the customer into `plan` at `at` if the re-entry rules allow it; `event`
+        is the entry event, whose dates the steps may be timed by."""
         previous = state.enrollments.get(plan.journey_id)
         if previous is not None:
             if previous.active:
@@ -411,6 +455,8 @@ class JourneyRuntime:
         )
         segment = CustomerView(state, at, ctx).segment() or "none"
         enrollment.segment = segment
+        if event is not None and plan.event_dates:
+            enrollment.dates = capture_dates(plan.event_dates, event)
         state.enrollments[plan.journey_id] = enrollment
         group = "entered_holdout" if holdout else "entered"
         effects.stats[f"{plan.key}|{group}"] += 1
@@ -429,10 +475,15 @@ class JourneyRuntime:
                 self._end(enrollment, enrollment.arrived_at, "completed", plan.key, effects)
                 return
             step = plan.steps[enrollment.step]
-            planned = self._due_of(state, step, enrollment)
+            skip: str | None = None
+            if isinstance(step.timing, AtDate):
+                planned, skip = step_due(state, plan, enrollment, step.timing)
+            else:
+                planned = self._due_of(state, step, enrollment)
             due = planned
             channels = _channels(step)
-            if channels and not enrollment.holdout and not isinstance(step.timing, WaitFor):
+            if (channels and not enrollment.holdout and skip is None
+                    and not isinstance(step.timing, WaitFor)):
                 due = self.gate.send_time(planned, channels, state)
             if due > now:
                 enrollment.due_at = due
@@ -445,7 +496,7 @@ class JourneyRuntime:
                 self._edge(plan, step, step.timing.on_timeout, effects)
                 self._move(enrollment, step.timing.on_timeout, due)
                 continue
-            target = self._run_step(state, plan, enrollment, step, due, ctx, effects)
+            target = self._run_step(state, plan, enrollment, step, due, ctx, effects, skip)
             self._edge(plan, step, target, effects)
             self._move(enrollment, target, due)
         self._end(enrollment, now, "step_limit", plan.key, effects)
@@ -462,15 +513,22 @@ class JourneyRuntime:
             return max(due, enrollment.arrived_at)
         if isinstance(timing, After):
             return enrollment.arrived_at + timing.delay_s * 1000
-        return enrollment.arrived_at + timing.timeout_s * 1000
+        if isinstance(timing, WaitFor):
+            return enrollment.arrived_at + timing.timeout_s * 1000
+        return enrollment.arrived_at  # a date step: see `engine.core.dates.step_due`
 
     def _run_step(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
-                  step: StepPlan, at: int, ctx: ScopeContext, effects: Effects) -> int:
-        """Perform a step at `at` and return the index of the next one."""
+                  step: StepPlan, at: int, ctx: ScopeContext, effects: Effects,
+                  skip: str | None = None) -> int:
+        """Perform a step at `at` and return the index of the next one; with a `skip`
+        reason (a date step whose date is missing or passed) only move on."""
         scope = build_scope(state, at, ctx, venue_id=state.profile.last_venue_id,
                             enrollment=enrollment,
                             step_id=step.step_id)
-        if step.guard is not None and not step.guard.test(scope):
+        if skip is not None:
+            effects.stats[f"{plan.key}|skipped:{step.step_id}"] += 1
+            effects.stats[f"{plan.key}|{skip}:{step.step_id}"] += 1
+        elif step.guard is not None and not step.guard.test(scope):
             effects.stats[f"{plan.key}|skipped:{step.step_id}"] += 1
         else:
             group = "holdout" if enrollment.holdout else "reached"

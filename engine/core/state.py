@@ -49,6 +49,9 @@ class Enrollment:
     variant: str | None = None
     """The variants drawn at the journey's split steps, comma-separated, in the order the
     splits were passed (see `engine.core.experiments`); None before any split."""
+    dates: list[int | str | None] | None = None
+    """The entry event's dates its steps are timed by, in the order of the plan's
+    `event_dates` (see `engine.core.dates`); None when it has none."""
 
     @property
     def active(self) -> bool:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from engine.reporting.intervals import Interval
 from engine.reporting.model import Conversion, StepStats
+from journeys_dsl.date_timing import date_label
 from journeys_dsl.durations import format_duration
-from journeys_dsl.plan import After, AtTime, Immediate, StepPlan, WaitFor
+from journeys_dsl.plan import After, AtDate, AtTime, Immediate, StepPlan, WaitFor
 
 
 def timing_label(step: StepPlan) -> str:
-    """"day 7", "day 1 at 17:00", "after 2h", "wait for rating, 3d", "at once"."""
+    """"day 7", "day 1 at 17:00", "after 2h", "wait for rating, 3d", "at once",
+    "1d before event.booked_for at 10:00"."""
     timing = step.timing
+    if isinstance(timing, AtDate):
+        return date_label(timing)
     if isinstance(timing, Immediate):
         return "at entry" if step.index == 0 else "at once"
     if isinstance(timing, AtTime):

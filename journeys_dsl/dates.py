@@ -1,0 +1,60 @@
+"""The fields a journey can time steps and entries by, and how each one's value reads.
+
+    at: {date: event.booked_for, before: 1d, time: "10:00"}
+    entry: {date: {field: customer.first_visit_at, every: year, before: 7d}}
+
+A field's kind says how its value reads:
+
+- `month_day`: a yearly date without a year, `MM-DD` (`customer.birthday`);
+- `instant`: a moment in epoch milliseconds (`customer.first_visit_at`);
+- `iso`: ISO-8601 text: a date (`2025-06-01`), a local date and time
+  (`2025-06-01T19:30`, in the customer's time zone) or a moment with its UTC offset
+  (`2025-06-01T19:30:00+02:00`).
+
+A new date field, such as a datetime field of a declared event type, is one call to
+`add_event_date` (kind `iso` for text, `instant` for epoch milliseconds): validation,
+the JSON schema and the engine read these tables and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+DateKind = Literal["month_day", "instant", "iso"]
+
+CUSTOMER_DATES: Mapping[str, DateKind] = {
+    "birthday": "month_day",
+    "first_visit_at": "instant",
+    "last_visit_at": "instant",
+    "last_rating_at": "instant",
+}
+"""The customer's date fields."""
+
+CUSTOMER_DATE_EVENTS: Mapping[str, tuple[str, ...]] = {
+    "birthday": ("profile",),
+    "first_visit_at": ("visit",),
+    "last_visit_at": ("visit",),
+    "last_rating_at": ("rating",),
+}
+"""The event types that change each customer date (an entry on it is armed again)."""
+
+EVENT_DATES: dict[str, dict[str, DateKind]] = {
+    "booking": {"booked_for": "iso"},
+}
+"""Date fields by event type."""
+
+
+def add_event_date(event_type: str, name: str, kind: DateKind = "iso") -> None:
+    """Make `event.<name>` of `event_type` events a date steps and entries can time by."""
+    EVENT_DATES.setdefault(event_type, {})[name] = kind
+
+
+def event_date_kind(event_type: str, name: str) -> DateKind | None:
+    """The kind of a date field of an event type; None when it is not a date."""
+    return EVENT_DATES.get(event_type, {}).get(name)
+
+
+def customer_date_events(name: str) -> tuple[str, ...]:
+    """The event types that may change a customer date."""
+    return CUSTOMER_DATE_EVENTS.get(name, ())

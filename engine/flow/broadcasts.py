@@ -11,9 +11,10 @@ How a shard runs one occurrence of a broadcast (local time T, e.g. 2026-12-20 10
    restart goes on from the cursor (a key read twice is one member).
 3. Walk: the sorted set is walked in customer id order, a slice per commit. Each customer
    gets a timer (an armed entry) at T in its own zone (UTC when the profile has none);
-   with a `rate`, the customers who match the audience at the walk take the zone's next
-   free slot, T plus one minute per `rate` customers before them. The slice's states and
-   the walk's cursor (the last customer armed, the slots taken) are one transaction, so
+   with a `rate`, the customers who match the audience at the walk take the shard's next
+   free place from their T on (one place every 60/rate seconds, shared by every zone).
+   The slice's states and the walk's cursor (the last customer armed, the places taken)
+   are one transaction, so
    after a crash, even kill -9, the walk resumes after the last committed customer and
    no customer is armed twice.
 4. At its time the customer's timer fires through the shard's ordinary timers: the
@@ -27,6 +28,7 @@ at its first event (`engine.core.broadcast_times`). An occurrence whose last loc
 
 from __future__ import annotations
 
+import bisect
 import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -66,18 +68,19 @@ class _Walk:
     scan: int = 0
     after: str = ""
     """The last customer armed."""
-    slots: dict[str, int] = field(default_factory=dict)
-    """With a rate: customers slotted so far by their local time (epoch ms, as text)."""
+    taken: list[list[int]] = field(default_factory=list)
+    """With a rate: the places taken, as sorted, disjoint runs [first, end) of place
+    numbers (place k is at k times the rate's interval, epoch ms)."""
 
     def to_json(self) -> bytes:
         return orjson.dumps({"at": self.at, "phase": self.phase, "scan": self.scan,
-                             "after": self.after, "slots": self.slots})
+                             "after": self.after, "taken": self.taken})
 
     @classmethod
     def of(cls, raw: bytes | str) -> _Walk:
         doc = orjson.loads(raw)
         return cls(int(doc["at"]), str(doc["phase"]), int(doc.get("scan", 0)),
-                   str(doc.get("after", "")), dict(doc.get("slots", {})))
+                   str(doc.get("after", "")), [list(run) for run in doc.get("taken", [])])
 
 
 class BroadcastWalker:
@@ -182,7 +185,7 @@ class BroadcastWalker:
         work = shard.work
         if not ids:
             walk.phase = "done"
-            walk.slots = {}
+            walk.taken = []
             walks_key, journey_id, record = _walks_key(store), plan.journey_id, walk.to_json()
 
             def finish(pipe: Any) -> None:
@@ -213,9 +216,8 @@ class BroadcastWalker:
                     scope = build_scope(state, day, ctx, venue_id=state.profile.last_venue_id)
                     audience = entry.condition.test(scope)
                 if audience:
-                    taken = walk.slots.get(str(due), 0)
-                    walk.slots[str(due)] = taken + 1
-                    due += int(taken / entry.rate_per_minute) * 60_000
+                    interval = rate_interval_ms(entry.rate_per_minute)
+                    due = take_place(walk.taken, -(-due // interval)) * interval
             state.armed[plan.journey_id] = due
             state.timer_set(due)
             shard.set_due(cid, state.next_due())
@@ -223,6 +225,30 @@ class BroadcastWalker:
         walk.after = ids[-1]
         walks_key, journey_id, record = _walks_key(store), plan.journey_id, walk.to_json()
         work.also.append(lambda pipe: pipe.hset(walks_key, journey_id, record))
+
+
+def rate_interval_ms(per_minute: float) -> int:
+    """The time between two places of a rate (200 a minute: 300 ms)."""
+    return max(1, round(60_000 / per_minute))
+
+
+def take_place(taken: list[list[int]], first: int) -> int:
+    """The first place at or after `first` not in `taken` (sorted, disjoint runs [start,
+    end) of places), which it then marks taken."""
+    index = bisect.bisect_right(taken, [first, 2**62]) - 1  # the last run starting by first
+    if index >= 0 and taken[index][1] >= first:  # inside that run, or just after it
+        run = taken[index]
+        place = run[1]  # free: touching runs are merged
+        run[1] = place + 1
+    else:
+        place = first
+        index += 1
+        taken.insert(index, [place, place + 1])
+    following = index + 1
+    if following < len(taken) and taken[following][0] == taken[index][1]:
+        taken[index][1] = taken[following][1]  # the runs touch: one run
+        del taken[following]
+    return place
 
 
 def _entry(plan: JourneyPlan) -> BroadcastEntry:

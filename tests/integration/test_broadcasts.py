@@ -137,25 +137,24 @@ def test_holdout_consent_caps_and_quiet_hours_apply(tmp_path: Path, redis_url: s
         assert stats["vip_evening@1|capped:invite:email"] == 1
 
 
-def test_the_rate_spreads_entries_per_shard_and_zone(tmp_path: Path, redis_url: str,
-                                                     key_prefix: str) -> None:
+def test_the_rate_spaces_entries_on_a_shard_across_zones(tmp_path: Path, redis_url: str,
+                                                        key_prefix: str) -> None:
     engine = make_engine(tmp_path, redis_url, key_prefix,
                          VIP_BROADCAST.replace("'vip' in customer.segments",
                                                "customer.total_spend >= 20")
                          .format(extra="    rate: 2/min\n", holdout="0%"), shards=1)
     commands = engine.run([*population(), visit("low_00", at(9, 12), amount=20)])
-    by_time: dict[str, list[str]] = {}
-    for command in commands:
-        by_time.setdefault(command["send_at"], []).append(command["customer_id"])
-    # 21 low spenders and two VIPs in Berlin: two a minute from 09:00 UTC, in id order
-    berlin = sorted((t, sorted(ids)) for t, ids in by_time.items() if t < "2025-03-10T10")
-    berlin = [(t, ids) for t, ids in berlin if not ids[0].startswith("vip_tyo")]
-    assert [len(ids) for _, ids in berlin] == [2] * 11 + [1]
-    assert berlin[0] == ("2025-03-10T09:00:00.000Z", ["low_00", "low_01"])
-    assert berlin[-1] == ("2025-03-10T09:11:00.000Z", ["vip_ber_1"])
-    assert sorted(by_time["2025-03-10T14:00:00.000Z"]) == ["vip_nyc_0", "vip_nyc_1"]
-    assert by_time["2025-03-10T10:00:00.000Z"] == ["vip_utc"]
-    assert len(commands) == 28
+    sent = sorted((c["send_at"], c["customer_id"]) for c in commands)
+    # 2 a minute: one place every 30 s, taken in customer id order from each local time
+    berlin = [f"low_{n:02d}" for n in range(21)] + ["vip_ber_0", "vip_ber_1"]
+    expected = [(f"2025-03-10T09:{n // 2:02d}:{30 * (n % 2):02d}.000Z", cid)
+                for n, cid in enumerate(berlin)]
+    expected += [("2025-03-10T01:00:00.000Z", "vip_tyo_0"),
+                 ("2025-03-10T01:00:30.000Z", "vip_tyo_1"),
+                 ("2025-03-10T10:00:00.000Z", "vip_utc"),
+                 ("2025-03-10T14:00:00.000Z", "vip_nyc_0"),
+                 ("2025-03-10T14:00:30.000Z", "vip_nyc_1")]
+    assert sent == sorted(expected)
 
 
 WEEKLY = """\
@@ -324,3 +323,28 @@ def test_on_the_wall_clock_a_broadcast_goes_out_at_its_minute(
     sent = run(2, [str(folder)], minute - time.time() + 2.5)
     assert [(c["customer_id"], c["send_at"]) for c in sent] == [
         ("ann", datetime.fromtimestamp(minute, UTC).strftime("%Y-%m-%dT%H:%M:00.000Z"))]
+
+
+def test_with_a_rate_the_batch_size_changes_nothing(tmp_path: Path, redis_url: str,
+                                                    key_prefix: str) -> None:
+    events = tmp_path / "events.jsonl"
+    write_jsonl(ChainConfig(seed=9, customers=300, days=50), events)
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    (journeys / "weekly.yaml").write_text(
+        WEEKLY.replace("    audience:", "    rate: 3/min\n    audience:"))
+    runs = []
+    for batch_lines in ("1", "5000"):
+        commands = tmp_path / f"{batch_lines}.jsonl"
+        assert main(["run", "--journeys", str(journeys), "--events", str(events),
+                     "--commands", str(commands), "--dead-letter", str(commands) + ".dead",
+                     "--redis", redis_url, "--prefix", f"{key_prefix}{batch_lines}",
+                     "--shards", "3", "--batch-lines", batch_lines]) == 0
+        runs.append(sorted(commands.read_bytes().splitlines()))
+    assert runs[0] == runs[1]
+    send_minutes = Counter(orjson.loads(line)["send_at"][:16] for line in runs[0])
+    assert len(runs[0]) > 100 and len(send_minutes) > len(runs[0]) / 9
+    # 3 a minute per shard; customers who joined the audience, or were first seen, after
+    # their shard read its customers go out at their own time, outside the rate
+    excess = sum(max(0, count - 3 * 3) for count in send_minutes.values())
+    assert excess <= len(runs[0]) // 100

@@ -8,7 +8,7 @@ import pytest
 
 from engine.core.broadcast_times import local_to_utc, walk_day
 from engine.core.catalog import Catalog
-from engine.flow.broadcasts import BroadcastWalker
+from engine.flow.broadcasts import BroadcastWalker, rate_interval_ms, take_place
 from journeys_dsl.broadcasts import (
     BroadcastFormatError,
     add_months,
@@ -177,3 +177,17 @@ def test_a_repeated_broadcast_without_re_entry_is_a_warning() -> None:
         "(at entry.broadcast.every)"]
     again = _check_text(text.replace("steps:", "re_entry: always\nsteps:"), FILE)
     assert again.warnings == ()
+
+
+def test_places_of_a_rate_are_taken_in_order_and_shared() -> None:
+    taken: list[list[int]] = []
+    assert [take_place(taken, 10) for _ in range(3)] == [10, 11, 12]
+    assert take_place(taken, 20) == 20
+    assert take_place(taken, 11) == 13  # the next free place after the run
+    assert taken == [[10, 14], [20, 21]]
+    for _ in range(6):
+        take_place(taken, 14)
+    assert taken == [[10, 21]]  # the runs met: one run
+    assert take_place(taken, 5) == 5 and take_place(taken, 9) == 9
+    assert taken == [[5, 6], [9, 21]]
+    assert rate_interval_ms(200) == 300 and rate_interval_ms(1 / 60) == 3_600_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -50,7 +51,13 @@ def validate_command(paths: list[str], out: TextIO, err: TextIO,
     return 0
 
 
-def schema_command(out: TextIO) -> int:
-    """Print the JSON Schema of journey files, for editors."""
-    print(json.dumps(journey_json_schema(), indent=2), file=out)
+def schema_command(out: TextIO, event_types: Sequence[str] = ()) -> int:
+    """Print the JSON Schema of journey files, for editors; `event_types` are declared
+    types journeys may use beside the built-in ones."""
+    schema = journey_json_schema()
+    if event_types:
+        from journeys_dsl.event_types import schema_with_types
+
+        schema = schema_with_types(schema, event_types)
+    print(json.dumps(schema, indent=2), file=out)
     return 0

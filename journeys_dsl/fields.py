@@ -24,6 +24,7 @@ EVENT_FIELDS: Mapping[str, tuple[str, ...]] = {
     ),
     "message": ("status", "command_id", "channel", "journey"),
     "points": ("kind", "amount"),
+    "presence": ("venue_id", "zone", "source", "daypart"),
 }
 """Fields of each event type, besides `EVENT_COMMON`."""
 
@@ -34,6 +35,13 @@ MESSAGE_STATUSES: tuple[str, ...] = (
 """`status` of a message event."""
 POINTS_KINDS: tuple[str, ...] = ("earned", "spent", "expired")
 """`kind` of a points event."""
+PRESENCE_ZONES: tuple[str, ...] = (
+    "entrance", "shop_entrance", "toilets", "event_space", "food_court", "parking",
+    "cinema", "play_area", "lounge", "info_desk", "terrace", "other")
+"""`zone` of a presence event: where in the venue the customer was seen (an event types
+file may add more)."""
+PRESENCE_SOURCES: tuple[str, ...] = ("wallet_pass", "wifi", "beacon", "sensor", "app", "qr")
+"""`source` of a presence event: what saw the customer."""
 WEEKDAYS: tuple[str, ...] = (
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 """`customer.usual_weekday`, in ISO order."""
@@ -48,6 +56,10 @@ CUSTOMER_FIELDS: tuple[str, ...] = (
     "favourite_category", "last_items", "usual_daypart", "usual_weekday", "points",
     "points_earned", "points_spent", "tags", "vouchers_redeemed", "messages_opened",
     "messages_clicked", "unsubscribed", "distinct_items", "spend_365d",
+    # presence: seen at a venue or zone with no purchase
+    "presence_count", "first_presence_at", "last_presence_at", "last_presence_venue_id",
+    "last_zone", "presences_30d", "presences_90d", "days_since_last_presence",
+    "days_since_first_presence",
     # scores as of the start of the day or of a later visit that day, computed when read
     "p_alive", "churn_risk", "expected_visits", "expected_spend", "clv",
     # population percentiles (0 to 100) from streaming histograms
@@ -83,7 +95,9 @@ _NUMBERS = {
         "messages_clicked", "distinct_items", "spend_365d", "p_alive", "churn_risk",
         "expected_visits", "expected_spend", "clv", "spend_percentile", "check_percentile",
         "frequency_percentile", "r_score", "f_score", "m_score", "first_visit_at",
-        "last_visit_at", "last_rating_at"),
+        "last_visit_at", "last_rating_at", "presence_count", "first_presence_at",
+        "last_presence_at", "presences_30d", "presences_90d", "days_since_last_presence",
+        "days_since_first_presence"),
     "event": ("amount", "party_size", "stars", "ts"),
     "venue": ("avg_amount", "visit_count", "median_amount", "amount_p75"),
     "journey": ("entered_at", "days_in"),
@@ -92,10 +106,11 @@ _TEXTS = {
     "customer": (
         "customer_id", "name", "first_name", "email", "phone", "birthday", "timezone",
         "language", "last_venue_id", "last_channel", "favourite_item", "favourite_category",
-        "usual_daypart", "usual_weekday", "rfm", "segment", "check_tier", "loyalty_tier"),
+        "usual_daypart", "usual_weekday", "rfm", "segment", "check_tier", "loyalty_tier",
+        "last_presence_venue_id", "last_zone"),
     "event": ("event_id", "customer_id", "type", "venue_id", "currency", "channel",
               "source", "daypart", "voucher_id", "status", "kind", "command_id", "journey",
-              "text", "booked_for"),
+              "text", "booked_for", "zone"),
     "venue": ("venue_id",),
     "journey": ("step", "variant"),
 }

@@ -191,7 +191,7 @@ class NodeReader:
                 text = literal.value
                 if literal.op not in _EQUALITY_OR_MEMBERSHIP or not isinstance(text, str):
                     continue
-                domain = self.vocabulary.domain(literal.field.dotted)
+                domain = self.vocabulary.domain(literal.field.dotted, scope.event_type)
                 if domain is not None and text not in domain.values:
                     self.report(scalar.position(literal.offset),
                                 domain.refusal(text, did_you_mean(text, domain.values)), path)
@@ -199,7 +199,10 @@ class NodeReader:
         for literal in compiled.literal_comparisons if ok else ():
             if literal.op in ("in", "not in"):
                 continue
-            mismatch = _kind_mismatch(literal)
+            kind = (self.vocabulary.kind(literal.field.dotted, scope.event_type)
+                    if self.vocabulary is not None else fields.FIELD_KINDS.get(
+                        literal.field.dotted))
+            mismatch = _kind_mismatch(literal, kind)
             if mismatch is not None:
                 self.warn(scalar.position(literal.offset), mismatch, path)
         return compiled if ok else None
@@ -221,7 +224,9 @@ class NodeReader:
                 return 0, scope.no_event
             if scope.event_type is None and path:
                 return None  # the event type is itself wrong; reported there
-            known = (*fields.EVENT_COMMON, *fields.EVENT_FIELDS.get(scope.event_type or "", ()))
+            event_fields = (self.vocabulary.event_fields if self.vocabulary is not None
+                            else fields.EVENT_FIELDS)
+            known = (*fields.EVENT_COMMON, *event_fields.get(scope.event_type or "", ()))
             return self.field_of(path, known, f"a {scope.event_type} event", "event",
                                  "event.type")
         if root in ("offer", "journey") and scope.no_enrollment is not None:
@@ -251,9 +256,8 @@ class NodeReader:
         return 0, "'offer.*' can only be read in a journey's conditions"
 
 
-def _kind_mismatch(literal: LiteralComparison) -> str | None:
+def _kind_mismatch(literal: LiteralComparison, kind: str | None) -> str | None:
     """What is wrong with comparing a text field with a number, or the reverse."""
-    kind = fields.FIELD_KINDS.get(literal.field.dotted)
     value = literal.value
     outcome = "always true" if literal.op == "!=" else "never true"
     if kind == "text" and not isinstance(value, str):

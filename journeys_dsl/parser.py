@@ -235,7 +235,9 @@ class JourneyParser(NodeReader):
     # ------------------------------------------------------------------ entry, goal, exit
 
     def event_type(self, node: Node, path: str) -> str | None:
-        return self.choice(node, "event type", path, fields.EVENT_TYPES)
+        known = (self.vocabulary.event_types if self.vocabulary is not None
+                 else fields.EVENT_TYPES)
+        return self.choice(node, "event type", path, known)
 
     def entry(self, node: Node) -> plan.Entry | None:
         entry = self.mapping(node, "entry", "entry")

@@ -9,10 +9,14 @@ tiers, loyalty tiers). Literal text compared with such a field must be one of it
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from journeys_dsl import fields
 from journeys_dsl.plan import DAYPARTS
+
+if TYPE_CHECKING:
+    from journeys_dsl.event_types import EventTypes
 
 __all__ = ["BUILT_IN", "Domain", "Vocabulary"]
 
@@ -41,9 +45,52 @@ class Vocabulary:
     """Known values by field, as written in conditions (`customer.segment`)."""
 
     domains: Mapping[str, Domain] = field(default_factory=dict)
+    event_fields: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: fields.EVENT_FIELDS)
+    """Fields of each event type: the built-in ones and those of an event types file."""
+    typed_domains: Mapping[str, Domain] = field(default_factory=dict)
+    """Known values of one event type's field, by `type:event.field`."""
+    typed_kinds: Mapping[str, str] = field(default_factory=dict)
+    """"number" or "text" of one event type's field, by `type:event.field`."""
 
-    def domain(self, dotted: str) -> Domain | None:
+    def domain(self, dotted: str, event_type: str | None = None) -> Domain | None:
+        if event_type is not None and self.typed_domains:
+            typed = self.typed_domains.get(f"{event_type}:{dotted}")
+            if typed is not None:
+                return typed
         return self.domains.get(dotted)
+
+    def kind(self, dotted: str, event_type: str | None = None) -> str | None:
+        """Whether a field holds a number or text; None: either, or a list."""
+        if event_type is not None and self.typed_kinds:
+            typed = self.typed_kinds.get(f"{event_type}:{dotted}")
+            if typed is not None:
+                return typed
+        return fields.FIELD_KINDS.get(dotted)
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(self.event_fields)
+
+    def with_event_types(self, event_types: EventTypes) -> Vocabulary:
+        """This vocabulary plus the types and zones of an event types file."""
+        if not event_types.types and not event_types.presence_zones:
+            return self
+        from journeys_dsl.event_types import field_kinds
+
+        source = event_types.source_file or "the event types file"
+        zones = (*fields.PRESENCE_ZONES, *event_types.presence_zones)
+        event_fields = event_types.event_fields()
+        typed = {f"{name}:event.{one.name}": Domain(f"{name} {one.name}", one.values, source)
+                 for name, kind in event_types.types.items() for one in kind.fields
+                 if one.values}
+        return replace(self, domains={
+            **self.domains,
+            "event.type": Domain("event type", tuple(event_fields)),
+            "event.zone": Domain("presence zone", zones, source),
+            "customer.last_zone": Domain("presence zone", zones, source),
+        }, event_fields=event_fields, typed_domains={**self.typed_domains, **typed},
+            typed_kinds={**self.typed_kinds, **field_kinds(event_types)})
 
     def with_segments(self, *, activity: Iterable[str], check_tiers: Iterable[str],
                       segments: Iterable[str], tiers: Iterable[str],
@@ -51,7 +98,7 @@ class Vocabulary:
         """This vocabulary plus the ids of a segments file."""
         activity, check_tiers = tuple(activity), tuple(check_tiers)
         every_segment = (*activity, *check_tiers, *segments)
-        return Vocabulary({
+        return replace(self, domains={
             **self.domains,
             "customer.segment": Domain("segment", activity, source),
             "customer.check_tier": Domain("check tier", check_tiers, source),
@@ -69,5 +116,9 @@ BUILT_IN = Vocabulary({
                            plural="message statuses"),
     "event.kind": Domain("points kind", fields.POINTS_KINDS),
     "event.type": Domain("event type", fields.EVENT_TYPES),
+    "event.zone": Domain("presence zone", fields.PRESENCE_ZONES),
+    "customer.last_zone": Domain("presence zone", fields.PRESENCE_ZONES),
+}, typed_domains={
+    "presence:event.source": Domain("presence source", fields.PRESENCE_SOURCES),
 })
 """The values the engine itself defines."""

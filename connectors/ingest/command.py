@@ -38,6 +38,9 @@ def add_ingest_parser(commands: argparse._SubParsersAction[Any]) -> None:
                         help="address to listen on (default 127.0.0.1)")
     ingest.add_argument("--port", type=port_number, default=DEFAULT_PORT, metavar="PORT",
                         help=f"port to listen on (default {DEFAULT_PORT})")
+    ingest.add_argument("--event-types", metavar="FILE",
+                        help="declared event types accepted beside the built-in ones, "
+                             "checked against their fields (see docs/event-types.md)")
     out = ingest.add_argument_group("where events go (one of --events-out and --kafka)")
     out.add_argument("--events-out", metavar="FILE",
                      help="append events to this JSON Lines file, fsynced before each answer")
@@ -63,6 +66,11 @@ def _ingest(args: argparse.Namespace) -> int:
     if not args.kafka and (args.events_topic or args.kafka_config):
         args.parser_error("--events-topic and --kafka-config go with --kafka")
     config = load_ingest_config(args.config)
+    if args.event_types:
+        from engine.core.declared_events import install
+        from journeys_dsl.event_types import load_event_types
+
+        install(load_event_types(args.event_types))
     check_free(args.host, args.port)
     check_redis(args.redis)
     sink = _open_sink(args)

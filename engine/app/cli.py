@@ -67,7 +67,7 @@ RUN_SETTINGS = frozenset({
     "source_id", "workers", "outage_limit", "process_id", "addresses", "kafka",
     "events_topic", "commands_topic", "dead_letter_topic", "nats", "events_subject",
     "commands_subject", "dead_letter_subject", "events_stream", "outputs_stream",
-    "nats_until_end", "telemetry"})
+    "nats_until_end", "telemetry", "event_types"})
 """The options of `journeys run` that the settings model also reads from JOURNEYS_*
 variables and the settings file (`engine.flow.settings.RunSettings`)."""
 INTERRUPTED = 130
@@ -135,9 +135,14 @@ def _parser() -> argparse.ArgumentParser:
                           help="the segments file the journeys run with: text compared with "
                                "customer.segment, check_tier, loyalty_tier or segments must "
                                "name one of its ids (default: the shipped segments file)")
+    validate.add_argument("--event-types", metavar="FILE",
+                          help="declared event types the journeys may use beside the "
+                               "built-in ones, with their fields (default: none)")
     validate.set_defaults(handler=_validate)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
+    schema.add_argument("--event-types", metavar="FILE",
+                        help="declared event types journeys may use (default: built-in only)")
     schema.set_defaults(handler=_schema)
 
     run = commands.add_parser("run", help="run journeys over an events file")
@@ -156,6 +161,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--segments", metavar="FILE",
                      help="segments and loyalty tiers (default: the shipped "
                           "journeys_dsl/defaults/segments.yaml)")
+    run.add_argument("--event-types", metavar="FILE",
+                     help="declared event types beside the built-in ones: events of those "
+                          "types are checked against their fields (default: none)")
     run.add_argument("--scores", metavar="FILE",
                      help="score model parameters written by `journeys fit` "
                           "(default: restaurant defaults in days)")
@@ -240,6 +248,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="the HTML report to write (default backtest.html)")
     backtest.add_argument("--segments", metavar="FILE",
                           help="segments and loyalty tiers (default: the shipped ones)")
+    backtest.add_argument("--event-types", metavar="FILE",
+                          help="declared event types beside the built-in ones (default: none)")
     backtest.add_argument("--scores", metavar="FILE",
                           help="score model parameters written by `journeys fit` "
                                "(default: restaurant defaults in days)")
@@ -330,8 +340,9 @@ def _add_kafka_options(parser: argparse.ArgumentParser) -> None:
 
 def _schema(args: argparse.Namespace) -> int:
     from journeys_dsl.commands import schema_command
+    from journeys_dsl.event_types import load_event_types
 
-    return schema_command(sys.stdout)
+    return schema_command(sys.stdout, tuple(load_event_types(args.event_types).types))
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -388,8 +399,8 @@ def _apply_settings(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     from engine.core.events import parse_timestamp
     from engine.flow.runner import RunOptions, redis_endpoint, run_through_outages
+    from journeys_dsl.event_types import journey_vocabulary
     from journeys_dsl.loader import load_journeys
-    from journeys_dsl.segments import segments_vocabulary
 
     _apply_settings(args)
     until = parse_timestamp(args.until)[0] if args.until else None
@@ -409,9 +420,10 @@ def _run(args: argparse.Namespace) -> int:
         cache_customers=args.cache_customers, timeline_kept=args.timeline,
         idle_exit_s=args.idle_exit, process_id=args.process_id,
         addresses=tuple(args.addresses),  # the settings model split the comma list
-        telemetry=args.telemetry,
+        telemetry=args.telemetry, event_types=args.event_types,
     )
-    plans = load_journeys(options.journeys, segments_vocabulary(options.segments))
+    plans = load_journeys(options.journeys,
+                          journey_vocabulary(options.segments, options.event_types))
     with redis_endpoint(options.redis_url, options.state_dir) as url:
         summary = run_through_outages(
             url, options, plans, outage_limit_s=args.outage_limit,
@@ -446,7 +458,7 @@ def _check_run_paths(args: argparse.Namespace) -> None:
     """Refuse a missing input, an output that cannot be written or a state folder that is a
     file, before anything starts."""
     inputs = [("--segments", args.segments), ("--scores", args.scores),
-              ("--policies", args.policies)]
+              ("--policies", args.policies), ("--event-types", args.event_types)]
     outputs = []
     if not args.kafka:
         if args.events:
@@ -495,8 +507,9 @@ def _backtest(args: argparse.Namespace) -> int:
     _check_input("--events", args.events)
     _check_output("--out", args.out)
     result = backtest(args.journeys, args.events, Path(args.out), segments=args.segments,
-                      scores=args.scores, policies=args.policies, until=args.until,
-                      shards=args.shards, progress=sys.stderr)
+                      event_types=args.event_types, scores=args.scores,
+                      policies=args.policies, until=args.until, shards=args.shards,
+                      progress=sys.stderr)
     _print_summary(result.summary)
     print(f"report: {result.html}\ncommands: {result.commands}", file=sys.stderr)
     experiments = format_experiments(result.report)
@@ -527,10 +540,10 @@ def _add_console_commands(commands: argparse._SubParsersAction[Any]) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     from journeys_dsl.commands import validate_command
-    from journeys_dsl.segments import segments_vocabulary
+    from journeys_dsl.event_types import journey_vocabulary
 
     status = validate_command(args.paths, sys.stdout, sys.stderr,
-                              segments_vocabulary(args.segments))
+                              journey_vocabulary(args.segments, args.event_types))
     if args.templates is None or status != 0:
         return status
     from connectors.delivery.template_check import check_templates

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
 
 from engine.app.cli_parser import USAGE_MISTAKE, CommandParser, add_version_option
 from engine.app.generator import (
@@ -17,6 +17,7 @@ from engine.app.generator import (
     generate_events,
     write_stream,
 )
+from engine.app.mall_generator import MallConfig, generate_mall_events
 
 DESCRIPTION = "Write a seeded venue chain's events as JSON lines, in event-time order."
 
@@ -40,16 +41,27 @@ def add_generator_options(parser: argparse.ArgumentParser) -> None:
                              f"milliseconds (default {defaults.ts_format})")
     parser.add_argument("--out", default="-", metavar="FILE",
                         help="file to write, or - for stdout (default -)")
+    parser.add_argument("--kind", choices=("chain", "mall"), default="chain",
+                        help="chain: a restaurant chain's visits; mall: a shopping mall's "
+                             "presence sightings (wallet passes, Wi-Fi, beacons) and some "
+                             "purchases, --days of history ending with its busiest day, "
+                             "--customers guests, --venues partner shops (default chain)")
 
 
 def generate_command(args: argparse.Namespace, stderr: TextIO) -> int:
     """Generate the events the parsed options describe to `args.out`; report the count and
     rate on `stderr`. Raises GeneratorConfigError for an option out of range and OSError for
     an output that cannot be written, before writing anything."""
-    config = ChainConfig(seed=args.seed, customers=args.customers, venues=args.venues,
-                         days=args.days, start=args.start, ts_format=args.ts_format)
     began = time.perf_counter()
-    events = generate_events(config)
+    events: Iterator[dict[str, Any]]
+    if getattr(args, "kind", "chain") == "mall":
+        mall = MallConfig(seed=args.seed, guests=args.customers, shops=args.venues,
+                          days=args.days, start=args.start, ts_format=args.ts_format)
+        events = iter(generate_mall_events(mall))
+    else:
+        config = ChainConfig(seed=args.seed, customers=args.customers, venues=args.venues,
+                             days=args.days, start=args.start, ts_format=args.ts_format)
+        events = generate_events(config)
     if args.out == "-":
         count = write_stream(events, sys.stdout.buffer)
         sys.stdout.buffer.flush()

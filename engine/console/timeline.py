@@ -16,7 +16,7 @@ from engine.core.events import Event, EventError, parse_timestamp
 from engine.core.timeline import EVENT, MESSAGE, entry_event
 
 SUMMARY_FIELDS = ("venue_id", "amount", "currency", "stars", "voucher_id", "status",
-                  "channel", "earned", "spent", "party_size")
+                  "channel", "earned", "spent", "party_size", "zone")
 """Event fields shown in a timeline row, when the event has them."""
 
 

@@ -25,6 +25,9 @@ PROFILE_FIELDS = ("name", "email", "phone", "birthday", "timezone", "language", 
                   "last_visit_amount", "last_venue_id", "last_rating", "favourite_item",
                   "favourite_category", "usual_daypart", "usual_weekday", "tags",
                   "consents", "unsubscribed", "vouchers_redeemed")
+PRESENCE_FIELDS = ("presence_count", "presences_30d", "first_presence_at", "last_presence_at",
+                   "last_presence_venue_id", "last_zone")
+"""Shown for a customer who has been seen at a venue (presence events)."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,9 @@ def customer_page(engine: LiveEngine, state: CustomerState) -> CustomerPage:
 
     profile_rows = [row(name, view.get(name)) for name in PROFILE_FIELDS
                     if view.get(name) not in (None, [], {})]
+    if profile.presence is not None:
+        profile_rows += [row(name, view.get(name)) for name in PRESENCE_FIELDS
+                         if view.get(name) is not None]
     scores = [row(name, view.get(name)) for name in SCORES]
     loyalty = [row("tier", view.loyalty_tier()), row("points", profile.points),
                row("points earned", profile.points_earned),

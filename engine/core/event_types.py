@@ -12,7 +12,7 @@ from typing import Annotated, Literal, get_args, get_type_hints
 import msgspec
 
 from engine.core.events import MAX_ID_LENGTH, MESSAGE_STATUSES, POINTS_KINDS
-from journeys_dsl.fields import EVENT_FIELDS
+from journeys_dsl.fields import EVENT_FIELDS, PRESENCE_SOURCES, PRESENCE_ZONES
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 Number = Annotated[float, msgspec.Meta(ge=0)] | Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -91,15 +91,32 @@ class Points(_Common, tag="points", frozen=True):
     amount: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
 
 
+ZoneName = Literal["entrance", "shop_entrance", "toilets", "event_space", "food_court",
+                   "parking", "cinema", "play_area", "lounge", "info_desk", "terrace", "other"]
+SourceName = Literal["wallet_pass", "wifi", "beacon", "sensor", "app", "qr"]
+
+
+class Presence(_Common, tag="presence", frozen=True):
+    """Seen at a venue or one of its zones, with no purchase. A zone added by an event
+    types file is refused here and accepted by `validate_event`."""
+
+    venue_id: Id
+    zone: ZoneName | None = None
+    source: SourceName | None = None
+
+
 assert get_args(get_type_hints(Message)["status"]) == MESSAGE_STATUSES
 assert get_args(get_type_hints(Points)["kind"]) == POINTS_KINDS
+assert get_args(ZoneName) == PRESENCE_ZONES
+assert get_args(SourceName) == PRESENCE_SOURCES
 
-TypedEvent = Visit | Rating | VoucherRedeemed | Booking | ProfileChange | Message | Points
+TypedEvent = (Visit | Rating | VoucherRedeemed | Booking | ProfileChange | Message | Points
+              | Presence)
 DECODER = msgspec.json.Decoder(TypedEvent)
 
 
 KINDS: tuple[type[_Common], ...] = (Visit, Rating, VoucherRedeemed, Booking, ProfileChange,
-                                    Message, Points)
+                                    Message, Points, Presence)
 assert {k.__struct_config__.tag for k in KINDS} == set(EVENT_FIELDS)
 
 

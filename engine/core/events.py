@@ -15,8 +15,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from engine.core.declared_events import DECLARED, EXTRA_ZONES, did_you_mean, validate_declared
 from engine.errors import JourneysError
-from journeys_dsl.fields import EVENT_FIELDS, MESSAGE_STATUSES, POINTS_KINDS
+from journeys_dsl.fields import (
+    EVENT_FIELDS,
+    MESSAGE_STATUSES,
+    POINTS_KINDS,
+    PRESENCE_SOURCES,
+    PRESENCE_ZONES,
+)
 
 MAX_ID_LENGTH = 200
 MAX_LINE_BYTES = 1_000_000
@@ -87,8 +94,18 @@ def validate_event(raw: Any, position: int = 0) -> Event:
         raise EventError("missing or non-string 'type'")
     fields = EVENT_FIELDS.get(event_type)
     if fields is None:
-        known = ", ".join(sorted(EVENT_FIELDS))
-        raise EventError(f"unknown event type {event_type!r}; known types: {known}")
+        declared = DECLARED.get(event_type)
+        if declared is None:
+            known = sorted([*EVENT_FIELDS, *DECLARED])
+            raise EventError(f"unknown event type {event_type!r:.60}"
+                             f"{did_you_mean(event_type, known)}; known types: "
+                             f"{', '.join(known)}")
+        ts, offset = parse_timestamp(raw.get("ts"))
+        try:
+            data = validate_declared(declared, raw)
+        except ValueError as exc:
+            raise EventError(str(exc)) from None
+        return Event(event_id, customer_id, event_type, ts, data, position, offset)
     ts, offset = parse_timestamp(raw.get("ts"))
     data = {name: raw[name] for name in fields
             if name in raw and raw[name] is not None and name not in DERIVED_FIELDS}
@@ -182,6 +199,14 @@ def _one_of(data: dict[str, Any], name: str, allowed: tuple[str, ...]) -> None:
         raise EventError(f"'{name}' must be one of {', '.join(allowed)}, got {value!r:.60}")
 
 
+def _optional_one_of(data: dict[str, Any], name: str, allowed: tuple[str, ...]) -> None:
+    value = data.get(name)
+    if value is not None and value not in allowed:
+        hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
+        raise EventError(f"'{name}' must be one of {', '.join(allowed)}, got {value!r:.60}"
+                         f"{hint}")
+
+
 def _visit(data: dict[str, Any]) -> None:
     _number(data, "amount", required=True)
     _string(data, "venue_id", required=True, limit=MAX_ID_LENGTH)
@@ -271,6 +296,12 @@ def _points(data: dict[str, Any]) -> None:
     _integer(data, "amount", 0, 10_000_000, required=True)
 
 
+def _presence(data: dict[str, Any]) -> None:
+    _string(data, "venue_id", required=True, limit=MAX_ID_LENGTH)
+    _optional_one_of(data, "zone", (*PRESENCE_ZONES, *EXTRA_ZONES))
+    _optional_one_of(data, "source", PRESENCE_SOURCES)
+
+
 _VALIDATORS = {
     "visit": _visit,
     "rating": _rating,
@@ -279,6 +310,7 @@ _VALIDATORS = {
     "profile": validate_profile_fields,
     "message": _message,
     "points": _points,
+    "presence": _presence,
 }
 assert set(_VALIDATORS) == set(EVENT_FIELDS)
 

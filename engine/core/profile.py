@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from engine.core.events import Event
+from engine.core.presence import record_presence
 from engine.core.timeutil import DAY_MS, local_datetime
 from journeys_dsl.fields import WEEKDAYS
 from journeys_dsl.plan import DAYPARTS
@@ -76,6 +77,8 @@ class Profile:
     messages_clicked: int = 0
     unsubscribed: list[str] = field(default_factory=list)
     last_booking_at: int | None = None
+    presence: dict[str, Any] | None = None
+    """Presence counters (see `engine.core.presence`); None until first seen."""
 
     def to_dict(self) -> dict[str, Any]:
         """Only the fields that differ from their defaults, to keep state small."""
@@ -213,6 +216,10 @@ class Profile:
         if self.last_booking_at is None or event.ts > self.last_booking_at:
             self.last_booking_at = event.ts
 
+    def _apply_presence(self, event: Event) -> None:
+        """Seen at a venue or zone: presence counters only, never visits or spend."""
+        self.presence = record_presence(self.presence, event)
+
     def add_points(self, amount: int) -> None:
         self.points += amount
         self.points_earned += amount
@@ -249,6 +256,7 @@ _HANDLERS = {
     "message": Profile._apply_message,
     "points": Profile._apply_points,
     "booking": Profile._apply_booking,
+    "presence": Profile._apply_presence,
 }
 _FIELD_NAMES = tuple(f.name for f in fields(Profile))
 _FIELD_OF = {name: name for name in _FIELD_NAMES}

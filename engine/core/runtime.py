@@ -17,6 +17,8 @@ from engine.core.broadcast_times import BroadcastTimes
 from engine.core.catalog import Catalog
 from engine.core.commands import build_command
 from engine.core.dates import capture_dates, event_entry_due, field_entry_due, step_due
+from engine.core.declared_events import VISIT_TYPES
+from engine.core.declared_visits import as_visit
 from engine.core.events import Event
 from engine.core.experiments import count_goal, count_sent, split_step
 from engine.core.policy_gate import PolicyGate
@@ -122,16 +124,22 @@ class JourneyRuntime:
         spend_before, check_before = (profile.total_spend, profile.avg_spend) \
             if profile.visit_count else (None, None)
         profile.apply(event)
+        arming = event.type  # the type whose time-based entries the event arms
         if event.type == "visit":
             self._count_visit(state, event, ctx, spend_before, check_before)
         elif event.type == "voucher_redeemed":
             self._redeem(state, event, effects)
+        elif event.type in VISIT_TYPES:  # a declared type that counts as a visit
+            counted = as_visit(event)
+            profile.apply(counted)
+            self._count_visit(state, counted, ctx, spend_before, check_before)
+            arming = "visit"
         venue_id = event.data.get("venue_id") or profile.last_venue_id
         self._goals(state, event, venue_id, ctx, effects)
         if state.enrollments:
             self._exits_and_waits(state, event, venue_id, ctx, effects)
         entries = self.catalog.event_entries.get(event.type)
-        timed = self.catalog.timed_entries.get(event.type)
+        timed = self.catalog.timed_entries.get(arming)
         if entries or timed:
             entry_scope = build_scope(state, event.ts, ctx, event=event, venue_id=venue_id)
             if entries:

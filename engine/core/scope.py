@@ -18,6 +18,7 @@ from engine.core.aggregates import (
     venue_histogram,
 )
 from engine.core.events import Event
+from engine.core.presence import CUSTOMER_FIELDS as PRESENCE_FIELDS
 from engine.core.profile import Profile, daypart_of, top_key
 from engine.core.state import CustomerState, Enrollment
 from engine.core.timeutil import DAY_MS, iso_date_local, local_datetime, utc_day_start
@@ -224,6 +225,11 @@ def _avg_gap(profile: Profile) -> float | None:
     return (profile.last_visit_at - profile.first_visit_at) / DAY_MS / (profile.visit_count - 1)
 
 
+def _presence_getter(read: Callable[[dict[str, Any] | None, int], Any]
+                     ) -> Callable[[CustomerView], Any]:
+    return lambda v: read(v._profile.presence, v._now)
+
+
 _CUSTOMER_DERIVED: dict[str, Any] = {
     "customer_id": lambda v: v._state.customer_id,
     "first_name": lambda v: v._profile.name.split()[0] if v._profile.name else None,
@@ -257,6 +263,7 @@ _CUSTOMER_DERIVED: dict[str, Any] = {
     "m_score": lambda v: _quintile(v.get("check_percentile")),
     "rfm": lambda v: (None if not v._profile.visit_count else
                       f"{v.get('r_score')}{v.get('f_score')}{v.get('m_score')}"),
+    **{name: _presence_getter(read) for name, read in PRESENCE_FIELDS.items()},
     "segment": CustomerView.segment,
     "check_tier": CustomerView.check_tier,
     "loyalty_tier": CustomerView.loyalty_tier,

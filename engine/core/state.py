@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+from engine.core.presence import loaded as loaded_presence
+from engine.core.presence import stored as stored_presence
 from engine.core.profile import Profile
 from engine.core.state_codec import differences, pack, running_sums, unpack
 from engine.core.timeutil import DAY_MS
@@ -151,6 +153,8 @@ class CustomerState:
         profile = self.profile.to_dict()
         if "recent_visits" in profile:
             profile["recent_visits"] = differences(profile["recent_visits"])
+        if "presence" in profile:
+            profile["presence"] = stored_presence(profile["presence"])
         doc: dict[str, Any] = {"p": profile}
         if self.enrollments:
             doc["e"] = {k: _enrollment_row(k, v) for k, v in self.enrollments.items()}
@@ -177,6 +181,8 @@ class CustomerState:
         if compact:
             if "recent_visits" in profile:
                 profile["recent_visits"] = running_sums(profile["recent_visits"])
+            if "presence" in profile:
+                profile["presence"] = loaded_presence(profile["presence"])
             enrolled = {k: _enrollment_of(k, row) for k, row in enrollments.items()}
         else:
             enrolled = {k: Enrollment(**v) for k, v in enrollments.items()}

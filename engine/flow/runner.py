@@ -24,6 +24,7 @@ from connectors.nats_client import ensure_stream
 from connectors.nats_sinks import NatsCommandSink, NatsDeadLetterSink
 from connectors.nats_source import NatsSource
 from engine.core.catalog import Catalog
+from engine.core.declared_events import install as install_event_types
 from engine.errors import JourneysError
 from engine.flow.dataflow import FlowConfig, build_flow
 from engine.flow.routing import ClockMode, RunCounters
@@ -47,10 +48,11 @@ from engine.storage.store import (
     record_layout,
 )
 from engine.storage.versions import sync_versions
+from journeys_dsl.event_types import journey_vocabulary, load_event_types
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
 from journeys_dsl.policies import load_policies
-from journeys_dsl.segments import load_segments, segments_vocabulary
+from journeys_dsl.segments import load_segments
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,8 @@ class RunOptions:
     """Events and messages kept per customer for the console (0: no timeline)."""
     telemetry: str | None = None
     """`console`, `otlp` or `none`; None: as JOURNEYS_TELEMETRY says."""
+    event_types: str | None = None
+    """The event types file (declared types beside the built-in ones); None: none."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +175,8 @@ def run(options: RunOptions, plans: Sequence[JourneyPlan] | None = None,
         score_model: ScoreModel | None = None) -> RunSummary:
     """Run the journeys over the events file and return the run's totals."""
     if plans is None:
-        plans = load_journeys(options.journeys, segments_vocabulary(options.segments))
+        plans = load_journeys(options.journeys,
+                              journey_vocabulary(options.segments, options.event_types))
     with redis_endpoint(options.redis_url, options.state_dir) as url:
         return run_on(url, options, plans, score_model)
 
@@ -179,6 +184,7 @@ def run(options: RunOptions, plans: Sequence[JourneyPlan] | None = None,
 def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
            score_model: ScoreModel | None = None) -> RunSummary:
     """Run against the Redis server at `url`."""
+    install_event_types(load_event_types(options.event_types))
     client = connect(url)
     catalog = Catalog(plans)
     counters = RunCounters()

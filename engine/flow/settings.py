@@ -88,6 +88,7 @@ class RunSettings(BaseSettings):
     events: str | None = None
     commands: str = "-"
     segments: str | None = None
+    event_types: str | None = None
     scores: str | None = None
     policies: str | None = None
     dead_letter: str = "dead-letter.jsonl"

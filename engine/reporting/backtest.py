@@ -12,6 +12,7 @@ from typing import TextIO
 import orjson
 import redis
 
+from engine.core.declared_events import install as install_event_types
 from engine.core.events import EventError, parse_timestamp
 from engine.flow.runner import RunOptions, RunSummary, redis_endpoint, run_on
 from engine.reporting.errors import ReportError
@@ -23,9 +24,9 @@ from engine.reporting.stats import build_report
 from engine.reporting.terminal import format_report, report_json
 from engine.storage.redis_client import connect
 from engine.storage.store import read_stats
+from journeys_dsl.event_types import journey_vocabulary, load_event_types
 from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
-from journeys_dsl.segments import segments_vocabulary
 
 BACKTEST_PREFIX = "backtest"
 BACKTEST_ORIGIN = "backtest"
@@ -66,10 +67,12 @@ def side_paths(out_html: Path) -> tuple[Path, Path]:
 def backtest(journeys: list[str], events: str, out_html: Path, *, segments: str | None = None,
              scores: str | None = None, policies: str | None = None,
              until: str | None = None, shards: int = 8,
-             progress: TextIO | None = None) -> BacktestResult:
+             progress: TextIO | None = None,
+             event_types: str | None = None) -> BacktestResult:
     """Replay `events` on the event clock through the journeys on a private embedded Redis,
     write the HTML report to `out_html`, and return the report's model."""
-    plans = load_journeys(journeys, segments_vocabulary(segments))
+    plans = load_journeys(journeys, journey_vocabulary(segments, event_types))
+    install_event_types(load_event_types(event_types))  # the history is read with them
     until_ms = parse_until(until) if until else None
     history = scan_history(events, until_ms)
     commands, dead_letter = side_paths(out_html)
@@ -80,6 +83,7 @@ def backtest(journeys: list[str], events: str, out_html: Path, *, segments: str 
     source_id = f"backtest:{Path(events).resolve()}"
     options = RunOptions(
         journeys=journeys, events=events, segments=segments, scores=scores, policies=policies,
+        event_types=event_types,
         commands=str(unmarked), dead_letter=str(dead_letter), shards=shards,
         prefix=BACKTEST_PREFIX, source_id=source_id, until_ms=until_ms,
     )

@@ -19,6 +19,7 @@ from connectors.delivery.templates import RenderedMessage
 from engine.flow.runner import RunOptions, RunSummary, run_on
 from engine.storage.redis_client import connect
 from engine.storage.store import read_stats
+from journeys_dsl.event_types import journey_vocabulary
 from journeys_dsl.loader import load_journeys
 
 REFERENCE_JOURNEYS = [str(Path(__file__).resolve().parents[2] / "examples" / "journeys")]
@@ -97,6 +98,8 @@ class Engine:
     addresses: bool = False
     """Give every customer of a run an email address and a phone number first (see
     `with_addresses`): a message to a customer with no address is not sent."""
+    event_types: str | None = None
+    """An event types file: declared types beside the built-in ones."""
     runs: int = 0
     summaries: list[RunSummary] = field(default_factory=list)
 
@@ -118,8 +121,11 @@ class Engine:
             policies=self.policies,
             until_ms=int(datetime.fromisoformat(until).timestamp() * 1000) if until else None,
             batch_lines=7, max_skew_ms=SCENARIO_SKEW_MS, timeline_kept=self.timeline_kept,
+            event_types=self.event_types,
         )
-        self.summaries.append(run_on(self.redis_url, options, load_journeys(self.journeys)))
+        vocabulary = journey_vocabulary(None, self.event_types) if self.event_types else None
+        self.summaries.append(run_on(self.redis_url, options,
+                                     load_journeys(self.journeys, vocabulary)))
         return read_jsonl(commands_path)
 
     def dead_letters(self, run: int | None = None) -> list[dict[str, Any]]:

@@ -32,7 +32,39 @@ def chain_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_validate_examples_exits_zero(tmp_path: Path) -> None:
     result = journeys("validate", str(EXAMPLES), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "ok: 10 journeys in 10 files" in result.stdout
+    assert "ok: 11 journeys in 11 files" in result.stdout
+
+
+def test_event_types_reach_validate_and_run(tmp_path: Path, redis_url: str,
+                                            key_prefix: str) -> None:
+    types = str(ROOT / "examples" / "event_types.yaml")
+    journey = tmp_path / "booked.yaml"
+    journey.write_text("journey: booked\nversion: 1\nentry:\n  event: table_booked\n"
+                       "  when: \"event.area == 'terrace'\"\nsteps:\n  - id: hi\n"
+                       "    actions:\n      - send: push\n        template: hi\n")
+    refused = journeys("validate", str(journey), cwd=tmp_path)
+    assert refused.returncode == 1 and f"{journey}:4:10: unknown event type" in refused.stderr
+    ok = journeys("validate", "--event-types", types, str(journey), cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"event_id": "1", "customer_id": "ann", "type": "table_booked", "ts": '
+        '"2025-03-03T12:00:00+01:00", "venue_id": "v1", "area": "terrace", '
+        '"booked_for": "2025-03-08T19:30:00+01:00"}\n'
+        '{"event_id": "2", "customer_id": "bob", "type": "table_booked", "ts": '
+        '"2025-03-03T12:00:00+01:00", "venue_id": "v1", "area": "terrace"}\n'
+        '{"event_id": "3", "customer_id": "cat", "type": "presence", "ts": '
+        '"2025-03-03T12:00:00+01:00", "venue_id": "v1", "zone": "cloakroom"}\n')
+    settings = tmp_path / "run.yaml"
+    settings.write_text(f"event_types: {types}\n")
+    ran = journeys("run", "--settings", str(settings), "--journeys", str(journey),
+                   "--events", str(events), "--commands", str(tmp_path / "out.jsonl"),
+                   "--dead-letter", str(tmp_path / "dead.jsonl"), "--redis", redis_url,
+                   "--prefix", key_prefix, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert '"customer_id":"ann"' in (tmp_path / "out.jsonl").read_text()
+    dead = (tmp_path / "dead.jsonl").read_text()
+    assert dead.count("\n") == 1 and "missing 'booked_for'" in dead
 
 
 def test_validate_reports_file_line_col_and_exits_one(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Backtest reports end to end: a generated chain through the ten example journeys, the HTML
+"""Backtest reports end to end: a generated chain through the eleven example journeys, the HTML
 rendered by headless Chromium, and `journeys report` on a live engine's counters."""
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _png_rows(data: bytes) -> tuple[int, int, bytes]:
 def test_backtest_writes_a_complete_report(backtested: BacktestResult) -> None:
     page = backtested.html.read_text(encoding="utf-8")
     journeys = backtested.report.journeys
-    assert len(journeys) == 10
+    assert len(journeys) == 11
     assert page.count('<svg class="flow"') == len(journeys)
     assert page.count('<svg class="weeks"') == len(journeys)
     assert 'class="lift stack"' in page and "95% CI of lift" in page
@@ -108,7 +108,7 @@ def test_report_renders_in_headless_chromium(backtested: BacktestResult,
                                              tmp_path: Path) -> None:
     url = backtested.html.resolve().as_uri()
     dom = _browser(["--dump-dom", url], tmp_path / "profile-dom").stdout.decode()
-    assert dom.count('<svg class="flow"') == 10
+    assert dom.count('<svg class="flow"') == 11
     assert "<rect" in dom and "<path" in dom and "<text" in dom
     shot = tmp_path / "report.png"
     _browser([f"--screenshot={shot}", "--window-size=1280,2400", url], tmp_path / "profile")

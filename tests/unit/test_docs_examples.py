@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from journeys_dsl.event_types import journey_vocabulary
 from journeys_dsl.loader import load_journey_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +24,8 @@ def complete_journeys(path: Path) -> list[str]:
 def test_complete_journeys_in_the_docs_compile(document: str) -> None:
     blocks = complete_journeys(ROOT / document)
     assert blocks, f"{document} shows no complete journey"
+    # the shipped event types file declares the types the examples use
+    vocabulary = journey_vocabulary(None, ROOT / "examples" / "event_types.yaml")
     for block in blocks:
-        plan = load_journey_text(block, document)
+        plan = load_journey_text(block, document, vocabulary)
         assert plan.steps

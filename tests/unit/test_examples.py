@@ -1,4 +1,4 @@
-"""The ten reference journeys in examples/journeys load, match the schema and mean what
+"""The eleven reference journeys in examples/journeys load, match the schema and mean what
 the product design says."""
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ def by_id() -> dict[str, plan.JourneyPlan]:
     return {journey.journey_id: journey for journey in load_journeys([EXAMPLES])}
 
 
-def test_there_are_ten_examples() -> None:
-    assert [f.name[:3] for f in FILES] == [f"{n:02d}_" for n in range(1, 11)]
+def test_there_are_eleven_examples() -> None:
+    assert [f.name[:3] for f in FILES] == [f"{n:02d}_" for n in range(1, 12)]
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -88,7 +88,7 @@ def test_schema_command_prints_json() -> None:
 def test_validate_command_on_the_examples() -> None:
     out, err = io.StringIO(), io.StringIO()
     assert validate_command([str(EXAMPLES)], out, err) == 0
-    assert out.getvalue() == "ok: 10 journeys in 10 files\n"
+    assert out.getvalue() == "ok: 11 journeys in 11 files\n"
 
 
 def test_impressed_newcomer() -> None:
@@ -177,6 +177,29 @@ def test_at_risk_winback() -> None:
     assert journey.holdout == pytest.approx(0.1)
     assert journey.steps[0].timing == plan.Immediate()
     assert plan.IssueAction("comeback") in journey.steps[0].actions
+
+
+def test_post_presence_thanks() -> None:
+    journey = by_id()["post_presence_thanks"]
+    entry = journey.entry
+    assert isinstance(entry, plan.EventEntry) and entry.event_type == "presence"
+    assert entry.condition is not None
+    seen = {"event": {"source": "wallet_pass", "zone": "toilets"}}
+    assert entry.condition.test(seen)
+    assert not entry.condition.test({"event": {"source": "wifi", "zone": "toilets"}})
+    assert not entry.condition.test({"event": {"source": "wallet_pass", "zone": "parking"}})
+    classify = journey.steps[0]
+    assert classify.timing == plan.Immediate() and not classify.actions
+    targets = [journey.steps[b.target].step_id for b in classify.branches]
+    assert targets == ["thanks_vip", "thanks_first", "thanks_dormant", "thanks_regular"]
+    for variant in ("first", "regular", "dormant", "vip"):
+        thanks = journey.steps[journey.step_index[f"thanks_{variant}"]]
+        incentive = journey.steps[thanks.next_index]
+        assert thanks.timing == plan.After(3 * 3600)
+        assert incentive.timing == plan.After(2 * DAY)
+        assert any(isinstance(a, plan.IssueAction) for a in incentive.actions)
+    assert journey.goal is not None and journey.goal.event_type == "presence"
+    assert journey.re_entry == plan.ReEntry("after", 30 * DAY)
 
 
 def test_the_language_reference_opening_example_is_valid() -> None:

@@ -126,3 +126,13 @@ def test_a_bare_number_is_no_duration_in_the_file_either(tmp_path: Path) -> None
 
 def test_a_duration_flag_arrives_as_text_and_reads_as_ms() -> None:
     assert load_run_settings({**JOURNEYS, "max_skew": "1d"}).max_skew == 86_400_000
+
+
+def test_the_event_types_file_comes_from_the_environment_or_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "run.yaml"
+    file.write_text("event_types: from-file.yaml\n")
+    assert load_run_settings(JOURNEYS, str(file)).event_types == "from-file.yaml"
+    monkeypatch.setenv("JOURNEYS_EVENT_TYPES", "examples/event_types.yaml")
+    assert load_run_settings(JOURNEYS, str(file)).event_types == "examples/event_types.yaml"
+    assert load_run_settings(JOURNEYS).event_types == "examples/event_types.yaml"

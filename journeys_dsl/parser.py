@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from journeys_dsl import fields, plan
+from journeys_dsl.broadcasts import read_broadcast, warn_once_only
 from journeys_dsl.channels import CHANNELS
 from journeys_dsl.date_timing import read_at_date, read_date_field_entry
 from journeys_dsl.durations import (
@@ -47,7 +48,7 @@ VAR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 TOP_KEYS = ("journey", "version", "name", "description", "entry", "re_entry", "holdout",
             "goal", "exit", "offers", "steps")
-ENTRY_KINDS = ("event", "inactive_for", "date", "p_alive_below", "segment")
+ENTRY_KINDS = ("event", "inactive_for", "date", "p_alive_below", "segment", "broadcast")
 ENTRY_KEYS = (*ENTRY_KINDS, "when", "offset", "at")
 GOAL_KEYS = ("event", "when", "within")
 EXIT_KEYS = ("event", "when", "reason")
@@ -162,13 +163,16 @@ class JourneyParser(NodeReader):
         goal_node = self.optional(top, "goal")
         exit_node = self.optional(top, "exit")
         exits = self.exits(exit_node) if exit_node is not None else ()
+        re_entry = self.re_entry(top)
+        if isinstance(entry, plan.BroadcastEntry):
+            warn_once_only(self, entry, top, re_entry)
         return JourneySpec(
             journey_id=journey_id,
             version=version,
             name=name or journey_id,
             description=description.text.strip() if description is not None else "",
             entry=entry or plan.EventEntry("visit", None),
-            re_entry=self.re_entry(top),
+            re_entry=re_entry,
             holdout=self.holdout(top),
             goal=self.goal(goal_node) if goal_node is not None else None,
             exits=exits,
@@ -256,6 +260,8 @@ class JourneyParser(NodeReader):
                                            "(date: birthday | first_visit_anniversary)",
                             f"entry.{key}")
         when = self.optional(entry, "when")
+        if kind == "broadcast":
+            return self.broadcast_entry(entry, value)
         if kind == "event":
             event_type = self.event_type(value, "entry.event")
             scope = Scope(event_type, no_event=None, no_enrollment=_BEFORE_ENTRY)
@@ -350,6 +356,13 @@ class JourneyParser(NodeReader):
                                                 did_you_mean(segment_id, domain.values)), path)
             return None
         return plan.SegmentEntry(segment_id, key == "enters", condition)
+
+    def broadcast_entry(self, entry: MappingNode, value: Node) -> plan.BroadcastEntry | None:
+        when = entry.get("when")
+        if when is not None:
+            self.report(when.key, "a broadcast entry takes its condition as "
+                                  "'broadcast: {audience: ...}', not 'when'", "entry.when")
+        return read_broadcast(self, value)
 
     def threshold(self, node: Node) -> float:
         value = node.value if isinstance(node, ScalarNode) else None

@@ -91,7 +91,6 @@ class SegmentEntry:
     condition: Expression | None
 
 
-
 @dataclass(frozen=True)
 class DateRef:
     """A date a journey times by: a field of the entry event (`event.booked_for`) or of
@@ -137,8 +136,25 @@ class EventDateEntry:
     at: AtDate
 
 
+@dataclass(frozen=True)
+class BroadcastEntry:
+    """Enter everyone who matches `condition` (the audience) at a local date and time in
+    each customer's zone, once or every week or month until `until_local_ms`.
+
+    Local times are kept as epoch ms of the wall-clock time read as UTC ("naive"); see
+    `journeys_dsl.broadcasts` for the occurrences and `engine.flow.broadcasts` for how
+    each shard reaches its customers."""
+
+    start_local_ms: int
+    every: Literal["once", "week", "month"]
+    until_local_ms: int | None
+    rate_per_minute: float | None
+    """Entries a shard lets in per minute (None: no limit)."""
+    condition: Expression | None
+
+
 Entry = (EventEntry | InactivityEntry | DateEntry | PAliveEntry | SegmentEntry
-         | DateFieldEntry | EventDateEntry)
+         | DateFieldEntry | EventDateEntry | BroadcastEntry)
 
 
 @dataclass(frozen=True)

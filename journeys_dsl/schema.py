@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from journeys_dsl import fields, plan
+from journeys_dsl.broadcasts import EVERY
 from journeys_dsl.channels import CHANNELS
 from journeys_dsl.dates import CUSTOMER_DATES, EVENT_DATES
 from journeys_dsl.durations import DURATION_PATTERN, SIGNED_DURATION_PATTERN, UNIT_PATTERN
@@ -23,6 +24,9 @@ STEP_TIME_PATTERN = (rf"^\s*((day|Day|DAY)\s*\d+(\s+(at\s+)?\d{{1,2}}:\d{{2}})?"
                      rf"|(\d+\s*{UNIT_PATTERN}\s*)+)\s*$")
 LOCAL_TIME_PATTERN = r"^\s*\d{1,2}:\d{2}\s*$"
 SHARE_PATTERN = r"^\s*\d+(\.\d+)?\s*%\s*$"
+BROADCAST_AT_PATTERN = r"^\s*\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2}\s*$"
+BROADCAST_UNTIL_PATTERN = r"^\s*\d{4}-\d{2}-\d{2}\s*$"
+BROADCAST_RATE_PATTERN = r"^\s*\d+(\.\d+)?\s*/\s*[a-z]+\s*$"
 
 
 def _text(description: str, **extra: Any) -> dict[str, Any]:
@@ -144,6 +148,8 @@ def _entry() -> dict[str, Any]:
                         "when": _condition("Checked at the change. "
                                            + when_profile["description"]),
                     }, ["segment"]),
+            _object("Enter everyone in an audience at a local date and time, once or "
+                    "repeated.", {"broadcast": _broadcast()}, ["broadcast"]),
         ],
     }
 
@@ -160,6 +166,22 @@ def _segment_change() -> dict[str, Any]:
                     ["leaves"]),
         ],
     }
+
+
+def _broadcast() -> dict[str, Any]:
+    return _object("A send to an audience at each customer's local date and time.", {
+        "at": _text("Local date and time, in quotes, e.g. \"2026-12-20 10:00\".",
+                    pattern=BROADCAST_AT_PATTERN),
+        "audience": _condition("Who receives it, checked on the profile at the broadcast "
+                               "time, e.g. \"'vip' in customer.segments\". Everyone if left "
+                               "out."),
+        "every": {"type": "string", "enum": list(EVERY),
+                  "description": "Repeat every week or month."},
+        "until": _text("With every: the last date, e.g. \"2027-03-31\".",
+                       pattern=BROADCAST_UNTIL_PATTERN),
+        "rate": _text("Entries per minute per shard, e.g. 200/min (also /s, /hour).",
+                      pattern=BROADCAST_RATE_PATTERN),
+    }, ["at"])
 
 
 def _offer() -> dict[str, Any]:

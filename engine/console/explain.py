@@ -23,6 +23,7 @@ from engine.core.state import CustomerState, Enrollment
 from engine.core.timeutil import DAY_MS, local_datetime
 from engine.core.triggers import pending_change
 from engine.reporting.labels import MISSING, timing_label
+from journeys_dsl.broadcasts import describe as describe_broadcast
 from journeys_dsl.channels import channel_spec
 from journeys_dsl.date_timing import date_label
 from journeys_dsl.durations import format_duration
@@ -30,6 +31,7 @@ from journeys_dsl.expressions import parse_expression
 from journeys_dsl.plan import (
     END,
     AtDate,
+    BroadcastEntry,
     DateEntry,
     DateFieldEntry,
     EventDateEntry,
@@ -215,7 +217,7 @@ class Explainer:
             at = armed
             condition = entry.condition
             if condition is not None and not isinstance(entry, EventDateEntry):
-                dated = isinstance(entry, DateEntry | DateFieldEntry)
+                dated = isinstance(entry, DateEntry | DateFieldEntry | BroadcastEntry)
                 check_at = armed if dated and armed else now
                 scope = build_scope(state, check_at, ctx, venue_id=state.profile.last_venue_id)
                 result = check_condition(condition, scope)
@@ -253,11 +255,17 @@ class Explainer:
             description = f"{'every year ' if entry.yearly else ''}{shift}"
         elif isinstance(entry, EventDateEntry):
             description = f"{date_label(entry.at)} of the latest {entry.event_type} event"
+        elif isinstance(entry, BroadcastEntry):
+            description = describe_broadcast(entry)
         else:
             description = f"a {entry.event_type} event"
         if armed is not None:
             yield Check("entry timer", True,
                         f"armed for {description}: fires {_when(armed, state)}")
+        elif isinstance(entry, BroadcastEntry):
+            yield Check("entry timer", False,
+                        f"not armed: {description}; a shard arms the customers it holds at "
+                        "the UTC midnight before the first zone reaches that time")
         else:
             yield Check("entry timer", False,
                         f"not armed: the entry ({description}) was not started by the "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, VISITS_HISTOGRAM, Aggregates
+from engine.core.broadcast_times import BroadcastTimes
 from engine.core.catalog import Catalog
 from engine.core.commands import build_command
 from engine.core.dates import capture_dates, event_entry_due, field_entry_due, step_due
@@ -41,6 +42,7 @@ from journeys_dsl.plan import (
     After,
     AtDate,
     AtTime,
+    BroadcastEntry,
     DateEntry,
     DateFieldEntry,
     EventDateEntry,
@@ -94,6 +96,9 @@ class JourneyRuntime:
         self.gate = PolicyGate(policies)
         self.customer_model = customer_model
         self.triggers = Triggers(catalog, customer_model)
+        times = BroadcastTimes(list(catalog.current.values()))
+        self.broadcasts: BroadcastTimes | None = times if times.plans else None
+        """The current broadcasts, for customers first seen after a shard's walk."""
 
     # ------------------------------------------------------------------ events
     def context(self, aggregates: Aggregates, own: Aggregates | None = None) -> ScopeContext:
@@ -107,6 +112,7 @@ class JourneyRuntime:
 
         Raises DuplicateEvent for an id applied inside the duplicate window, or one older
         than it."""
+        new_customer = self.broadcasts is not None and not state.seen
         refusal = state.refuse_event(event.event_id, event.ts, self.dedup_window_ms)
         if refusal is not None:
             raise DuplicateEvent(refusal)
@@ -144,6 +150,8 @@ class JourneyRuntime:
             self.triggers.after_event(self, state, event.ts, ctx, effects)
         if state.vouchers:
             state.prune_vouchers(event.ts)
+        if new_customer and self.broadcasts is not None:
+            self.broadcasts.arm_new(state, event.ts)
 
     def _count_visit(self, state: CustomerState, event: Event, ctx: ScopeContext,
                      spend_before: float | None, check_before: float | None) -> None:
@@ -415,6 +423,11 @@ class JourneyRuntime:
                 scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
                 if not entry.condition.test(scope):
                     return
+        elif isinstance(entry, BroadcastEntry) and entry.condition is not None:
+            # the audience, as of the customer's broadcast time (engine.core.broadcast_times)
+            scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
+            if not entry.condition.test(scope):
+                return
         self.enroll(state, plan, due, ctx, effects)
 
     @staticmethod

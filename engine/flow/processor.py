@@ -27,7 +27,9 @@ import logging
 import operator
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import redis
@@ -41,6 +43,7 @@ from engine.core.runtime import DuplicateEvent, Effects, JourneyRuntime
 from engine.core.state import CustomerState
 from engine.core.timeline import event_entry, message_entry
 from engine.core.timeutil import DAY_MS, iso_utc, utc_day_start
+from engine.flow.broadcasts import BroadcastWalker
 from engine.flow.telemetry import BatchFigures, Telemetry, telemetry_from_environment
 from engine.run_defaults import DEFAULT_CACHE_CUSTOMERS, DEFAULT_DEDUP_WINDOW_MS, TIMELINE_KEPT
 from engine.scoring.model import DEFAULT_MODEL, ScoreModel
@@ -102,10 +105,12 @@ class _Work:
     erased: list[str] = field(default_factory=list)
     """Customers taken off the shard's erasures list: the commit deletes them again and
     trims them off the list."""
+    also: list[Callable[[Any], None]] = field(default_factory=list)
+    """Further writes of the commit's transaction (a broadcast's walk cursor)."""
 
     def empty(self) -> bool:
         return not (self.dirty or self.applied or self.boundaries or self.effects.stats
-                    or self.dead_letters or self.erased)
+                    or self.dead_letters or self.erased or self.also)
 
 
 @dataclass
@@ -203,6 +208,8 @@ class ShardProcessor:
         self.shard_count = shards
         self.runtime = JourneyRuntime(catalog, score_model, customer_model, policies,
                                       dedup_window_ms=dedup_window_ms)
+        self.broadcasts: BroadcastWalker | None = BroadcastWalker.of(catalog)
+        """Walks each shard's customers at a broadcast's time; None without broadcasts."""
         self._shards: dict[int, _Shard] = {}
         self._views: dict[int, Aggregates] = {}
         self._lock = threading.Lock()
@@ -391,6 +398,9 @@ class ShardProcessor:
         day = shard.passed
         if not self._all_passed(day, remote):
             return False
+        if self.broadcasts is not None and self.broadcasts.advance(self, shard, day):
+            self._commit(shard, result)  # one slice of a broadcast's walk
+            return True
         end = day + DAY_MS
         until = min(end - 1, watermark)
         closes = watermark >= end
@@ -556,7 +566,7 @@ class ShardProcessor:
                                sorted(shard.own.changed),
                                work.effects.stats, positions, lines, boundary, work.erased,
                                _timelines(work) if self.timeline_kept > 0 else None,
-                               self.timeline_kept)
+                               self.timeline_kept, work.also)
             work.figures.commands = len(work.effects.commands)
             work.figures.dead_letters = len(work.dead_letters)
         shard.own.changed.clear()

@@ -14,6 +14,9 @@ one MULTI/EXEC transaction and the layout works on Redis Cluster:
     {p:sN}:outbox            list: commands committed but not yet written by the sink
     {p:sN}:erased            list: customers erased by `journeys forget` that a running
                              engine must drop from its memory (and delete again)
+    {p:sN}:bc                hash: broadcast journey id -> its walk over the shard's
+                             customers (engine.flow.broadcasts), orjson
+    {p:sN}:bc:ix:<journey>   sorted set: the shard's customer ids, for the walk under way
     {p:sN}:t:<customer_id>   list: the customer's latest events and messages (compact
                              JSON, engine.core.timeline), capped at TIMELINE_KEPT, for the console
     PREFIX:journeys          hash: "<journey>@<version>" -> the journey's source (JSON)
@@ -25,7 +28,7 @@ one MULTI/EXEC transaction and the layout works on Redis Cluster:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,12 +177,14 @@ class ShardStore:
                positions: Mapping[str, SourceProgress], outbox: Sequence[bytes] = (),
                boundary: Boundary | None = None, erased: Sequence[str] = (),
                timelines: Mapping[str, Sequence[bytes]] | None = None,
-               timeline_kept: int = TIMELINE_KEPT) -> None:
+               timeline_kept: int = TIMELINE_KEPT,
+               also: Sequence[Callable[[Any], None]] = ()) -> None:
         """Write states, timers, aggregates, counters, the positions, the commands the
         batch produced (the outbox) and a passed day boundary in one transaction; append
         each customer's new `timelines` entries to its list, keeping the last
         `timeline_kept`; delete the `erased` customers (the first entries of the erasures
-        list) again."""
+        list) again; `also` adds further writes of the shard to the transaction (each is
+        called with the pipeline)."""
         pipe = self.client.pipeline(transaction=True)
         if erased:
             pipe.delete(*[self.customer_key(c) for c in erased],
@@ -234,6 +239,8 @@ class ShardStore:
             pipe.hset(self.snapshots_key, mapping=mapping)  # type: ignore[arg-type]
             if boundary.drop:
                 pipe.hdel(self.snapshots_key, *[str(day) for day in boundary.drop])
+        for write in also:
+            write(pipe)
         try:
             pipe.execute()
         except redis.RedisError as exc:

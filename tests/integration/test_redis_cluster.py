@@ -63,3 +63,17 @@ def test_the_engine_runs_on_a_cluster(cluster_url: str, tmp_path: Path) -> None:
     commands = engine.run([visit(f"g{i}", at(0)) for i in range(30)] + [visit("z", at(5))])
     assert len({c["customer_id"] for c in commands}) == 30
     assert engine.stats()["later@1|sent:ping:push"] == 30
+
+
+BROADCAST = ("journey: news\nversion: 1\nentry:\n  broadcast:\n    at: \"2025-03-10 10:00\"\n"
+             "steps:\n  - id: hello\n    actions: [{send: push, template: hello}]\n")
+
+
+def test_a_broadcast_walks_each_shard_on_a_cluster(cluster_url: str, tmp_path: Path) -> None:
+    from harness import Engine, at, visit
+
+    engine = Engine(tmp_path, cluster_url, "c3", [str(tmp_path / "news.yaml")])
+    (tmp_path / "news.yaml").write_text(BROADCAST)
+    commands = engine.run([visit(f"g{i}", at(0)) for i in range(30)] + [visit("z", at(9))])
+    assert len({c["customer_id"] for c in commands}) == 30
+    assert {c["send_at"] for c in commands} == {"2025-03-10T10:00:00.000Z"}

@@ -251,3 +251,33 @@ def test_values_are_read_in_the_scope_the_engine_builds() -> None:
     check = check_condition(parse_expression("customer.visit_count >= 1"), scope)
     assert check.passed and [(v.name, v.value) for v in check.values] == [
         ("customer.visit_count", 1)]
+
+
+BROADCAST = """\
+journey: spring
+version: 1
+entry:
+  broadcast:
+    at: "2025-03-10 10:00"
+    audience: "customer.visit_count >= 1"
+steps:
+  - id: news
+    actions:
+      - send: email
+        template: spring
+"""
+
+
+def test_a_broadcast_entry_names_its_timer_and_checks_the_audience_then() -> None:
+    scenario = Scenario(load_journey_text(BROADCAST, "spring.yaml"))
+    scenario.visit(at(3, 12))
+    waiting = scenario.explain(at(4, 12))
+    assert first_failing(waiting) == "entry timer"
+    timer = next(c for c in waiting.checks if c.name == "entry timer")
+    assert timer.detail.startswith("not armed: a broadcast at 2025-03-10 10:00 local time;")
+    scenario.state.armed["spring"] = at(10, 10)  # as the shard's walk arms it
+    armed = scenario.explain(at(4, 12))
+    assert armed.verdict == "would_enter"
+    timer = next(c for c in armed.checks if c.name == "entry timer")
+    assert timer.passed and "armed for a broadcast at 2025-03-10 10:00 local time" in timer.detail
+    assert [(s.step_id, s.result) for s in armed.steps] == [("news", "ran")]

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from engine.errors import JourneysError
 from journeys_dsl import plan
 from journeys_dsl.node_reader import NodeReader, Scope, did_you_mean
 from journeys_dsl.yaml_nodes import MappingNode, Node
@@ -44,12 +45,10 @@ _AUDIENCE_NO_EVENT = ("a broadcast has no triggering event: its audience is chec
 _BEFORE_ENTRY = "the customer has not entered the journey yet when the audience is checked"
 
 
-class BroadcastFormatError(ValueError):
+class BroadcastFormatError(JourneysError, ValueError):
     """A broadcast date, time or rate that cannot be read; `message` says how to write it."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    code = "broadcast_format"
 
 
 def parse_local_datetime(text: str) -> int:

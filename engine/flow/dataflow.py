@@ -99,7 +99,7 @@ def _router(config: FlowConfig, source_id: str, counters: RunCounters,
             keys: Sequence[str], links: LinkFeed) -> BatchRouter:
     return BatchRouter(config.shards, source_id, config.clock, config.max_skew_ms,
                        counters=counters, keys=keys, max_amount=config.max_amount,
-                       links=links)
+                       links=links.entries)
 
 
 def _acknowledger(config: FlowConfig) -> Callable[[dict[int, int]], None]:

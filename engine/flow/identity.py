@@ -133,11 +133,17 @@ def drop_stale(shard: _Shard, items: list[_Pending]) -> list[_Pending]:
 # ---------------------------------------------------------------------- waiting
 def first_unready(processor: ShardProcessor, shard: _Shard, count: int,
                   result: BatchResult) -> int | None:
-    """The index, among the shard's first `count` pending events, of the first alias event
-    whose hand-offs are not all committed yet (it and what follows wait); None: none."""
+    """Where the shard's first `count` pending events stop: at the first alias event whose
+    hand-offs are not all committed yet, with the hand-offs of its own line on this shard
+    (all of a line's records on a shard are applied, and committed, together, since its
+    position is committed once); None: none waits."""
+    pending = shard.pending
     for index in range(count):
-        item = shard.pending[index]
+        item = pending[index]
         if item.event.type == ALIAS and not _ready(processor, shard, item, result):
+            while index > 0 and pending[index - 1].position == item.position \
+                    and pending[index - 1].source_id == item.source_id:
+                index -= 1
             return index
     return None
 
@@ -146,8 +152,12 @@ def _ready(processor: ShardProcessor, shard: _Shard, item: _Pending,
            result: BatchResult) -> bool:
     """Whether every hand-off the alias event merges is committed (their records, or this
     shard's markers, are read into `shard.ready`). A hand-off waiting in a shard this
-    worker owns is committed now rather than at the end of the drain."""
-    wanted = [(c, t) for c, t in item.event.data["merge"] if t not in shard.ready]
+    worker owns is committed now rather than at the end of the drain. A hand-off on this
+    shard is ready: it comes with the alias event, just before it, and is committed with it.
+    """
+    own, shards = shard.shard, processor.shard_count
+    wanted = [(c, t) for c, t in item.event.data["merge"]
+              if t not in shard.ready and shard_of(c, shards) != own]
     if not wanted:
         return True
     missing = _read(processor, shard, wanted)
@@ -196,7 +206,7 @@ def apply(processor: ShardProcessor, shard: _Shard, item: _Pending, ctx: ScopeCo
     before = histogram_values(state)
     writes: IdentityWrites | None = None
     for identifier, transfer_id in event.data["merge"]:
-        record = shard.ready.pop(transfer_id)
+        record = _record(processor, shard, identifier, transfer_id)
         if record is None:  # merged before a restart: the marker says so
             continue
         transfer = decode_transfer(record)
@@ -227,6 +237,23 @@ def apply(processor: ShardProcessor, shard: _Shard, item: _Pending, ctx: ScopeCo
         shard.work.timeline.append(event)
     result.applied_events += 1
     shard.work.figures.events += 1
+
+
+def _record(processor: ShardProcessor, shard: _Shard, identifier: str,
+            transfer_id: str) -> bytes | None:
+    """The transfer record an alias event merges: read while it waited, or handed off on
+    this shard (in this work, or committed before)."""
+    if transfer_id in shard.ready:
+        return shard.ready.pop(transfer_id)
+    writes = shard.work.identity
+    record = writes.transfers.get(transfer_id) if writes is not None else None
+    if record is None:
+        missing = _read(processor, shard, [(identifier, transfer_id)])
+        if missing:
+            raise RuntimeError(f"shard {shard.shard}: the hand-off {transfer_id!r} of "
+                               f"{identifier!r} is neither applied nor committed")
+        return shard.ready.pop(transfer_id)
+    return record
 
 
 def _hand_off(processor: ShardProcessor, shard: _Shard, item: _Pending, ctx: ScopeContext,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from engine.core.decoding import decode_line
 from engine.core.events import Event, EventError
@@ -50,10 +50,9 @@ DEFAULT_MAX_SKEW_MS = 7 * DAY_MS
 one mistyped year would otherwise fire every pending timer at once."""
 
 
-class LinkSource(Protocol):
-    """The links shards committed, for routers (engine.flow.identity.LinkFeed)."""
-
-    def entries(self) -> list[list[Any]]: ...
+LinkSource = Callable[[], list[list[Any]]]
+"""[identifier, survivor, source id, position] of the links shards committed so far
+(engine.flow.identity.LinkFeed.entries)."""
 
 
 class BatchRouter:
@@ -178,7 +177,7 @@ class BatchRouter:
         assert self._links is not None
         if self._first_position is None:
             self._first_position = raw.lines[0][0] if raw.lines else raw.position
-        entries = self._links.entries()
+        entries = self._links()
         if len(entries) > self._links_read:
             first = self._first_position
             for identifier, survivor, source_id, position in entries[self._links_read:]:

@@ -36,14 +36,8 @@ import redis
 
 from engine.core.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, VISITS_HISTOGRAM, Aggregates
 from engine.core.events import encode_event
-from engine.core.identity import (
-    ALIAS,
-    HANDOFF,
-    decode_transfer,
-    encode_transfer,
-    histogram_values,
-    merge_states,
-)
+from engine.core.identity import ALIAS, HANDOFF
+from engine.core.merge import decode_transfer, encode_transfer, histogram_values, merge_states
 from engine.core.records import BatchResult, DeadLetter
 from engine.core.runtime import Effects
 from engine.core.scope import ScopeContext

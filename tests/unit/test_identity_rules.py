@@ -8,16 +8,13 @@ import pytest
 
 from engine.core.decoding import decode_line
 from engine.core.events import EventError
-from engine.core.identity import (
-    ALIAS,
-    HANDOFF,
-    IdentityMap,
+from engine.core.identity import ALIAS, HANDOFF, IdentityMap, transfer_id
+from engine.core.merge import (
     decode_transfer,
     encode_transfer,
     histogram_values,
     merge_profiles,
     merge_states,
-    transfer_id,
 )
 from engine.core.profile import TOP_COUNTS_KEPT, Profile
 from engine.core.records import RawBatch, ShardBatch

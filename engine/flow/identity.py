@@ -116,12 +116,29 @@ def drop_stale(shard: _Shard, items: list[_Pending]) -> list[_Pending]:
                       f"linked to '{event.data['to']}' (alias event {event.event_id!r})")
             _writes(shard).transfers[event.data["transfer"]] = encode_transfer(
                 event.customer_id, event.data["to"], event.applied_at, None, reason)
+        elif event.type == ALIAS:
+            shard.merges -= 1
+            handed = ", ".join(repr(t) for _, t in event.data["merge"]) or "none"
+            reason = (f"alias event for '{event.customer_id}', which was merged into "
+                      f"'{survivor}' before it arrived (from another source partition); "
+                      f"the states it handed off stay in their transfer records "
+                      f"({handed}), not merged")
         else:
-            reason = (f"customer_id '{event.customer_id}' was merged into '{survivor}' "
-                      f"before this event arrived (from another source partition than "
-                      f"the alias event); send it again for '{survivor}'")
+            reason = stale_reason(event.customer_id, survivor)
         work.dead_letters.append(_dead(item, reason))
     return kept
+
+
+def stale_letter(shard: _Shard, item: _Pending) -> DeadLetter:
+    """The dead letter of an event for a customer handed off earlier in the same slice."""
+    customer_id = item.event.customer_id
+    return _dead(item, stale_reason(customer_id, shard.links[customer_id]))
+
+
+def stale_reason(customer_id: str, survivor: str) -> str:
+    return (f"customer_id '{customer_id}' was merged into '{survivor}' before this event "
+            f"arrived (from another source partition than the alias event); send it again "
+            f"for '{survivor}'")
 
 
 # ---------------------------------------------------------------------- waiting

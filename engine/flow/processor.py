@@ -294,10 +294,10 @@ class ShardProcessor:
         taken = [_Pending(event.applied_at, event.position, source_id, event)
                  for event in batch.events if not progress.done(event.position)]
         result.skipped_events += len(batch.events) - len(taken)
-        if shard.links:
-            taken = identity.drop_stale(shard, taken)
         if batch.merges:
             shard.merges += sum(1 for item in taken if item.event.type == identity.ALIAS)
+        if shard.links:
+            taken = identity.drop_stale(shard, taken)
         if taken:
             # a source's events come in order: sorting merges two sorted runs (stable, so
             # an event equal in time and position to a pending one goes after it)
@@ -518,6 +518,9 @@ class ShardProcessor:
             except DuplicateEvent as exc:
                 work.dead_letters.append(_dead(event, str(exc), item.source_id))
             except Exception as exc:  # a defect must not stop the stream: park the event
+                if shard.links and event.customer_id in shard.links:
+                    work.dead_letters.append(identity.stale_letter(shard, item))
+                    continue  # handed off earlier in this slice (engine.flow.identity)
                 log.exception("event %s at position %d failed", event.event_id, event.position)
                 work.dead_letters.append(_dead(
                     event, f"internal error: {type(exc).__name__}: {exc}", item.source_id))

@@ -7,10 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis
 from harness import Engine, at, event, visit
 
+from engine.core.records import ShardBatch
 from engine.core.state import CustomerState
 from engine.flow.routing import shard_of
 from engine.storage.store import ShardStore, shard_tag
@@ -206,3 +208,62 @@ def test_bad_alias_events_are_dead_letters_with_reasons(
         "'identifiers' must be a list of 1 to 16 objects such as "
         "{\"kind\": \"phone\", \"value\": \"+4930123456\"}",
     ]
+
+
+@pytest.mark.parametrize("late_hours", [1, 2])
+def test_an_event_of_another_partition_after_the_hand_off_is_a_dead_letter(
+        redis_client: redis.Redis, key_prefix: str, late_hours: int) -> None:
+    """Two source partitions: the second one's router has not learned the link when it
+    routes an event of the merged customer; the old shard refuses it rather than apply it
+    to an empty customer (which would split the guest again), whether it comes after the
+    hand-off or with it (at the same time)."""
+    from engine.core.catalog import Catalog
+    from engine.core.records import RawBatch
+    from engine.flow.processor import ShardProcessor
+    from engine.flow.routing import BatchRouter
+
+    t0 = 1_741_000_000_000
+    hour = 3_600_000
+    shards = 2
+    a, b = "anna", "bea"
+    assert shard_of(a, shards) != shard_of(b, shards)
+    shard = ShardProcessor(redis_client, Catalog([]), prefix=key_prefix, source_id="p1",
+                           shards=shards)
+    first, second = BatchRouter(shards, "p1"), BatchRouter(shards, "p2")
+
+    def feed(router: BatchRouter, position: int, *items: dict[str, Any]) -> list[Any]:
+        lines = [(position + n, orjson.dumps(item)) for n, item in enumerate(items)]
+        dead = []
+        for _, batch in router.route(RawBatch(lines, position + len(items) - 1,
+                                              source_id=router.source_id)):
+            if isinstance(batch, ShardBatch):
+                batch.source_id = router.source_id
+                dead.extend(shard.process(batch).dead_letters)
+        return dead
+
+    def raw(event_id: str, customer: str, ts: int, **fields: Any) -> dict[str, Any]:
+        return {"event_id": event_id, "customer_id": customer, "ts": ts, **fields}
+
+    def seen_visit(event_id: str, customer: str, ts: int) -> dict[str, Any]:
+        return raw(event_id, customer, ts, type="visit", venue_id="v", amount=10)
+
+    feed(second, 0, seen_visit("p2-0", "someone", t0))
+    feed(first, 0, seen_visit("v1", a, t0), seen_visit("v2", b, t0),
+         raw("al", b, t0 + hour, type="alias",
+             identifiers=[{"kind": "customer", "value": a}]))
+    late = feed(second, 10, seen_visit("v3", a, t0 + late_hours * hour))
+    finished = shard.finish()
+    dead = late + finished.dead_letters
+    assert [d.reason for d in dead] == [
+        "customer_id 'anna' was merged into 'bea' before this event arrived (from another "
+        "source partition than the alias event); send it again for 'bea'"]
+    assert state_of_in(redis_client, key_prefix, a, shards) is None
+    merged = state_of_in(redis_client, key_prefix, b, shards)
+    assert merged is not None and merged.profile.visit_count == 2
+
+
+def state_of_in(client: redis.Redis, prefix: str, customer_id: str,
+                shards: int) -> CustomerState | None:
+    raw = ShardStore(client, prefix, shard_of(customer_id, shards)).load_states(
+        [customer_id])[customer_id]
+    return CustomerState.from_bytes(customer_id, raw) if raw is not None else None

@@ -207,7 +207,12 @@ def _read(processor: ShardProcessor, shard: _Shard,
 def apply(processor: ShardProcessor, shard: _Shard, item: _Pending, ctx: ScopeContext,
           effects: Effects, result: BatchResult) -> None:
     """Apply a hand-off (at the merged customer's shard) or an alias event (at the
-    survivor's), whose state is in the shard's cache."""
+    survivor's), whose state is in the shard's cache (unless handed off earlier in the same
+    slice, by an alias event of another partition: then it is refused as `drop_stale`
+    refuses it)."""
+    if item.event.customer_id in shard.links:
+        drop_stale(shard, [item])
+        return
     if item.event.type == HANDOFF:
         _hand_off(processor, shard, item, ctx, effects)
         return

@@ -169,3 +169,21 @@ def test_merges_happen_exactly_once_however_often_the_run_is_killed(
     left = set().union(*[redis_client.hkeys(f"{shard_tag(prefix, shard)}:transfers")
                          for shard in range(SHARDS)])
     assert left <= markers
+
+
+def test_merges_give_the_same_commands_whatever_the_shards_and_batches(
+        tmp_path: Path, key_prefix: str, redis_url: str) -> None:
+    from engine.app.cli import main
+
+    lines, _ = chain_with_aliases(seed=21)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(line + b"\n" for line in lines))
+    outputs = []
+    for shards, batch in ((4, 50), (3, 7), (1, 2000)):
+        out = tmp_path / f"commands-{shards}-{batch}.jsonl"
+        argv = command(events, out, redis_url, f"{key_prefix}{shards}-{batch}")[3:]
+        argv[argv.index("--shards") + 1] = str(shards)
+        argv[argv.index("--batch-lines") + 1] = str(batch)
+        assert main(argv) == 0
+        outputs.append(sorted(out.read_bytes().splitlines()))  # shards interleave apart
+    assert outputs[0] and outputs[0] == outputs[1] == outputs[2]

@@ -517,13 +517,15 @@ class ShardProcessor:
                 work.figures.events += 1
             except DuplicateEvent as exc:
                 work.dead_letters.append(_dead(event, str(exc), item.source_id))
-            except Exception as exc:  # a defect must not stop the stream: park the event
+            except Exception as failure:  # a defect must not stop the stream: park the event
+                # (its own name: compiled, `exc` is typed by the clause above)
                 if shard.links and event.customer_id in shard.links:
                     work.dead_letters.append(identity.stale_letter(shard, item))
                     continue  # handed off earlier in this slice (engine.flow.identity)
                 log.exception("event %s at position %d failed", event.event_id, event.position)
                 work.dead_letters.append(_dead(
-                    event, f"internal error: {type(exc).__name__}: {exc}", item.source_id))
+                    event, f"internal error: {type(failure).__name__}: {failure}",
+                    item.source_id))
         for state in touched:
             if shard.links and state.customer_id in shard.links:
                 continue  # handed off to another customer

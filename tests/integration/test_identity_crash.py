@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from harness import REFERENCE_JOURNEYS
+from harness import REFERENCE_JOURNEYS, run_processes
 
 from engine.app.generator import ChainConfig, generate_events
 from engine.core.state import CustomerState
@@ -171,7 +171,7 @@ def test_merges_happen_exactly_once_however_often_the_run_is_killed(
     assert left <= markers
 
 
-def test_merges_give_the_same_commands_whatever_the_shards_and_batches(
+def test_merges_give_the_same_commands_whatever_the_shards_batches_and_processes(
         tmp_path: Path, key_prefix: str, redis_url: str) -> None:
     from engine.app.cli import main
 
@@ -186,4 +186,9 @@ def test_merges_give_the_same_commands_whatever_the_shards_and_batches(
         argv[argv.index("--batch-lines") + 1] = str(batch)
         assert main(argv) == 0
         outputs.append(sorted(out.read_bytes().splitlines()))  # shards interleave apart
-    assert outputs[0] and outputs[0] == outputs[1] == outputs[2]
+    # two processes: a shard waits for hand-offs that the other process commits
+    pair = tmp_path / "commands-pair.jsonl"
+    argv = command(events, pair, redis_url, f"{key_prefix}pair")[3:]
+    assert run_processes(argv, 2) == [0, 0]
+    outputs.append(sorted(pair.read_bytes().splitlines()))
+    assert outputs[0] and all(output == outputs[0] for output in outputs)

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from engine.core.event_types import DECODER, KINDS, Item, data_fields
+from engine.core.event_types import DECODER, KINDS, Alias, Item, data_fields
 from engine.core.events import (
     MAX_LINE_BYTES,
     Event,
@@ -26,9 +26,11 @@ from engine.core.events import (
     validate_event,
     validate_profile_fields,
 )
+from engine.core.identity import ALIAS, finish_alias, validate_alias
 
 _DATA_FIELDS: dict[type, tuple[str, tuple[str, ...]]] = {
     kind: (str(kind.__struct_config__.tag), data_fields(kind)) for kind in KINDS}
+_DATA_FIELDS[Alias] = (ALIAS, ("identifiers",))
 """Each type's name and its fields, in the order `validate_event` puts them in `data`."""
 
 
@@ -57,7 +59,10 @@ def decode_line(line: bytes, position: int = 0) -> Event:
             raw = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise EventError(f"not valid JSON: {exc}") from None
-        event = validate_event(raw, position)
+        if isinstance(raw, dict) and raw.get("type") == ALIAS:
+            event = validate_alias(raw, position)
+        else:
+            event = validate_event(raw, position)
     event.raw = line
     return event
 
@@ -93,5 +98,6 @@ def _visit(data: dict[str, Any]) -> None:
 _FINISH: dict[str, Callable[[dict[str, Any]], None]] = {
     "visit": _visit,
     "profile": validate_profile_fields,  # birthday, time zone and consents as plain checks
+    ALIAS: finish_alias,
 }
 """What the types leave to code: items cleaned, a profile's dates and zones checked."""

@@ -110,8 +110,25 @@ assert get_args(get_type_hints(Points)["kind"]) == POINTS_KINDS
 assert get_args(ZoneName) == PRESENCE_ZONES
 assert get_args(SourceName) == PRESENCE_SOURCES
 
+IdentifierKind = Literal["customer", "card", "phone", "email", "booking"]
+
+
+class Identifier(msgspec.Struct, frozen=True):
+    """One identifier an alias event links to its customer (see engine.core.identity)."""
+
+    kind: IdentifierKind
+    value: Id
+
+
+class Alias(_Common, tag="alias", frozen=True):
+    """Links identifiers (a loyalty card, a phone number, another customer id) to the
+    customer: not an event journeys react to (see docs/identity.md)."""
+
+    identifiers: Annotated[list[Identifier], msgspec.Meta(min_length=1, max_length=16)]
+
+
 TypedEvent = (Visit | Rating | VoucherRedeemed | Booking | ProfileChange | Message | Points
-              | Presence)
+              | Presence | Alias)
 DECODER = msgspec.json.Decoder(TypedEvent)
 
 

@@ -46,6 +46,8 @@ class ShardBatch:
     """The input the positions belong to (a Kafka partition); None: the processor's own."""
     idle: bool = False
     """The source has nothing more to read for now: its clock holds nothing back."""
+    merges: int = 0
+    """Alias events among `events` (engine.flow.identity)."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from connectors.flow_sink import CommandSink, DeadLetterSink
 from connectors.flow_source import EventSource
 from engine.core.catalog import Catalog
 from engine.core.records import BatchResult, DeadLetter, RawBatch, ShardBatch
+from engine.flow.identity import LinkFeed
 from engine.flow.processor import ShardProcessor
 from engine.flow.routing import DEAD_LETTER_KEY, BatchRouter, ClockMode, RunCounters
 from engine.flow.telemetry import telemetry_for
@@ -95,9 +96,10 @@ def _process_step(stream: Any, processor: ShardProcessor) -> Any:
 
 
 def _router(config: FlowConfig, source_id: str, counters: RunCounters,
-            keys: Sequence[str]) -> BatchRouter:
+            keys: Sequence[str], links: LinkFeed) -> BatchRouter:
     return BatchRouter(config.shards, source_id, config.clock, config.max_skew_ms,
-                       counters=counters, keys=keys, max_amount=config.max_amount)
+                       counters=counters, keys=keys, max_amount=config.max_amount,
+                       links=links.entries)
 
 
 def _acknowledger(config: FlowConfig) -> Callable[[dict[int, int]], None]:
@@ -127,7 +129,8 @@ def build_flow(source: EventSource, commands_sink: CommandSink,
     """
     source_ids = list(source.source_ids().values())
     keys = shard_keys(config.shards, config.workers)
-    routers = {sid: _router(config, sid, counters, keys) for sid in source_ids}
+    links = LinkFeed(connect(config.redis_url), config.prefix, config.shards)
+    routers = {sid: _router(config, sid, counters, keys, links) for sid in source_ids}
     processor = ShardProcessor(
         connect(config.redis_url), catalog, prefix=config.prefix, source_id=source_ids[0],
         shards=config.shards, score_model=score_model, customer_model=customer_model,

@@ -43,10 +43,12 @@ from engine.core.runtime import DuplicateEvent, Effects, JourneyRuntime
 from engine.core.state import CustomerState
 from engine.core.timeline import event_entry, message_entry
 from engine.core.timeutil import DAY_MS, iso_utc, utc_day_start
+from engine.flow import identity
 from engine.flow.broadcasts import BroadcastWalker
 from engine.flow.telemetry import BatchFigures, Telemetry, telemetry_from_environment
 from engine.run_defaults import DEFAULT_CACHE_CUSTOMERS, DEFAULT_DEDUP_WINDOW_MS, TIMELINE_KEPT
 from engine.scoring.model import DEFAULT_MODEL, ScoreModel
+from engine.storage.identity_store import IdentityWrites
 from engine.storage.store import (
     SNAPSHOT_DAYS_KEPT,
     Boundary,
@@ -107,10 +109,13 @@ class _Work:
     trims them off the list."""
     also: list[Callable[[Any], None]] = field(default_factory=list)
     """Further writes of the commit's transaction (a broadcast's walk cursor)."""
+    identity: IdentityWrites | None = None
+    """Hand-offs and merges (engine.flow.identity); None: none."""
 
     def empty(self) -> bool:
         return not (self.dirty or self.applied or self.boundaries or self.effects.stats
-                    or self.dead_letters or self.erased or self.also)
+                    or self.dead_letters or self.erased or self.also
+                    or self.identity is not None)
 
 
 @dataclass
@@ -151,6 +156,12 @@ class _Shard:
     """Customers of the events taken since the last drain."""
     unpublished: list[tuple[int, bytes]] = field(default_factory=list)
     """(day, snapshot) of the boundaries passed and not yet published to other processes."""
+    links: dict[str, str] = field(default_factory=dict)
+    """Identifier -> survivor of the customers this shard handed off (engine.flow.identity)."""
+    merges: int = 0
+    """Alias events pending here: each waits for its hand-offs to be committed."""
+    ready: dict[str, bytes | None] = field(default_factory=dict)
+    """Transfer records read for pending alias events (None: merged before a restart)."""
 
     def set_due(self, customer_id: str, due: int | None) -> None:
         self.due_at[customer_id] = due
@@ -291,6 +302,10 @@ class ShardProcessor:
         taken = [_Pending(event.applied_at, event.position, source_id, event)
                  for event in batch.events if not progress.done(event.position)]
         result.skipped_events += len(batch.events) - len(taken)
+        if batch.merges:
+            shard.merges += sum(1 for item in taken if item.event.type == identity.ALIAS)
+        if shard.links:
+            taken = identity.drop_stale(shard, taken)
         if taken:
             # a source's events come in order: sorting merges two sorted runs (stable, so
             # an event equal in time and position to a pending one goes after it)
@@ -324,7 +339,8 @@ class ShardProcessor:
             passed, snapshots = store.boundaries()
             shard = _Shard(number, store, Aggregates(store.load_aggregates()),
                            threading.get_ident(), passed, snapshots,
-                           work=_Work(BatchFigures(number)))
+                           work=_Work(BatchFigures(number)),
+                           links=identity.shard_links(self.client, store.tag))
             result.outbox.extend((number, line) for line in store.pending_outbox())
             with self._lock:
                 self._shards[number] = shard
@@ -405,6 +421,11 @@ class ShardProcessor:
         until = min(end - 1, watermark)
         closes = watermark >= end
         count = bisect.bisect_right(shard.pending, until, key=lambda p: p.at)
+        if shard.merges and count:
+            held = identity.first_unready(self, shard, count, result)
+            if held is not None:  # an alias event waits for its hand-offs, and all after it
+                count, closes = held, False
+                until = min(until, shard.pending[held].at - 1)
         if not count and not closes and shard.fired_until is not None \
                 and shard.fired_until >= until:
             return False
@@ -479,6 +500,8 @@ class ShardProcessor:
         `until` of at most `due_chunk` customers; whether every due timer was fired."""
         work = shard.work
         view = self._view(day)
+        if shard.links:
+            pending = identity.drop_stale(shard, pending)
         needed = {p.event.customer_id for p in pending}
         due_ids, complete = self._due(shard, until, watermark)
         needed.update(due_ids)
@@ -494,6 +517,9 @@ class ShardProcessor:
         for item in pending:
             event = item.event
             work.applied.setdefault(item.source_id, []).append(event.position)
+            if event.type == identity.ALIAS or event.type == identity.HANDOFF:
+                identity.apply(self, shard, item, ctx, effects, result)
+                continue
             try:
                 self.runtime.apply_event(cache[event.customer_id], event, ctx, effects)
                 if timeline is not None:
@@ -502,11 +528,18 @@ class ShardProcessor:
                 work.figures.events += 1
             except DuplicateEvent as exc:
                 work.dead_letters.append(_dead(event, str(exc), item.source_id))
-            except Exception as exc:  # a defect must not stop the stream: park the event
+            except Exception as failure:  # a defect must not stop the stream: park the event
+                # (its own name: compiled, `exc` is typed by the clause above)
+                if shard.links and event.customer_id in shard.links:
+                    work.dead_letters.append(identity.stale_letter(shard, item))
+                    continue  # handed off earlier in this slice (engine.flow.identity)
                 log.exception("event %s at position %d failed", event.event_id, event.position)
                 work.dead_letters.append(_dead(
-                    event, f"internal error: {type(exc).__name__}: {exc}", item.source_id))
+                    event, f"internal error: {type(failure).__name__}: {failure}",
+                    item.source_id))
         for state in touched:
+            if shard.links and state.customer_id in shard.links:
+                continue  # handed off to another customer
             self.runtime.fire_due(state, until, ctx, effects)
             shard.set_due(state.customer_id, state.next_due())
         work.figures.timers_due += len(due_ids)
@@ -525,6 +558,8 @@ class ShardProcessor:
             end = max(until, min(watermark, until + DUE_READ_AHEAD_MS))
             limit = self.due_chunk + len(cache)
             entries = shard.store.due(start, end, limit)
+            if shard.links:  # handed off in work not committed yet
+                entries = [e for e in entries if e[1] not in shard.links]
             shard.stored_due.extend(e for e in entries if e[1] not in cache)
             shard.stored_due_until = end if len(entries) < limit else entries[-1][0] - 1
         stored = shard.stored_due
@@ -566,10 +601,12 @@ class ShardProcessor:
                                sorted(shard.own.changed),
                                work.effects.stats, positions, lines, boundary, work.erased,
                                _timelines(work) if self.timeline_kept > 0 else None,
-                               self.timeline_kept, work.also)
+                               self.timeline_kept, work.also, work.identity)
             work.figures.commands = len(work.effects.commands)
             work.figures.dead_letters = len(work.dead_letters)
         shard.own.changed.clear()
+        if work.identity is not None:
+            identity.committed(self.client, work.identity)
         shard.progress.update(positions)
         result.commands.extend(work.effects.commands)
         result.outbox.extend((shard.shard, line) for line in lines)

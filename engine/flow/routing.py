@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
-from typing import Literal
+from typing import Any, Literal
 
 from engine.core.decoding import decode_line
 from engine.core.events import Event, EventError
+from engine.core.identity import ALIAS, HANDOFF, IdentityMap, transfer_id
 from engine.core.records import DeadLetter, RawBatch, ShardBatch
 from engine.core.timeutil import DAY_MS
 from engine.run_defaults import DEFAULT_MAX_AMOUNT
@@ -49,6 +50,11 @@ DEFAULT_MAX_SKEW_MS = 7 * DAY_MS
 one mistyped year would otherwise fire every pending timer at once."""
 
 
+LinkSource = Callable[[], list[list[Any]]]
+"""[identifier, survivor, source id, position] of the links shards committed so far
+(engine.flow.identity.LinkFeed.entries)."""
+
+
 class BatchRouter:
     """Decodes a source's raw batches and splits them by shard, carrying the source's clock.
 
@@ -58,13 +64,19 @@ class BatchRouter:
     time. An event more than `max_skew_ms` ahead of the clock goes to the dead letters (it
     would move the clock past every pending timer), and so does a visit whose amount is
     above `max_amount`.
+
+    Identity: an event whose `customer_id` is linked to another customer (an alias event,
+    see engine.core.identity) is routed to that customer's shard and applied to it. The
+    router learns links from the alias events it routes, at once, and from `links` (what
+    shards committed, from any source partition) as it refreshes.
     """
 
     def __init__(self, shards: int, source_id: str, clock: ClockMode = "event",
                  max_clock_jump_ms: int | None = None,
                  counters: RunCounters | None = None,
                  keys: Sequence[str] | None = None,
-                 max_amount: float = DEFAULT_MAX_AMOUNT) -> None:
+                 max_amount: float = DEFAULT_MAX_AMOUNT,
+                 links: LinkSource | None = None) -> None:
         self.shards = shards
         self.keys = tuple(keys) if keys is not None else tuple(str(s) for s in range(shards))
         """Each shard's routing key (see engine.storage.shard_keys)."""
@@ -76,11 +88,19 @@ class BatchRouter:
         self.max_amount = max_amount
         self.counters = counters or RunCounters()
         self.clock = 0
+        self.identities = IdentityMap()
+        self._links = links
+        self._links_read = 0
+        self._first_position: int | None = None
 
     def route(self, raw: RawBatch) -> list[tuple[str, ShardBatch | DeadLetter]]:
         """One (shard's routing key, ShardBatch) per shard, and one (DEAD_LETTER_KEY,
         DeadLetter) per dead letter."""
         per_shard: list[list] = [[] for _ in range(self.shards)]
+        merges: list[int] | None = None
+        if self._links is not None:
+            self._learn(raw)
+        links = self.identities.links
         dead: list[tuple[str, ShardBatch | DeadLetter]] = []
         wall = self.clock_mode == "wall"
         now = int(time.time() * 1000) if wall else self.clock
@@ -103,6 +123,15 @@ class BatchRouter:
             if not wall:
                 event.at = max(event.ts, self.clock)
                 self.clock = event.at
+            if links:
+                survivor = links.get(event.customer_id)
+                if survivor is not None:
+                    event.customer_id = survivor
+            if event.type == ALIAS:
+                shard = self._route_alias(event, per_shard)
+                merges = merges or [0] * self.shards
+                merges[shard] += 1
+                continue
             per_shard[shard_of(event.customer_id, self.shards)].append(event)
         if raw.clock_hint is not None and not wall:
             self.clock = max(self.clock, raw.clock_hint)
@@ -112,8 +141,49 @@ class BatchRouter:
             (self.keys[shard], ShardBatch(shard, events, clock, raw.position, idle=raw.idle))
             for shard, events in enumerate(per_shard)
         ]
+        if merges is not None:
+            for shard, count in enumerate(merges):
+                batch = out[shard][1]
+                assert isinstance(batch, ShardBatch)
+                batch.merges = count
         out.extend(dead)
         return out
+
+    def _route_alias(self, event: Event, per_shard: list[list]) -> int:
+        """Send a hand-off to the shard of each customer the alias event links to its
+        (already resolved) customer, then the event itself, naming the hand-offs it merges,
+        to its customer's shard; link them here at once. The survivor's shard."""
+        survivor = event.customer_id
+        merge: list[list[str]] = []
+        for _, value in event.data["identifiers"]:
+            merged = self.identities.canonical(value)
+            if not self.identities.link(merged, survivor):
+                continue  # one customer already
+            transfer = transfer_id(event.event_id, merged)
+            handoff = Event(event.event_id, merged, HANDOFF, event.ts,
+                            {"to": survivor, "transfer": transfer}, event.position,
+                            event.utc_offset_s, event.raw, event.at, event.line)
+            per_shard[shard_of(merged, self.shards)].append(handoff)
+            merge.append([merged, transfer])
+        event.data["merge"] = merge
+        shard = shard_of(survivor, self.shards)
+        per_shard[shard].append(event)
+        return shard
+
+    def _learn(self, raw: RawBatch) -> None:
+        """Take the links shards committed since the last look: all of other sources',
+        and this source's from before where this run started reading (later ones are
+        learned from their alias events, when they are read again)."""
+        assert self._links is not None
+        if self._first_position is None:
+            self._first_position = raw.lines[0][0] if raw.lines else raw.position
+        entries = self._links()
+        if len(entries) > self._links_read:
+            first = self._first_position
+            for identifier, survivor, source_id, position in entries[self._links_read:]:
+                if source_id != self.source_id or position < first:
+                    self.identities.link(identifier, survivor)
+            self._links_read = len(entries)
 
     def _refusal(self, event: Event, reference: int) -> str | None:
         """Why a decoded event is refused here (too far ahead, an amount out of bounds)."""

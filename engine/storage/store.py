@@ -19,6 +19,8 @@ one MULTI/EXEC transaction and the layout works on Redis Cluster:
     {p:sN}:bc:ix:<journey>   sorted set: the shard's customer ids, for the walk under way
     {p:sN}:t:<customer_id>   list: the customer's latest events and messages (compact
                              JSON, engine.core.timeline), capped at TIMELINE_KEPT, for the console
+    {p:sN}:links, :transfers, :merged   identity links and hand-offs
+                             (engine.storage.identity_store)
     PREFIX:journeys          hash: "<journey>@<version>" -> the journey's source (JSON)
     PREFIX:meta              hash: "shards" -> the shard count the state was written with
     PREFIX:lines             hash: source id -> a line start read and its number
@@ -39,6 +41,7 @@ import zstandard
 from engine.core.state import CustomerState
 from engine.errors import JourneysError
 from engine.run_defaults import TIMELINE_KEPT
+from engine.storage.identity_store import IdentityWrites, add_writes
 
 ADD_COUNTS = "for i = 1, #ARGV, 2 do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end"
 """Adds each (field, increment) pair of ARGV to the hash KEYS[1]."""
@@ -116,7 +119,7 @@ class ShardStore:
     def __init__(self, client: redis.Redis, prefix: str, shard: int) -> None:
         self.client = client
         self.shard = shard
-        tag = shard_tag(prefix, shard)
+        self.tag = tag = shard_tag(prefix, shard)
         self._customer_prefix = f"{tag}:c:"
         self.timers_key = f"{tag}:timers"
         self.aggregates_key = f"{tag}:agg"
@@ -178,13 +181,14 @@ class ShardStore:
                boundary: Boundary | None = None, erased: Sequence[str] = (),
                timelines: Mapping[str, Sequence[bytes]] | None = None,
                timeline_kept: int = TIMELINE_KEPT,
-               also: Sequence[Callable[[Any], None]] = ()) -> None:
+               also: Sequence[Callable[[Any], None]] = (),
+               identity: IdentityWrites | None = None) -> None:
         """Write states, timers, aggregates, counters, the positions, the commands the
         batch produced (the outbox) and a passed day boundary in one transaction; append
         each customer's new `timelines` entries to its list, keeping the last
         `timeline_kept`; delete the `erased` customers (the first entries of the erasures
-        list) again; `also` adds further writes of the shard to the transaction (each is
-        called with the pipeline)."""
+        list) again; write the `identity` hand-offs and merges; `also` adds further
+        writes of the shard to the transaction (each is called with the pipeline)."""
         pipe = self.client.pipeline(transaction=True)
         if erased:
             pipe.delete(*[self.customer_key(c) for c in erased],
@@ -232,6 +236,8 @@ class ShardStore:
                 entries.append(len(newest))
                 entries.extend(newest)
             pipe.execute_command("EVAL", PUSH_TIMELINES, len(keys), *keys, *entries)
+        if identity is not None:
+            add_writes(pipe, self.tag, self.customer_key, self.timers_key, identity)
         if boundary is not None:
             mapping: dict[str, bytes | int] = {"passed": boundary.passed}
             mapping.update((str(day), _stored_snapshot(document))

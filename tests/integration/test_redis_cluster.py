@@ -11,7 +11,9 @@ from redis_cluster import redis_cluster
 from engine.core.catalog import Catalog
 from engine.core.events import validate_event
 from engine.core.records import ShardBatch
+from engine.core.state import CustomerState
 from engine.flow.processor import ShardProcessor
+from engine.flow.routing import shard_of
 from engine.storage.redis_client import connect
 from engine.storage.store import ShardStore, acknowledge_outbox, delete_state, read_stats
 from journeys_dsl.loader import load_journey_text
@@ -77,3 +79,28 @@ def test_a_broadcast_walks_each_shard_on_a_cluster(cluster_url: str, tmp_path: P
     commands = engine.run([visit(f"g{i}", at(0)) for i in range(30)] + [visit("z", at(9))])
     assert len({c["customer_id"] for c in commands}) == 30
     assert {c["send_at"] for c in commands} == {"2025-03-10T10:00:00.000Z"}
+
+
+def test_merges_run_on_a_cluster(cluster_url: str, tmp_path: Path) -> None:
+    """The hand-off reads and deletes records of other shards' slots: single-key commands
+    only, so a merge works across the cluster's nodes."""
+    from harness import Engine, at, event, visit
+
+    engine = Engine(tmp_path, cluster_url, "c4", [str(tmp_path / "later.yaml")])
+    (tmp_path / "later.yaml").write_text(JOURNEY)
+    pairs = [(f"a{i}", f"b{i}") for i in range(12)]
+    first = [visit(a, at(0), amount=10.0) for a, _ in pairs]
+    first += [visit(b, at(0), amount=5.0) for _, b in pairs]
+    first += [event("alias", b, at(1), identifiers=[{"kind": "customer", "value": a}])
+              for a, b in pairs]
+    commands = engine.run(first + [visit(a, at(4)) for a, _ in pairs])
+    assert {c["customer_id"] for c in commands} == {b for _, b in pairs}
+    client = connect(cluster_url)
+    for a, b in pairs:
+        store = ShardStore(client, "c4", shard_of(b, 4))
+        raw = store.load_states([b])[b]
+        assert raw is not None
+        assert CustomerState.from_bytes(b, raw).profile.visit_count == 3
+        assert ShardStore(client, "c4", shard_of(a, 4)).load_states([a])[a] is None
+    assert engine.stats()["identity|merged"] == len(pairs)
+    assert delete_state(client, "c4") > 0

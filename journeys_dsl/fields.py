@@ -56,6 +56,8 @@ CUSTOMER_FIELDS: tuple[str, ...] = (
     "r_score", "f_score", "m_score", "rfm",
     # from the segments file
     "segment", "segments", "check_tier", "loyalty_tier",
+    # items often bought with the customer's favourites, from the chain's baskets
+    "recommended_items", "recommended_item",
 )
 
 VENUE_FIELDS: tuple[str, ...] = (
@@ -91,7 +93,8 @@ _TEXTS = {
     "customer": (
         "customer_id", "name", "first_name", "email", "phone", "birthday", "timezone",
         "language", "last_venue_id", "last_channel", "favourite_item", "favourite_category",
-        "usual_daypart", "usual_weekday", "rfm", "segment", "check_tier", "loyalty_tier"),
+        "usual_daypart", "usual_weekday", "rfm", "segment", "check_tier", "loyalty_tier",
+        "recommended_item"),
     "event": ("event_id", "customer_id", "type", "venue_id", "currency", "channel",
               "source", "daypart", "voucher_id", "status", "kind", "command_id", "journey",
               "text", "booked_for"),

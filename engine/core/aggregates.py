@@ -16,6 +16,9 @@ Keys of the aggregate hash:
     h:check             customers' average check    (likewise)
     h:visits            customers' number of visits (likewise)
     h:venue:<venue_id>  the venue's visit amounts   (one entry per visit)
+    co:<period>:<item>  baskets with the item, and with each other item (engine.core.baskets),
+                        kept in `Aggregates.baskets` and left out of day snapshots
+    baskets             this shard's basket counts as of the start of the week, as JSON text
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ OUTLIER_FACTOR = 10.0
 chain (`journeys demo`: 21,005 visits at 5 venues) the largest visit is 5.5 times its venue's
 median, and the commands are the same with no cap at all, so real checks are not capped."""
 _LOG_RATIO = math.log(BIN_RATIO)
+BASKET_PREFIX = "co:"
+"""Keys of the live basket counts (engine.core.baskets)."""
 
 
 def venue_histogram(venue_id: str) -> str:
@@ -73,6 +78,12 @@ class Aggregates:
         self.own: dict[str, Any] = own if own is not None else {}
         self._others: dict[str, Any] = others if others is not None else {}
         self.changed: set[str] = set()
+        self.baskets: dict[str, dict[str, int]] = {}
+        """Live basket counts by key (engine.core.baskets): stored with the aggregates but
+        left out of day snapshots, which carry them once a week instead."""
+        if any(key.startswith(BASKET_PREFIX) for key in self.own):
+            for key in [k for k in self.own if k.startswith(BASKET_PREFIX)]:
+                self.baskets[key] = self.own.pop(key)
         self._own_dense: dict[str, list[int]] = {}
         self._others_cumulative: dict[str, list[int]] = {}
         self._quantiles: dict[tuple[str, float], float | None] = {}
@@ -204,6 +215,11 @@ class Aggregates:
         return round(bin_value(min(at, BIN_COUNT - 1)), 2)
 
     # ---------------------------------------------------------------- transactions
+    def stored(self) -> dict[str, Any]:
+        """What the shard's aggregate hash holds: the aggregates and the live basket
+        counts."""
+        return {**self.own, **self.baskets} if self.baskets else self.own
+
     def snapshot_own(self) -> dict[str, Any]:
         return {key: (dict(value) if isinstance(value, dict) else list(value))
                 for key, value in self.own.items()}
@@ -222,7 +238,8 @@ def _dense(histogram: dict[str, int] | None) -> list[int]:
 
 
 def merge(shards: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The sum of several shards' aggregates."""
+    """The sum of several shards' aggregates; text values (documents that few conditions
+    read, such as the basket counts of engine.core.baskets) are listed, one per shard."""
     total: dict[str, Any] = {}
     for aggregates in shards:
         for key, value in aggregates.items():
@@ -230,6 +247,8 @@ def merge(shards: Iterable[dict[str, Any]]) -> dict[str, Any]:
                 into: dict[str, int] = total.setdefault(key, {})
                 for bin_key, count in value.items():
                     into[bin_key] = into.get(bin_key, 0) + count
+            elif isinstance(value, str):  # a document read when needed: one per shard
+                total.setdefault(key, []).append(value)
             else:
                 pair = total.setdefault(key, [0, 0.0])
                 pair[0] += value[0]

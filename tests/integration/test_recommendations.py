@@ -9,14 +9,17 @@ from typing import Any
 
 import orjson
 import pytest
-from harness import SCENARIO_SKEW_MS, EXAMPLES, at, day_of, read_jsonl, visit, with_addresses
+from harness import EXAMPLES, SCENARIO_SKEW_MS, at, day_of, read_jsonl, visit, with_addresses
 
+from connectors.delivery.template_check import check_templates
+from connectors.delivery.templates import TemplateStore
 from engine.flow.runner import RunOptions, run_on
 from journeys_dsl.loader import load_journeys
 
 pytestmark = pytest.mark.integration
 
 PAIRING = str(EXAMPLES / "extras" / "pairing_suggestion.yaml")
+TEMPLATES = EXAMPLES.parent / "templates"
 
 
 def basket(*names: str) -> list[dict[str, Any]]:
@@ -79,6 +82,15 @@ def test_a_steak_fan_is_offered_red_wine(tmp_path: Path, redis_url: str,
     connoisseur = by_customer["connoisseur"]["vars"]
     assert connoisseur["pairing"] == "fries"
     assert connoisseur["suggestions"] == ["fries"]
+    # the example's templates render the suggestions, in English and German
+    assert check_templates([PAIRING], TEMPLATES, ("en", "de")) == []
+    store = TemplateStore(TEMPLATES)
+    english = store.render(fan)
+    assert "often pair it with red wine." in english.text
+    assert "Also popular with them: fries." in english.text
+    german = store.render({**fan, "language": "de"})
+    assert "bestellen dazu gern red wine." in german.text
+    assert "Also popular" not in store.render(by_customer["connoisseur"]).text
 
 
 def test_the_same_commands_whatever_the_shards_and_batches(

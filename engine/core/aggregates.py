@@ -83,7 +83,9 @@ class Aggregates:
         left out of day snapshots, which carry them once a week instead."""
         if any(key.startswith(BASKET_PREFIX) for key in self.own):
             for key in [k for k in self.own if k.startswith(BASKET_PREFIX)]:
-                self.baskets[key] = self.own.pop(key)
+                value = self.own.pop(key)
+                if isinstance(value, dict):
+                    self.baskets[key] = value
         self._own_dense: dict[str, list[int]] = {}
         self._others_cumulative: dict[str, list[int]] = {}
         self._quantiles: dict[tuple[str, float], float | None] = {}

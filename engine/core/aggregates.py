@@ -43,7 +43,17 @@ chain (`journeys demo`: 21,005 visits at 5 venues) the largest visit is 5.5 time
 median, and the commands are the same with no cap at all, so real checks are not capped."""
 _LOG_RATIO = math.log(BIN_RATIO)
 BASKET_PREFIX = "co:"
-"""Keys of the live basket counts (engine.core.baskets)."""
+"""Keys of the live basket counts (engine.core.baskets describes them)."""
+BASKET_PERIOD_MS = 91 * 86_400_000
+"""Baskets are counted per period of 13 weeks,"""
+BASKET_PERIOD_START_MS = 4 * 86_400_000
+"""counted from a Monday (1970-01-05)."""
+BASKET_ITEMS_COUNTED = 12
+"""A basket counts the distinct names among its first items."""
+BASKET_ITEMS_KEPT = 400
+"""Items counted per shard and period."""
+BASKET_PARTNERS_KEPT = 64
+"""Partners counted per item, shard and period."""
 
 
 def venue_histogram(venue_id: str) -> str:
@@ -145,6 +155,44 @@ class Aggregates:
             histogram[key] = histogram.get(key, 0) + 1
         self.changed.add(name)
 
+    def record_basket(self, items: list[dict[str, Any]], at: int) -> None:
+        """Count the basket of a visit applied at `at` in `baskets`: for each of its item
+        names, the basket and each other name in it (engine.core.baskets)."""
+        if not items:
+            return
+        names: list[str] = [item["name"] for item in items[:BASKET_ITEMS_COUNTED]]
+        if len(names) > 1 and len(set(names)) < len(names):
+            names = list(dict.fromkeys(names))
+        if "" in names:
+            names.remove("")
+        period = (at - BASKET_PERIOD_START_MS) // BASKET_PERIOD_MS
+        prefix = _BASKET_PREFIXES.get(period)
+        if prefix is None:
+            prefix = _BASKET_PREFIXES[period] = f"{BASKET_PREFIX}{period}:"
+        live = self.baskets
+        changed = self.changed
+        size = len(names)
+        for name in names:
+            key = prefix + name
+            counts = live.get(key)
+            if counts is None:
+                if sum(1 for k in live if k.startswith(prefix)) >= BASKET_ITEMS_KEPT:
+                    continue
+                counts = live[key] = {}
+            if len(counts) + size <= BASKET_PARTNERS_KEPT + 1:
+                for other in names:  # the item itself too: its own count
+                    counts[other] = counts.get(other, 0) + 1
+            else:
+                counts[name] = counts.get(name, 0) + 1
+                for other in names:
+                    count = counts.get(other)
+                    if count is not None:
+                        if other != name:
+                            counts[other] = count + 1
+                    elif len(counts) <= BASKET_PARTNERS_KEPT:
+                        counts[other] = 1
+            changed.add(key)
+
     # ---------------------------------------------------------------- reading
     def amount_cap(self, venue_id: str) -> float | None:
         """The most one visit adds to the venue's total: OUTLIER_FACTOR times the venue's
@@ -230,6 +278,10 @@ class Aggregates:
         self.own = snapshot
         self.changed.clear()
         self._own_dense.clear()
+
+
+_BASKET_PREFIXES: dict[int, str] = {}
+"""The key prefix of each basket period counted so far."""
 
 
 def _dense(histogram: dict[str, int] | None) -> list[int]:

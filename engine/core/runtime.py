@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.aggregates import CHECK_HISTOGRAM, SPEND_HISTOGRAM, VISITS_HISTOGRAM, Aggregates
-from engine.core.baskets import record_basket
 from engine.core.catalog import Catalog
 from engine.core.commands import build_command
 from engine.core.events import Event
@@ -136,7 +135,7 @@ class JourneyRuntime:
         aggregates.move(SPEND_HISTOGRAM, spend_before, profile.total_spend)
         aggregates.move(CHECK_HISTOGRAM, check_before, profile.avg_spend)
         aggregates.move(VISITS_HISTOGRAM, profile.visit_count - 1 or None, profile.visit_count)
-        record_basket(aggregates, event.data["items"], event.applied_at)
+        aggregates.record_basket(event.data["items"], event.applied_at)
         model = self.customer_model
         if model.accrue_points and model.tiers:
             tier = CustomerView(state, event.ts, ctx).loyalty_tier()

@@ -9,11 +9,13 @@ import orjson
 import pytest
 
 from engine.core import baskets
-from engine.core.aggregates import Aggregates, merge
+from engine.core.aggregates import BASKET_ITEMS_COUNTED, Aggregates, merge
 from engine.core.baskets import (
     WEEKLY_KEY,
     basket_key,
     chain_counts,
+    decode_counts,
+    encode_counts,
     pass_day,
     period_of,
     recommended_items,
@@ -49,17 +51,25 @@ def test_a_basket_counts_each_item_and_each_pair_once() -> None:
     assert aggregates.own == {}  # day snapshots stay as they were
 
 
-def test_counts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(baskets, "ITEMS_KEPT", 3)
-    monkeypatch.setattr(baskets, "PARTNERS_KEPT", 2)
+def test_counts_are_bounded() -> None:
     aggregates = Aggregates()
     record_basket(aggregates, items(*[f"item{i}" for i in range(20)]), MONDAY)
-    assert len(aggregates.baskets) == 3  # ITEMS_KEPT items
-    # the first BASKET_ITEMS_COUNTED names, each item with at most PARTNERS_KEPT partners
-    assert all(len(counts) == 3 for counts in aggregates.baskets.values())
-    record_basket(aggregates, items("item0", "item1", "item2", "new"), MONDAY)
-    assert counted(aggregates, "item0") == {"item0": 2, "item1": 2, "item2": 2}
-    assert basket_key(period_of(MONDAY), "new") not in aggregates.baskets
+    # the distinct names among the first BASKET_ITEMS_COUNTED items
+    assert len(aggregates.baskets) == BASKET_ITEMS_COUNTED == 12
+    # each item keeps at most PARTNERS_KEPT partners (and its own count)
+    for group in range(10):
+        record_basket(aggregates, items("hub", *[f"p{group}-{i}" for i in range(11)]), MONDAY)
+    hub = counted(aggregates, "hub")
+    assert len(hub) == baskets.PARTNERS_KEPT + 1 and hub["hub"] == 10
+    assert hub["p0-0"] == 1 and "p9-10" not in hub
+    # at most ITEMS_KEPT items per shard and period; a new name beyond is not counted
+    for start in range(0, 420, 10):
+        record_basket(aggregates, items(*[f"n{i}" for i in range(start, start + 10)]), MONDAY)
+    prefix = basket_key(period_of(MONDAY), "")
+    assert sum(key.startswith(prefix) for key in aggregates.baskets) == baskets.ITEMS_KEPT
+    record_basket(aggregates, items("hub", "brand new"), MONDAY)
+    assert counted(aggregates, "hub")["hub"] == 11
+    assert basket_key(period_of(MONDAY), "brand new") not in aggregates.baskets
 
 
 def test_the_weekly_counts_are_written_at_the_start_of_a_week() -> None:
@@ -68,17 +78,18 @@ def test_the_weekly_counts_are_written_at_the_start_of_a_week() -> None:
     pass_day(aggregates, MONDAY - DAY)  # a Sunday: nothing changes
     assert WEEKLY_KEY not in aggregates.own
     pass_day(aggregates, MONDAY)
-    assert orjson.loads(aggregates.own[WEEKLY_KEY]) == {
+    assert decode_counts(aggregates.own[WEEKLY_KEY], MONDAY) == {
         "steak": {"steak": 1, "red wine": 1}, "red wine": {"red wine": 1, "steak": 1}}
     assert WEEKLY_KEY in aggregates.changed
-    # two periods later the old counts are dropped (and the commit deletes their keys)
+    # at the start of the period after next the old counts are dropped (and the commit
+    # deletes their keys)
     aggregates.changed.clear()
-    later = MONDAY + 2 * baskets.PERIOD_MS
+    later = baskets.WEEK_START_MS + (period_of(MONDAY) + 2) * baskets.PERIOD_MS
     old_keys = set(aggregates.baskets)
     pass_day(aggregates, later)
     assert aggregates.baskets == {}
     assert aggregates.changed == old_keys | {WEEKLY_KEY}
-    assert orjson.loads(aggregates.own[WEEKLY_KEY]) == {}
+    assert decode_counts(aggregates.own[WEEKLY_KEY], later) == {}
 
 
 def test_the_window_is_this_period_and_the_one_before() -> None:
@@ -117,7 +128,9 @@ def test_shards_read_the_same_counts_and_recommendations_as_one() -> None:
 
 
 def view_of(counts: dict[str, dict[str, int]]) -> Aggregates:
-    return Aggregates({}, merge([{WEEKLY_KEY: orjson.dumps(counts).decode()}]))
+    """The view of one shard whose weekly text holds `counts` (by item)."""
+    live = {basket_key(period_of(MONDAY), item): value for item, value in counts.items()}
+    return Aggregates({}, merge([{WEEKLY_KEY: encode_counts(live)}]))
 
 
 def test_the_score_weights_favourites_and_leaves_out_what_the_customer_buys() -> None:
@@ -140,8 +153,11 @@ def test_the_score_weights_favourites_and_leaves_out_what_the_customer_buys() ->
 
 
 def test_damaged_weekly_counts_read_as_none() -> None:
-    view = Aggregates({}, merge([{WEEKLY_KEY: "{not json"}, {WEEKLY_KEY: "[1, 2]"}]))
+    texts = ["{not json", "[1, 2]", encode_counts({"co:1:steak": 3})[:-4], "",  # type: ignore[dict-item]
+             encode_counts({"co:1:steak": 3})]  # type: ignore[dict-item]
+    view = Aggregates({}, merge({WEEKLY_KEY: text} for text in texts))
     assert recommended_items(view, {"steak": 1}, MONDAY) == []
+    assert chain_counts(view, MONDAY) == {}
 
 
 def test_stored_aggregates_keep_live_counts_apart_from_day_snapshots() -> None:

@@ -51,17 +51,17 @@ def chain() -> list[dict[str, Any]]:
 
 
 def run(tmp_path: Path, redis_url: str, prefix: str, events: list[dict[str, Any]], *,
-        shards: int, batch_lines: int) -> list[dict[str, Any]]:
+        shards: int, batch_lines: int, part: str = "") -> list[dict[str, Any]]:
     name = f"{prefix}-{shards}-{batch_lines}"
-    events_path = tmp_path / f"{name}.jsonl"
+    events_path = tmp_path / f"{name}{part}.jsonl"
     events_path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    commands = tmp_path / f"{name}-commands.jsonl"
+    commands = tmp_path / f"{name}{part}-commands.jsonl"
     options = RunOptions(journeys=[PAIRING], events=str(events_path), commands=str(commands),
-                         dead_letter=str(tmp_path / f"{name}-dead.jsonl"),
+                         dead_letter=str(tmp_path / f"{name}{part}-dead.jsonl"),
                          redis_url=redis_url, shards=shards, prefix=name,
                          batch_lines=batch_lines, max_skew_ms=SCENARIO_SKEW_MS)
     run_on(redis_url, options, load_journeys([PAIRING]))
-    assert read_jsonl(tmp_path / f"{name}-dead.jsonl") == []
+    assert read_jsonl(tmp_path / f"{name}{part}-dead.jsonl") == []
     return read_jsonl(commands)
 
 
@@ -101,3 +101,19 @@ def test_the_same_commands_whatever_the_shards_and_batches(
                for shards, lines in ((1, 1000), (4, 1), (4, 7), (3, 100))]
     assert outputs[0]
     assert all(output == outputs[0] for output in outputs[1:])
+
+
+def test_a_restart_reads_the_counts_it_stored(tmp_path: Path, redis_url: str,
+                                              key_prefix: str) -> None:
+    """Week 1 in one run, the rest in a second run on the kept state: the basket counts and
+    the weekly text come back from Redis, and the commands are those of one run."""
+    events = chain()
+    whole = run(tmp_path, redis_url, f"{key_prefix}-whole", events, shards=4, batch_lines=7)
+    split = next(i for i, e in enumerate(events) if day_of(e["ts"]) >= 8)
+    first = run(tmp_path, redis_url, key_prefix, events[:split], shards=4, batch_lines=7,
+                part="-a")
+    second = run(tmp_path, redis_url, key_prefix, events[split:], shards=4, batch_lines=7,
+                 part="-b")
+    assert first == []
+    assert {c["customer_id"] for c in whole} == {"fan", "connoisseur"}
+    assert sorted(orjson.dumps(c) for c in second) == sorted(orjson.dumps(c) for c in whole)

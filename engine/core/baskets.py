@@ -46,6 +46,7 @@ pairs seen in at least MIN_PAIR_BASKETS baskets. The RECOMMENDED_KEPT best items
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,7 +74,8 @@ FAVOURITES_USED = 3
 MIN_PAIR_BASKETS = 3
 RECOMMENDED_KEPT = 5
 WEEKLY_KEY = "baskets"
-"""The aggregate key of a shard's counts as of the start of the week (JSON text)."""
+"""The aggregate key of a shard's counts as of the start of the week (JSON, compressed, in
+base64)."""
 
 
 def period_of(at: int) -> int:
@@ -116,7 +118,7 @@ def pass_day(aggregates: Aggregates, day: int) -> None:
 def encode_counts(live: Mapping[str, dict[str, int]]) -> str:
     """Live counts as the weekly text: JSON, compressed, in base64 (text that JSON holds
     without escapes, so day snapshots carry it at the cost of a copy)."""
-    return base64.b64encode(_COMPRESSOR.compress(orjson.dumps(live))).decode()
+    return base64.b64encode(_compressor().compress(orjson.dumps(live))).decode()
 
 
 def decode_counts(text: Any, now: int) -> dict[str, dict[str, int]]:
@@ -148,7 +150,15 @@ def _by_item(live: Mapping[str, Any], now: int) -> dict[str, dict[str, int]]:
     return out
 
 
-_COMPRESSOR = zstandard.ZstdCompressor(level=1)
+def _compressor() -> zstandard.ZstdCompressor:
+    """This thread's compressor (one may not be used by two threads at once)."""
+    compressor: zstandard.ZstdCompressor | None = getattr(_CODECS, "compressor", None)
+    if compressor is None:
+        compressor = _CODECS.compressor = zstandard.ZstdCompressor(level=1)
+    return compressor
+
+
+_CODECS = threading.local()
 
 
 # -------------------------------------------------------------------- reading

@@ -68,6 +68,8 @@ CUSTOMER_FIELDS: tuple[str, ...] = (
     "r_score", "f_score", "m_score", "rfm",
     # from the segments file
     "segment", "segments", "check_tier", "loyalty_tier",
+    # items often bought with the customer's favourites, from the chain's baskets
+    "recommended_items", "recommended_item",
 )
 
 VENUE_FIELDS: tuple[str, ...] = (
@@ -107,7 +109,7 @@ _TEXTS = {
         "customer_id", "name", "first_name", "email", "phone", "birthday", "timezone",
         "language", "last_venue_id", "last_channel", "favourite_item", "favourite_category",
         "usual_daypart", "usual_weekday", "rfm", "segment", "check_tier", "loyalty_tier",
-        "last_presence_venue_id", "last_zone"),
+        "last_presence_venue_id", "last_zone", "recommended_item"),
     "event": ("event_id", "customer_id", "type", "venue_id", "currency", "channel",
               "source", "daypart", "voucher_id", "status", "kind", "command_id", "journey",
               "text", "booked_for", "zone"),

@@ -16,6 +16,9 @@ Keys of the aggregate hash:
     h:check             customers' average check    (likewise)
     h:visits            customers' number of visits (likewise)
     h:venue:<venue_id>  the venue's visit amounts   (one entry per visit)
+    co:<period>:<item>  baskets with the item, and with each other item (engine.core.baskets),
+                        kept in `Aggregates.baskets` and left out of day snapshots
+    baskets             this shard's basket counts as of the start of the week, as JSON text
 """
 
 from __future__ import annotations
@@ -39,6 +42,18 @@ OUTLIER_FACTOR = 10.0
 chain (`journeys demo`: 21,005 visits at 5 venues) the largest visit is 5.5 times its venue's
 median, and the commands are the same with no cap at all, so real checks are not capped."""
 _LOG_RATIO = math.log(BIN_RATIO)
+BASKET_PREFIX = "co:"
+"""Keys of the live basket counts (engine.core.baskets describes them)."""
+BASKET_PERIOD_MS = 91 * 86_400_000
+"""Baskets are counted per period of 13 weeks,"""
+BASKET_PERIOD_START_MS = 4 * 86_400_000
+"""counted from a Monday (1970-01-05)."""
+BASKET_ITEMS_COUNTED = 12
+"""A basket counts the distinct names among its first items."""
+BASKET_ITEMS_KEPT = 400
+"""Items counted per shard and period."""
+BASKET_PARTNERS_KEPT = 64
+"""Partners counted per item, shard and period."""
 
 
 def venue_histogram(venue_id: str) -> str:
@@ -73,6 +88,14 @@ class Aggregates:
         self.own: dict[str, Any] = own if own is not None else {}
         self._others: dict[str, Any] = others if others is not None else {}
         self.changed: set[str] = set()
+        self.baskets: dict[str, dict[str, int]] = {}
+        """Live basket counts by key (engine.core.baskets): stored with the aggregates but
+        left out of day snapshots, which carry them once a week instead."""
+        if any(key.startswith(BASKET_PREFIX) for key in self.own):
+            for key in [k for k in self.own if k.startswith(BASKET_PREFIX)]:
+                value = self.own.pop(key)
+                if isinstance(value, dict):
+                    self.baskets[key] = value
         self._own_dense: dict[str, list[int]] = {}
         self._others_cumulative: dict[str, list[int]] = {}
         self._quantiles: dict[tuple[str, float], float | None] = {}
@@ -131,6 +154,44 @@ class Aggregates:
             key = _BIN_KEYS[new_bin]
             histogram[key] = histogram.get(key, 0) + 1
         self.changed.add(name)
+
+    def record_basket(self, items: list[dict[str, Any]], at: int) -> None:
+        """Count the basket of a visit applied at `at` in `baskets`: for each of its item
+        names, the basket and each other name in it (engine.core.baskets)."""
+        if not items:
+            return
+        names: list[str] = [item["name"] for item in items[:BASKET_ITEMS_COUNTED]]
+        if len(names) > 1 and len(set(names)) < len(names):
+            names = list(dict.fromkeys(names))
+        if "" in names:
+            names.remove("")
+        period = (at - BASKET_PERIOD_START_MS) // BASKET_PERIOD_MS
+        prefix = _BASKET_PREFIXES.get(period)
+        if prefix is None:
+            prefix = _BASKET_PREFIXES[period] = f"{BASKET_PREFIX}{period}:"
+        live = self.baskets
+        changed = self.changed
+        size = len(names)
+        for name in names:
+            key = prefix + name
+            counts = live.get(key)
+            if counts is None:
+                if sum(1 for k in live if k.startswith(prefix)) >= BASKET_ITEMS_KEPT:
+                    continue
+                counts = live[key] = {}
+            if len(counts) + size <= BASKET_PARTNERS_KEPT + 1:
+                for other in names:  # the item itself too: its own count
+                    counts[other] = counts.get(other, 0) + 1
+            else:
+                counts[name] = counts.get(name, 0) + 1
+                for other in names:
+                    count = counts.get(other)
+                    if count is not None:
+                        if other != name:
+                            counts[other] = count + 1
+                    elif len(counts) <= BASKET_PARTNERS_KEPT:
+                        counts[other] = 1
+            changed.add(key)
 
     # ---------------------------------------------------------------- reading
     def amount_cap(self, venue_id: str) -> float | None:
@@ -204,6 +265,11 @@ class Aggregates:
         return round(bin_value(min(at, BIN_COUNT - 1)), 2)
 
     # ---------------------------------------------------------------- transactions
+    def stored(self) -> dict[str, Any]:
+        """What the shard's aggregate hash holds: the aggregates and the live basket
+        counts."""
+        return {**self.own, **self.baskets} if self.baskets else self.own
+
     def snapshot_own(self) -> dict[str, Any]:
         return {key: (dict(value) if isinstance(value, dict) else list(value))
                 for key, value in self.own.items()}
@@ -214,6 +280,10 @@ class Aggregates:
         self._own_dense.clear()
 
 
+_BASKET_PREFIXES: dict[int, str] = {}
+"""The key prefix of each basket period counted so far."""
+
+
 def _dense(histogram: dict[str, int] | None) -> list[int]:
     counts = [0] * BIN_COUNT
     for key, count in (histogram or {}).items():
@@ -222,7 +292,8 @@ def _dense(histogram: dict[str, int] | None) -> list[int]:
 
 
 def merge(shards: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The sum of several shards' aggregates."""
+    """The sum of several shards' aggregates; text values (documents that few conditions
+    read, such as the basket counts of engine.core.baskets) are listed, one per shard."""
     total: dict[str, Any] = {}
     for aggregates in shards:
         for key, value in aggregates.items():
@@ -230,6 +301,8 @@ def merge(shards: Iterable[dict[str, Any]]) -> dict[str, Any]:
                 into: dict[str, int] = total.setdefault(key, {})
                 for bin_key, count in value.items():
                     into[bin_key] = into.get(bin_key, 0) + count
+            elif isinstance(value, str):  # a document read when needed: one per shard
+                total.setdefault(key, []).append(value)
             else:
                 pair = total.setdefault(key, [0, 0.0])
                 pair[0] += value[0]

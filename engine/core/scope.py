@@ -17,6 +17,7 @@ from engine.core.aggregates import (
     Aggregates,
     venue_histogram,
 )
+from engine.core.baskets import recommended_items
 from engine.core.events import Event
 from engine.core.presence import CUSTOMER_FIELDS as PRESENCE_FIELDS
 from engine.core.profile import Profile, daypart_of, top_key
@@ -142,6 +143,20 @@ class CustomerView(_View):
         cache[key] = found
         return found
 
+    def recommended_items(self) -> list[str]:
+        """Items often bought with the customer's favourites (engine.core.baskets),
+        computed at the first read."""
+        cache = self._cache
+        found: list[str] | None = cache.get("recommended_items")
+        if found is None:
+            found = cache["recommended_items"] = recommended_items(
+                self._context.aggregates, self._profile.item_counts, self._now)
+        return list(found)
+
+    def recommended_item(self) -> str | None:
+        found = self.recommended_items()
+        return found[0] if found else None
+
     def segment(self) -> str | None:
         return self._first_match("segment", self._context.customer_model.activity)
 
@@ -264,6 +279,8 @@ _CUSTOMER_DERIVED: dict[str, Any] = {
     "rfm": lambda v: (None if not v._profile.visit_count else
                       f"{v.get('r_score')}{v.get('f_score')}{v.get('m_score')}"),
     **{name: _presence_getter(read) for name, read in PRESENCE_FIELDS.items()},
+    "recommended_items": CustomerView.recommended_items,
+    "recommended_item": CustomerView.recommended_item,
     "segment": CustomerView.segment,
     "check_tier": CustomerView.check_tier,
     "loyalty_tier": CustomerView.loyalty_tier,

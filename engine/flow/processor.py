@@ -35,6 +35,7 @@ import orjson
 import redis
 
 from engine.core.aggregates import Aggregates, merge
+from engine.core.baskets import pass_day
 from engine.core.catalog import Catalog
 from engine.core.commands import encode_command
 from engine.core.events import Event, encode_event
@@ -444,6 +445,7 @@ class ShardProcessor:
     def _pass(self, shard: _Shard, day: int) -> None:
         """Pass a day boundary: the shard's aggregates now are its snapshot there, published
         (by the end of the drain round) where shards of other processes wait for it."""
+        pass_day(shard.own, day)
         blob = orjson.dumps(shard.own.own)
         shard.passed = day
         shard.snapshots[day] = blob
@@ -597,7 +599,7 @@ class ShardProcessor:
             for old in drop:
                 del shard.snapshots[old]
         with self.telemetry.batch(work.figures, max(shard.received.values(), default=-1)):
-            shard.store.commit([shard.cache[c] for c in sorted(work.dirty)], shard.own.own,
+            shard.store.commit([shard.cache[c] for c in sorted(work.dirty)], shard.own.stored(),
                                sorted(shard.own.changed),
                                work.effects.stats, positions, lines, boundary, work.erased,
                                _timelines(work) if self.timeline_kept > 0 else None,

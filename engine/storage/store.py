@@ -211,9 +211,13 @@ class ShardStore:
             pipe.zadd(self.timers_key, due_scores)
         if no_timer:
             pipe.zrem(self.timers_key, *no_timer)
+        changed = list(changed)
         values_changed = {k: orjson.dumps(aggregates[k]) for k in changed if k in aggregates}
         if values_changed:
             pipe.hset(self.aggregates_key, mapping=values_changed)  # type: ignore[arg-type]
+        dropped = sorted(k for k in changed if k not in aggregates)
+        if dropped:
+            pipe.hdel(self.aggregates_key, *dropped)
         increments = [item for name, count in sorted(stats.items()) if count
                       for item in (name, count)]
         if increments:  # one command for all of the batch's counters

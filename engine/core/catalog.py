@@ -18,6 +18,11 @@ from journeys_dsl.plan import (
 )
 
 
+RECOMMENDATION_FIELD = "recommended_item"
+"""The text every journey reading recommendations holds (`recommended_item` or
+`recommended_items`)."""
+
+
 class CatalogError(JourneysError, ValueError):
     """Two different journey sources claim the same journey id and version."""
 
@@ -56,6 +61,10 @@ class Catalog:
             if journey_id in self._current_ids:
                 current[journey_id] = plan  # sorted: the highest version wins
         self.current: dict[str, JourneyPlan] = current
+        self.counts_baskets = any(RECOMMENDATION_FIELD in plan.source_text
+                                  for plan in self._by_key.values())
+        """Whether a known version reads `customer.recommended_item(s)`: only then does a
+        visit count its basket for recommendations (engine.core.baskets)."""
         self.event_entries: dict[str, list[JourneyPlan]] = {}
         self.timed_entries: dict[str, list[JourneyPlan]] = {}
         """Plans with a time-based entry by the event types that arm it: a visit starts

@@ -164,7 +164,8 @@ class JourneyRuntime:
         aggregates.move(SPEND_HISTOGRAM, spend_before, profile.total_spend)
         aggregates.move(CHECK_HISTOGRAM, check_before, profile.avg_spend)
         aggregates.move(VISITS_HISTOGRAM, profile.visit_count - 1 or None, profile.visit_count)
-        aggregates.record_basket(event.data["items"], event.applied_at)
+        if self.catalog.counts_baskets:
+            aggregates.record_basket(event.data["items"], event.applied_at)
         model = self.customer_model
         if model.accrue_points and model.tiers:
             tier = CustomerView(state, event.ts, ctx).loyalty_tier()

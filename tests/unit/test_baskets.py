@@ -23,6 +23,7 @@ from engine.core.baskets import (
 )
 from engine.core.scope import ScopeContext, build_scope
 from engine.core.state import CustomerState
+from engine.testing import JourneyTester
 from journeys_dsl.errors import JourneyValidationError
 from journeys_dsl.expressions import parse_expression
 from journeys_dsl.loader import load_journey_text
@@ -213,3 +214,25 @@ def test_validation_knows_the_fields() -> None:
     typed = JOURNEY.replace("customer.recommended_itmes != null",
                             "customer.recommended_item == 'red wine'")
     assert load_journey_text(typed, "j.yaml").steps
+
+
+COUNTING = """
+journey: pairing
+version: 1
+entry:
+  event: visit
+  when: "'red wine' in customer.recommended_items"
+steps:
+  - id: hello
+    actions: [{send: email, template: pairing_suggestion}]
+"""
+NOT_COUNTING = COUNTING.replace("journey: pairing", "journey: plain").replace(
+    "'red wine' in customer.recommended_items", "customer.visit_count >= 2")
+
+
+@pytest.mark.parametrize(("journey", "counts"), [(COUNTING, True), (NOT_COUNTING, False)])
+def test_baskets_are_counted_only_while_a_journey_reads_recommendations(
+        journey: str, counts: bool) -> None:
+    tester = JourneyTester(journey)
+    tester.visit(MONDAY + DAY, items=items("steak", "red wine"))
+    assert bool(tester.aggregates.baskets) is counts

@@ -17,7 +17,6 @@ from journeys_dsl.plan import (
     SegmentEntry,
 )
 
-
 RECOMMENDATION_FIELD = "recommended_item"
 """The text every journey reading recommendations holds (`recommended_item` or
 `recommended_items`)."""

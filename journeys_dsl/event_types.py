@@ -28,7 +28,7 @@ from typing import Any
 
 from journeys_dsl import fields
 from journeys_dsl.config_files import compile_file
-from journeys_dsl.node_reader import NodeReader, did_you_mean
+from journeys_dsl.node_reader import NodeReader
 from journeys_dsl.vocabulary import Vocabulary
 from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -205,14 +205,7 @@ class _EventTypesParser(NodeReader):
         return DeclaredField(name, kind, required, values, bounds[0], bounds[1])
 
     def field_type(self, node: Node, path: str) -> str | None:
-        text = self.text(node, "field type", path)
-        if text is None:
-            return None
-        if text not in FIELD_TYPES:
-            hint = did_you_mean(text, FIELD_TYPES) or f"; use one of: {', '.join(FIELD_TYPES)}"
-            self.report(node, f"unknown field type '{text}'{hint}", path)
-            return None
-        return text
+        return self.choice(node, "field type", path, FIELD_TYPES)
 
     def texts(self, node: Node, path: str) -> tuple[str, ...]:
         items = self.sequence(node, "the values", path, "[terrace, inside]")

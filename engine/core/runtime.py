@@ -412,21 +412,15 @@ class JourneyRuntime:
             yearly = self._next_date(state, entry, month_day, due)
             state.armed[journey_id] = yearly
             state.timer_set(yearly)
-            if entry.condition is not None:
-                scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
-                if not entry.condition.test(scope):
-                    return
         elif isinstance(entry, DateFieldEntry):
             following = field_entry_due(state, entry, due) if entry.yearly else None
             if following is not None:
                 state.armed[journey_id] = following
                 state.timer_set(following)
-            if entry.condition is not None:
-                scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
-                if not entry.condition.test(scope):
-                    return
-        elif isinstance(entry, BroadcastEntry) and entry.condition is not None:
-            # the audience, as of the customer's broadcast time (engine.core.broadcast_times)
+        if isinstance(entry, DateEntry | DateFieldEntry | BroadcastEntry) \
+                and entry.condition is not None:
+            # checked when the entry fires (a broadcast's audience as of the customer's
+            # broadcast time); the other timed entries checked theirs when armed
             scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
             if not entry.condition.test(scope):
                 return

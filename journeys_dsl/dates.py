@@ -44,15 +44,28 @@ EVENT_DATES: dict[str, dict[str, DateKind]] = {
 }
 """Date fields by event type."""
 
+DECLARED_DATES: dict[str, dict[str, DateKind]] = {}
+"""Date fields of the declared event types the engine runs with (see
+`engine.core.declared_events.install`), replaced as a whole by `declare_event_dates`."""
+
 
 def add_event_date(event_type: str, name: str, kind: DateKind = "iso") -> None:
     """Make `event.<name>` of `event_type` events a date steps and entries can time by."""
     EVENT_DATES.setdefault(event_type, {})[name] = kind
 
 
+def declare_event_dates(dates: Mapping[str, Mapping[str, DateKind]]) -> None:
+    """Make `dates` the date fields of the declared event types (replacing any before)."""
+    DECLARED_DATES.clear()
+    DECLARED_DATES.update({event_type: dict(names) for event_type, names in dates.items()})
+
+
 def event_date_kind(event_type: str, name: str) -> DateKind | None:
     """The kind of a date field of an event type; None when it is not a date."""
-    return EVENT_DATES.get(event_type, {}).get(name)
+    kind = EVENT_DATES.get(event_type, {}).get(name)
+    if kind is None and DECLARED_DATES:
+        kind = DECLARED_DATES.get(event_type, {}).get(name)
+    return kind
 
 
 def customer_date_events(name: str) -> tuple[str, ...]:

@@ -230,3 +230,59 @@ def test_ingest_checks_declared_types_once_installed() -> None:
     assert [r.reason for r in check_events([value], "pos").refused] == [
         "'party_size' must be at least 1, got 0"]
     assert len(check_events([{**value, "party_size": 2}], "pos").accepted) == 1
+
+
+DATED = """\
+journey: table_reminder
+version: 1
+entry:
+  event: table_booked
+steps:
+  - id: remind
+    at: {date: event.booked_for, before: 1d, time: "10:00"}
+    actions: [{send: email, template: table_reminder}]
+  - id: on_the_day
+    at: {date: event.day, time: "09:00"}
+    actions: [{send: sms, template: table_today}]
+"""
+
+
+def test_a_declared_datetime_or_date_field_times_steps() -> None:
+    from engine.testing import JourneyTester
+    from journeys_dsl.dates import event_date_kind
+    from journeys_dsl.segments import EMPTY_MODEL
+    from journeys_dsl.vocabulary import BUILT_IN
+
+    declared = load_event_types_text(TYPES, "types.yaml")
+    plan = load_journey_text(DATED, "j.yaml", BUILT_IN.with_event_types(declared))
+    assert event_date_kind("table_booked", "booked_for") is None  # validation leaves none
+    install(declared)
+    ann = JourneyTester(plan, customer_model=EMPTY_MODEL, start_ms=1741000000000)
+    ann.event("profile", timezone="Europe/Berlin")
+    ann.event("table_booked", venue_id="v1", booked_for="2025-03-20T19:30:00+01:00",
+              day="2025-03-20")
+    ann.advance(days=30)
+    assert [(c["step"], c["send_at"]) for c in ann.commands] == [
+        ("remind", "2025-03-19T09:00:00.000Z"), ("on_the_day", "2025-03-20T08:00:00.000Z")]
+    install()
+    assert event_date_kind("table_booked", "booked_for") is None  # none left behind
+
+
+def test_a_declared_field_that_is_no_date_is_named_as_such() -> None:
+    from journeys_dsl.vocabulary import BUILT_IN
+
+    vocabulary = BUILT_IN.with_event_types(load_event_types_text(TYPES, "types.yaml"))
+    with pytest.raises(JourneyValidationError) as caught:
+        load_journey_text(DATED.replace("event.day", "event.area"), "j.yaml", vocabulary)
+    assert [str(p) for p in caught.value.problems] == [
+        "j.yaml:10:22: 'event.area' is not a date; dates of a table_booked event: "
+        "booked_for, day (at steps[1].at.date)"]
+
+
+def test_the_schema_accepts_declared_date_fields() -> None:
+    import jsonschema  # type: ignore[import-untyped]
+    import yaml
+
+    out = io.StringIO()
+    schema_command(out, ("table_booked",), ("event.booked_for", "event.day"))
+    jsonschema.validate(yaml.safe_load(DATED), json.loads(out.getvalue()))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 from journeys_dsl.model import StepRef, VariantSpec
 from journeys_dsl.node_reader import NodeReader
@@ -61,8 +62,8 @@ class SplitReader:
         domain = Domain("variant of this journey", tuple(dict.fromkeys(names)),
                         plural="variants of this journey")
         base = vocabulary if vocabulary is not None else Vocabulary()
-        return Vocabulary({**base.domains, "journey.variant": domain,
-                           "journey.variants": domain})
+        return replace(base, domains={**base.domains, "journey.variant": domain,
+                                      "journey.variants": domain})
 
     def split(self, step: MappingNode, node: Node, step_id: str, path: str
               ) -> tuple[VariantSpec, ...]:

@@ -286,3 +286,20 @@ def test_the_schema_accepts_declared_date_fields() -> None:
     out = io.StringIO()
     schema_command(out, ("table_booked",), ("event.booked_for", "event.day"))
     jsonschema.validate(yaml.safe_load(DATED), json.loads(out.getvalue()))
+
+
+def test_a_stored_version_on_a_declared_type_compiles_back(redis_client: object,
+                                                           key_prefix: str) -> None:
+    from engine.core.catalog import Catalog
+    from engine.storage.versions import sync_versions
+    from journeys_dsl.vocabulary import BUILT_IN
+
+    vocabulary = BUILT_IN.with_event_types(load_event_types_text(TYPES, "types.yaml"))
+    first = load_journey_text(DATED, "j.yaml", vocabulary)
+    sync_versions(redis_client, key_prefix, Catalog([first]))  # type: ignore[arg-type]
+    second = load_journey_text(DATED.replace("version: 1", "version: 2"), "j.yaml",
+                               vocabulary)
+    catalog = Catalog([second])
+    assert sync_versions(redis_client, key_prefix, catalog,  # type: ignore[arg-type]
+                         vocabulary) == ["table_reminder@1"]
+    assert catalog.plan("table_reminder", 1) is not None

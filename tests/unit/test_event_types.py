@@ -303,3 +303,20 @@ def test_a_stored_version_on_a_declared_type_compiles_back(redis_client: object,
     assert sync_versions(redis_client, key_prefix, catalog,  # type: ignore[arg-type]
                          vocabulary) == ["table_reminder@1"]
     assert catalog.plan("table_reminder", 1) is not None
+
+
+def test_the_console_reads_journeys_on_declared_types(redis_client: object, key_prefix: str,
+                                                      tmp_path: Path) -> None:
+    from engine.console.live import EngineModels, LiveEngine
+    from engine.core.catalog import Catalog
+    from engine.storage.versions import sync_versions
+    from journeys_dsl.vocabulary import BUILT_IN
+
+    types_file = tmp_path / "types.yaml"
+    types_file.write_text(TYPES, encoding="utf-8")
+    vocabulary = BUILT_IN.with_event_types(load_event_types(types_file))
+    sync_versions(redis_client, key_prefix,  # type: ignore[arg-type]
+                  Catalog([load_journey_text(DATED, "j.yaml", vocabulary)]))
+    models = EngineModels.load(None, None, None, str(types_file))
+    live = LiveEngine(redis_client, key_prefix, 8, models)  # type: ignore[arg-type]
+    assert [plan.key for plan in live.plans()] == ["table_reminder@1"]

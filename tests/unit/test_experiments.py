@@ -452,6 +452,14 @@ def test_text_compared_with_journey_variant_must_name_a_variant() -> None:
     assert_problem(members, 18, 10, "'c' is not a variant of this journey", "steps[2].if")
 
 
+def test_journey_variant_in_a_journey_without_a_split_is_refused() -> None:
+    text = HEAD + TAIL.replace("    next: end\n", "").replace("    actions: [{tag: two}]\n",
+                               "    if: \"journey.variant == 'b'\"\n"
+                               "    actions: [{tag: two}]\n")
+    assert_problem(text, 9, 29, "'b' is not a variant of this journey: it has no split step",
+                   "steps[1].if")
+
+
 DECLARED_SPLIT = """\
 journey: table_split
 version: 1

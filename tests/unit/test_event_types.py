@@ -320,3 +320,58 @@ def test_the_console_reads_journeys_on_declared_types(redis_client: object, key_
     models = EngineModels.load(None, None, None, str(types_file))
     live = LiveEngine(redis_client, key_prefix, 8, models)  # type: ignore[arg-type]
     assert [plan.key for plan in live.plans()] == ["table_reminder@1"]
+
+
+def test_a_declared_visit_moves_an_entry_timed_by_the_last_visit() -> None:
+    from engine.testing import JourneyTester
+    from journeys_dsl.segments import EMPTY_MODEL
+
+    install(load_event_types(EXAMPLE))
+    winback = load_journey_text("""\
+journey: winback
+version: 1
+entry:
+  date: {field: customer.last_visit_at, after: 30d}
+steps:
+  - id: miss_you
+    actions: [{send: email, template: miss_you}]
+""", "j.yaml")
+    ann = JourneyTester(winback, customer_model=EMPTY_MODEL)
+    ann.visit()
+    ann.advance(days=20)
+    ann.event("ticket_scanned", venue_id="v1", amount=12.0)
+    assert ann.state.profile.last_visit_at == ann.now_ms
+    ann.advance(days=45)
+    assert ann.sent() == [("miss_you", 50.0)]
+
+
+def test_an_entry_at_a_date_of_a_declared_visit_is_armed() -> None:
+    from engine.testing import JourneyTester
+    from journeys_dsl.segments import EMPTY_MODEL
+    from journeys_dsl.vocabulary import BUILT_IN
+
+    declared = load_event_types_text("""\
+types:
+  ticket_scanned:
+    venue: true
+    visit: true
+    fields:
+      show_at: {type: datetime, required: true}
+""", "types.yaml")
+    install(declared)
+    follow_up = load_journey_text("""\
+journey: after_the_show
+version: 1
+entry:
+  event: ticket_scanned
+  at: {date: event.show_at, after: 1d, time: "11:00"}
+steps:
+  - id: thanks
+    actions: [{send: email, template: show_thanks}]
+""", "j.yaml", BUILT_IN.with_event_types(declared))
+    ann = JourneyTester(follow_up, customer_model=EMPTY_MODEL, start_ms=1741000000000)
+    ann.event("profile", timezone="Europe/Berlin")
+    ann.event("ticket_scanned", venue_id="v1", show_at="2025-03-08T20:00:00+01:00")
+    ann.advance(days=10)
+    assert [(c["step"], c["send_at"]) for c in ann.commands] == [
+        ("thanks", "2025-03-09T10:00:00.000Z")]

@@ -237,6 +237,12 @@ class JourneyParser(NodeReader):
     def event_type(self, node: Node, path: str) -> str | None:
         known = (self.vocabulary.event_types if self.vocabulary is not None
                  else fields.EVENT_TYPES)
+        text = node.text if isinstance(node, ScalarNode) else None
+        if text is not None and text not in known and not did_you_mean(text, known):
+            self.report(node, f"unknown event type '{text}'; use one of: {', '.join(known)}, "
+                              "or declare it in an event types file given with --event-types",
+                        path)
+            return None
         return self.choice(node, "event type", path, known)
 
     def entry(self, node: Node) -> plan.Entry | None:

@@ -183,7 +183,8 @@ def test_journeys_use_declared_types(types_file: Path) -> None:
 def test_an_undeclared_type_is_refused_in_a_journey() -> None:
     assert journey_problems("event.party_size >= 4", None) == [
         "j.yaml:4:10: unknown event type 'table_booked'; use one of: visit, rating, "
-        "voucher_redeemed, booking, profile, message, points, presence (at entry.event)"]
+        "voucher_redeemed, booking, profile, message, points, presence, or declare it in an "
+        "event types file given with --event-types (at entry.event)"]
 
 
 def test_an_unknown_declared_field_has_did_you_mean(types_file: Path) -> None:

@@ -11,9 +11,12 @@ A field's kind says how its value reads:
   (`2025-06-01T19:30`, in the customer's time zone) or a moment with its UTC offset
   (`2025-06-01T19:30:00+02:00`).
 
-A new date field, such as a datetime field of a declared event type, is one call to
-`add_event_date` (kind `iso` for text, `instant` for epoch milliseconds): validation,
-the JSON schema and the engine read these tables and nothing else.
+A new built-in date field is one call to `add_event_date` (kind `iso` for text, `instant`
+for epoch milliseconds): validation, the JSON schema and the engine read these tables.
+The `datetime` and `date` fields of declared event types are dates too, kept apart so that
+they go with the event types file: validation reads them from its vocabulary
+(`Vocabulary.with_event_types`), the engine from `DECLARED_DATES`, which
+`engine.core.declared_events.install` replaces with each file.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ CUSTOMER_DATES: Mapping[str, DateKind] = {
     "first_visit_at": "instant",
     "last_visit_at": "instant",
     "last_rating_at": "instant",
+    "first_presence_at": "instant",
+    "last_presence_at": "instant",
 }
 """The customer's date fields."""
 
@@ -39,6 +41,8 @@ CUSTOMER_DATE_EVENTS: Mapping[str, tuple[str, ...]] = {
     "first_visit_at": ("visit",),
     "last_visit_at": ("visit",),
     "last_rating_at": ("rating",),
+    "first_presence_at": ("presence",),
+    "last_presence_at": ("presence",),
 }
 """The event types that change each customer date (an entry on it is armed again)."""
 

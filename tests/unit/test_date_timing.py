@@ -367,14 +367,16 @@ def step_at(value: str, entry: str = "entry:\n  event: booking\n") -> str:
      "(at steps[0].at.date)"),
     ("{date: customer.visit_count}",
      "j.yaml:7:25: 'customer.visit_count' is not a date; dates of the customer: birthday, "
-     "first_visit_at, last_visit_at, last_rating_at (at steps[0].at.date)"),
+     "first_visit_at, last_visit_at, last_rating_at, first_presence_at, last_presence_at "
+     "(at steps[0].at.date)"),
     ("{date: customer.birthdy}",
      "j.yaml:7:25: unknown field 'birthdy' of the customer; did you mean 'birthday'? "
      "(at steps[0].at.date)"),
     ("{date: evnt.booked_for}",
      "j.yaml:7:16: 'evnt.booked_for' is not a date field; name a date of the entry event "
      "(event.booked_for) or of the customer (customer.birthday, customer.first_visit_at, "
-     "customer.last_visit_at, customer.last_rating_at); did you mean 'event'?"),
+     "customer.last_visit_at, customer.last_rating_at, customer.first_presence_at, "
+     "customer.last_presence_at); did you mean 'event'?"),
     ("{date: event.booked_for, before: 1d, after: 2h}",
      "j.yaml:7:46: give 'before' or 'after', not both (at steps[0].at.after)"),
     ("{date: event.booked_for, before: 1M}",

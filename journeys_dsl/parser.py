@@ -262,8 +262,12 @@ class JourneyParser(NodeReader):
         for key in ("offset", "at"):
             misplaced = entry.get(key)
             if misplaced is not None and kind != "date" and (kind, key) != ("event", "at"):
-                self.report(misplaced.key, f"'{key}' only applies to a date entry "
-                                           "(date: birthday | first_visit_anniversary)",
+                where = ("applies to an event entry (event: booking, at: {date: "
+                         "event.booked_for, before: 1d}) or a date entry (date: {field: "
+                         "customer.birthday, every: year, time: \"10:00\"})" if key == "at" else
+                         "only applies to a date entry (date: birthday | "
+                         "first_visit_anniversary)")
+                self.report(misplaced.key, f"'{key}' {where}, not with '{kind}'",
                             f"entry.{key}")
         when = self.optional(entry, "when")
         if kind == "broadcast":

@@ -429,7 +429,12 @@ def test_entry_date_problems_are_reported_where_they_are() -> None:
         ("  event: visit\n  at: {date: event.booked_for}\n",
          "j.yaml:5:20: unknown field 'booked_for' of a visit event"),
         ("  inactive_for: 30d\n  at: {date: customer.birthday}\n",
-         "j.yaml:5:3: 'at' only applies to a date entry"),
+         "j.yaml:5:3: 'at' applies to an event entry (event: booking, at: {date: "
+         "event.booked_for, before: 1d}) or a date entry (date: {field: customer.birthday, "
+         "every: year, time: \"10:00\"}), not with 'inactive_for' (at entry.at)"),
+        ("  segment: {enters: vip}\n  offset: 1d\n",
+         "j.yaml:5:3: 'offset' only applies to a date entry (date: birthday | "
+         "first_visit_anniversary), not with 'segment' (at entry.offset)"),
     ]
     for entry, expected in cases:
         found = problems_of(head + entry + tail)

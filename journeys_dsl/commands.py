@@ -51,13 +51,15 @@ def validate_command(paths: list[str], out: TextIO, err: TextIO,
     return 0
 
 
-def schema_command(out: TextIO, event_types: Sequence[str] = ()) -> int:
+def schema_command(out: TextIO, event_types: Sequence[str] = (),
+                   event_dates: Sequence[str] = ()) -> int:
     """Print the JSON Schema of journey files, for editors; `event_types` are declared
-    types journeys may use beside the built-in ones."""
+    types journeys may use beside the built-in ones, `event_dates` their date fields
+    (`event.booked_for`)."""
     schema = journey_json_schema()
     if event_types:
         from journeys_dsl.event_types import schema_with_types
 
-        schema = schema_with_types(schema, event_types)
+        schema = schema_with_types(schema, event_types, event_dates)
     print(json.dumps(schema, indent=2), file=out)
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from journeys_dsl import fields, plan
-from journeys_dsl.dates import CUSTOMER_DATES, EVENT_DATES, event_date_kind
+from journeys_dsl.dates import CUSTOMER_DATES, EVENT_DATES
 from journeys_dsl.durations import DurationError, format_duration, parse_local_time
 from journeys_dsl.node_reader import NodeReader, did_you_mean
 from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode
@@ -117,10 +117,13 @@ def read_date_ref(reader: NodeReader, node: Node, path: str, event_type: str | N
         return None
     if event_type is None:
         return None  # the event type is itself wrong; reported there
-    if event_date_kind(event_type, name) is not None:
+    vocabulary = reader.vocabulary
+    event_dates = vocabulary.event_dates if vocabulary is not None else EVENT_DATES
+    event_fields = vocabulary.event_fields if vocabulary is not None else fields.EVENT_FIELDS
+    if name in event_dates.get(event_type, {}):
         return plan.DateRef("event", name)
-    dates = tuple(EVENT_DATES.get(event_type, {}))
-    known = (*fields.EVENT_COMMON, *fields.EVENT_FIELDS.get(event_type, ()))
+    dates = tuple(event_dates.get(event_type, {}))
+    known = (*fields.EVENT_COMMON, *event_fields.get(event_type, ()))
     listed = (f"; dates of a {event_type} event: {', '.join(dates)}" if dates
               else f"; a {event_type} event has no date field")
     if name in known:

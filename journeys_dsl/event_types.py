@@ -28,6 +28,7 @@ from typing import Any
 
 from journeys_dsl import fields
 from journeys_dsl.config_files import compile_file
+from journeys_dsl.dates import DateKind
 from journeys_dsl.node_reader import NodeReader
 from journeys_dsl.vocabulary import Vocabulary
 from journeys_dsl.yaml_nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -86,6 +87,17 @@ class EventTypes:
         """Fields of every event type, built-in and declared (see `fields.EVENT_FIELDS`)."""
         return {**fields.EVENT_FIELDS,
                 **{name: kind.field_names for name, kind in self.types.items()}}
+
+    def date_fields(self) -> dict[str, dict[str, DateKind]]:
+        """The `datetime` and `date` fields of each declared type: dates steps and entries
+        can time by (`at: {date: event.booked_for}`)."""
+        found: dict[str, dict[str, DateKind]] = {}
+        for name, kind in self.types.items():
+            names: dict[str, DateKind] = {one.name: "iso" for one in kind.fields
+                                          if one.type in ("datetime", "date")}
+            if names:
+                found[name] = names
+        return found
 
 
 NO_EVENT_TYPES = EventTypes()
@@ -263,12 +275,28 @@ def journey_vocabulary(segments: str | Path | None = None,
     return segments_vocabulary(segments).with_event_types(load_event_types(event_types))
 
 
-def schema_with_types(schema: Any, names: Sequence[str]) -> Any:
-    """The journey JSON Schema with the declared types added wherever it lists event types."""
+def schema_with_types(schema: Any, names: Sequence[str], dates: Sequence[str] = ()) -> Any:
+    """The journey JSON Schema with the declared types added wherever it lists event types,
+    and their date fields (`event.booked_for`) wherever it lists dates."""
+    from journeys_dsl.schema import date_sources
+
+    return _with_types(schema, names, date_sources(), dates)
+
+
+def _with_types(schema: Any, names: Sequence[str], sources: list[str],
+                dates: Sequence[str]) -> Any:
     if isinstance(schema, dict):
         if schema.get("enum") == list(fields.EVENT_TYPES):
             return {**schema, "enum": [*fields.EVENT_TYPES, *names]}
-        return {key: schema_with_types(value, names) for key, value in schema.items()}
+        if dates and schema.get("enum") == sources:
+            return {**schema, "enum": [*dict.fromkeys([*sources, *dates])]}
+        return {key: _with_types(value, names, sources, dates) for key, value in schema.items()}
     if isinstance(schema, list):
-        return [schema_with_types(value, names) for value in schema]
+        return [_with_types(value, names, sources, dates) for value in schema]
     return schema
+
+
+def date_sources(event_types: EventTypes) -> tuple[str, ...]:
+    """`event.<field>` of every declared date field, once each, for the JSON Schema."""
+    return tuple(dict.fromkeys(f"event.{name}" for names in event_types.date_fields().values()
+                               for name in names))

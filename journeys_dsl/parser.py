@@ -237,6 +237,12 @@ class JourneyParser(NodeReader):
     def event_type(self, node: Node, path: str) -> str | None:
         known = (self.vocabulary.event_types if self.vocabulary is not None
                  else fields.EVENT_TYPES)
+        text = node.text if isinstance(node, ScalarNode) else None
+        if text is not None and text not in known and not did_you_mean(text, known):
+            self.report(node, f"unknown event type '{text}'; use one of: {', '.join(known)}, "
+                              "or declare it in an event types file given with --event-types",
+                        path)
+            return None
         return self.choice(node, "event type", path, known)
 
     def entry(self, node: Node) -> plan.Entry | None:
@@ -256,8 +262,12 @@ class JourneyParser(NodeReader):
         for key in ("offset", "at"):
             misplaced = entry.get(key)
             if misplaced is not None and kind != "date" and (kind, key) != ("event", "at"):
-                self.report(misplaced.key, f"'{key}' only applies to a date entry "
-                                           "(date: birthday | first_visit_anniversary)",
+                where = ("applies to an event entry (event: booking, at: {date: "
+                         "event.booked_for, before: 1d}) or a date entry (date: {field: "
+                         "customer.birthday, every: year, time: \"10:00\"})" if key == "at" else
+                         "only applies to a date entry (date: birthday | "
+                         "first_visit_anniversary)")
+                self.report(misplaced.key, f"'{key}' {where}, not with '{kind}'",
                             f"entry.{key}")
         when = self.optional(entry, "when")
         if kind == "broadcast":

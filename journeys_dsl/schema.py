@@ -72,11 +72,14 @@ def _object(description: str, properties: dict[str, Any], required: list[str] | 
     return schema
 
 
-def _date_field(description: str) -> dict[str, Any]:
+def date_sources() -> list[str]:
+    """What `at: {date: ...}` may name: the event and customer date fields."""
     event_dates = [f"event.{name}" for names in EVENT_DATES.values() for name in names]
-    customer_dates = [f"customer.{name}" for name in CUSTOMER_DATES]
-    return {"type": "string", "enum": [*event_dates, *customer_dates],
-            "description": description}
+    return [*dict.fromkeys(event_dates), *(f"customer.{name}" for name in CUSTOMER_DATES)]
+
+
+def _date_field(description: str) -> dict[str, Any]:
+    return {"type": "string", "enum": date_sources(), "description": description}
 
 
 def _shift(properties: dict[str, Any]) -> dict[str, Any]:

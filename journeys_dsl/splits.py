@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 from journeys_dsl.model import StepRef, VariantSpec
 from journeys_dsl.node_reader import NodeReader
@@ -34,6 +35,9 @@ SPLIT_CLASHES = ("branch", "next", "wait_for")
 """Step keys that cannot go with `split`: the split alone says where the step goes."""
 MIN_VARIANTS = 2
 _PERCENT = re.compile(r"^\s*(\d+(\.\d+)?)\s*%\s*$")
+NO_VARIANTS = Domain("variant of this journey: it has no split step, so it draws no variant",
+                     (), plural="variants")
+"""What `journey.variant` may equal in a journey without splits: nothing."""
 
 
 class SplitReader:
@@ -47,7 +51,7 @@ class SplitReader:
     @staticmethod
     def with_variants(steps: Node, vocabulary: Vocabulary | None) -> Vocabulary | None:
         """`vocabulary` plus the variant names written in the steps' splits, so that text
-        compared with `journey.variant` must be one of them; unchanged without splits."""
+        compared with `journey.variant` must be one of them (none without splits)."""
         names: list[str] = []
         for step in steps.items if isinstance(steps, SequenceNode) else ():
             entry = step.get("split") if isinstance(step, MappingNode) else None
@@ -56,13 +60,11 @@ class SplitReader:
                 name = arm.get("variant") if isinstance(arm, MappingNode) else None
                 if name is not None and isinstance(name.value, ScalarNode):
                     names.append(name.value.text)
-        if not names:
-            return vocabulary
-        domain = Domain("variant of this journey", tuple(dict.fromkeys(names)),
-                        plural="variants of this journey")
+        domain = (Domain("variant of this journey", tuple(dict.fromkeys(names)),
+                         plural="variants of this journey") if names else NO_VARIANTS)
         base = vocabulary if vocabulary is not None else Vocabulary()
-        return Vocabulary({**base.domains, "journey.variant": domain,
-                           "journey.variants": domain})
+        return replace(base, domains={**base.domains, "journey.variant": domain,
+                                      "journey.variants": domain})
 
     def split(self, step: MappingNode, node: Node, step_id: str, path: str
               ) -> tuple[VariantSpec, ...]:

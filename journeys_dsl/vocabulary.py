@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from journeys_dsl import fields
+from journeys_dsl import dates, fields
+from journeys_dsl.dates import DateKind
 from journeys_dsl.plan import DAYPARTS
 
 if TYPE_CHECKING:
@@ -52,6 +53,9 @@ class Vocabulary:
     """Known values of one event type's field, by `type:event.field`."""
     typed_kinds: Mapping[str, str] = field(default_factory=dict)
     """"number" or "text" of one event type's field, by `type:event.field`."""
+    event_dates: Mapping[str, Mapping[str, DateKind]] = field(
+        default_factory=lambda: dates.EVENT_DATES)
+    """Date fields of each event type (`at: {date: event.x}`), built-in and declared."""
 
     def domain(self, dotted: str, event_type: str | None = None) -> Domain | None:
         if event_type is not None and self.typed_domains:
@@ -90,7 +94,8 @@ class Vocabulary:
             "event.zone": Domain("presence zone", zones, source),
             "customer.last_zone": Domain("presence zone", zones, source),
         }, event_fields=event_fields, typed_domains={**self.typed_domains, **typed},
-            typed_kinds={**self.typed_kinds, **field_kinds(event_types)})
+            typed_kinds={**self.typed_kinds, **field_kinds(event_types)},
+            event_dates={**self.event_dates, **event_types.date_fields()})
 
     def with_segments(self, *, activity: Iterable[str], check_tiers: Iterable[str],
                       segments: Iterable[str], tiers: Iterable[str],

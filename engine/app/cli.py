@@ -340,9 +340,10 @@ def _add_kafka_options(parser: argparse.ArgumentParser) -> None:
 
 def _schema(args: argparse.Namespace) -> int:
     from journeys_dsl.commands import schema_command
-    from journeys_dsl.event_types import load_event_types
+    from journeys_dsl.event_types import date_sources, load_event_types
 
-    return schema_command(sys.stdout, tuple(load_event_types(args.event_types).types))
+    event_types = load_event_types(args.event_types)
+    return schema_command(sys.stdout, tuple(event_types.types), date_sources(event_types))
 
 
 def _fit(args: argparse.Namespace) -> int:

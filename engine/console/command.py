@@ -58,17 +58,21 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scores", metavar="FILE",
                        help="score model parameters (default: built in)")
     group.add_argument("--policies", metavar="FILE", help="messaging policies (default: none)")
+    group.add_argument("--event-types", metavar="FILE",
+                       help="declared event types (default: the built-in types only)")
 
 
 def _explain(args: argparse.Namespace) -> int:
     from engine.console.live import EngineModels, LiveEngine
     from engine.console.text import format_explanations
+    from engine.core.declared_events import install as install_event_types
     from engine.flow.runner import check_redis, redis_endpoint
     from engine.storage.redis_client import connect
 
     _need_state(args, "explain")
     at = _time(args.at) if args.at else None
-    models = EngineModels.load(args.segments, args.scores, args.policies)
+    models = EngineModels.load(args.segments, args.scores, args.policies, args.event_types)
+    install_event_types(models.event_types)  # the dates and visits of the declared types
     with redis_endpoint(args.redis, args.state_dir) as url:
         check_redis(url)
         engine = LiveEngine(connect(url), args.prefix, args.shards, models)
@@ -108,6 +112,7 @@ def _need_state(args: argparse.Namespace, command: str) -> None:
 def _console(args: argparse.Namespace) -> int:
     from engine.console.live import EngineModels
     from engine.console.server import check_free, serve
+    from engine.core.declared_events import install as install_event_types
     from engine.flow.runner import check_redis, redis_endpoint
 
     _need_state(args, "console")
@@ -118,7 +123,8 @@ def _console(args: argparse.Namespace) -> int:
         token = secrets.token_urlsafe(24)
     if len(token) < 12:
         raise ConsoleError("the console token is too short: give at least 12 characters")
-    models = EngineModels.load(args.segments, args.scores, args.policies)
+    models = EngineModels.load(args.segments, args.scores, args.policies, args.event_types)
+    install_event_types(models.event_types)  # the dates and visits of the declared types
     with redis_endpoint(args.redis, args.state_dir) as url:
         check_redis(url)
         address = f"http://{args.host}:{args.port}/"

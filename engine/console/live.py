@@ -33,10 +33,12 @@ from engine.storage.store import (
     stored_shard_count,
 )
 from engine.storage.versions import registry_key
+from journeys_dsl.event_types import NO_EVENT_TYPES, EventTypes, load_event_types
 from journeys_dsl.loader import load_journey_text
 from journeys_dsl.plan import EventEntry, JourneyPlan
 from journeys_dsl.policies import Policies, load_policies
 from journeys_dsl.segments import CustomerModel, load_segments
+from journeys_dsl.vocabulary import Vocabulary
 
 LIVE_CLOCK_SLACK_MS = 2 * DAY_MS
 """An engine whose shards passed a day boundary this close to the wall clock runs on the
@@ -54,12 +56,14 @@ class EngineModels:
     customer_model: CustomerModel
     score_model: ScoreModel
     policies: Policies
+    event_types: EventTypes = NO_EVENT_TYPES
+    """The declared event types the journeys may use."""
 
     @classmethod
     def load(cls, segments: str | None, scores: str | None,
-             policies: str | None) -> EngineModels:
+             policies: str | None, event_types: str | None = None) -> EngineModels:
         return cls(load_segments(segments), load_model(scores) if scores else DEFAULT_MODEL,
-                   load_policies(policies))
+                   load_policies(policies), load_event_types(event_types))
 
 
 class LiveEngine:
@@ -82,8 +86,9 @@ class LiveEngine:
         digest = b"\0".join(name + b"\0" + raw for name, raw in sorted(records.items()))
         if digest != self._catalog_digest:
             sources = [orjson.loads(raw) for _, raw in sorted(records.items())]
-            self._catalog = Catalog(load_journey_text(source["text"], source["file"])
-                                    for source in sources)
+            vocabulary = Vocabulary().with_event_types(self.models.event_types)
+            self._catalog = Catalog(load_journey_text(source["text"], source["file"],
+                                                      vocabulary) for source in sources)
             self._catalog_digest = digest
         return self._catalog
 

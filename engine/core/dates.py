@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.core.events import MAX_TS_MS, MIN_TS_MS, Event
+from engine.core.presence import CUSTOMER_FIELDS as PRESENCE_FIELDS
 from engine.core.state import CustomerState, Enrollment
 from engine.core.timeutil import DAY_MS, at_local_time, zone
 from journeys_dsl.dates import CUSTOMER_DATES, DateKind, event_date_kind
@@ -89,7 +90,10 @@ def parse_date_text(text: str) -> DateValue | None:
 def date_of(ref: DateRef, state: CustomerState, event: Event | None = None) -> DateValue | None:
     """The date `ref` names for this customer (and this event, for `event.*`)."""
     if ref.root == "customer":
-        return read_date(getattr(state.profile, ref.name, None), CUSTOMER_DATES.get(ref.name))
+        presence = PRESENCE_FIELDS.get(ref.name)
+        value = (presence(state.profile.presence, 0) if presence is not None
+                 else getattr(state.profile, ref.name, None))
+        return read_date(value, CUSTOMER_DATES.get(ref.name))
     if event is None:
         return None
     return read_date(event.field(ref.name), event_date_kind(event.type, ref.name))

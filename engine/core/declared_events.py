@@ -14,6 +14,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
+from journeys_dsl.dates import declare_event_dates
 from journeys_dsl.event_types import NO_EVENT_TYPES, DeclaredField, DeclaredType, EventTypes
 
 MAX_ID_LENGTH = 200
@@ -35,6 +36,7 @@ def install(event_types: EventTypes = NO_EVENT_TYPES) -> None:
     EXTRA_ZONES[:] = event_types.presence_zones
     VISIT_TYPES.clear()
     VISIT_TYPES.update(name for name, kind in event_types.types.items() if kind.visit)
+    declare_event_dates(event_types.date_fields())
 
 
 def did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:

@@ -140,12 +140,16 @@ class JourneyRuntime:
             self._exits_and_waits(state, event, venue_id, ctx, effects)
         entries = self.catalog.event_entries.get(event.type)
         timed = self.catalog.timed_entries.get(arming)
+        if arming != event.type:  # a declared visit: its own time-based entries too
+            own = self.catalog.timed_entries.get(event.type)
+            if own:
+                timed = [*own, *timed] if timed else own
         if entries or timed:
             entry_scope = build_scope(state, event.ts, ctx, event=event, venue_id=venue_id)
             if entries:
                 self._event_entries(state, event, entry_scope, ctx, effects, entries)
             if timed:
-                self._arm_timed_entries(state, event, entry_scope, timed, effects)
+                self._arm_timed_entries(state, event, arming, entry_scope, timed, effects)
         if triggered:
             self.triggers.after_event(self, state, event.ts, ctx, effects)
         if state.vouchers:
@@ -266,10 +270,12 @@ class JourneyRuntime:
                 continue
             self.enroll(state, plan, event.ts, ctx, effects, event=event)
 
-    def _arm_timed_entries(self, state: CustomerState, event: Event, scope: dict[str, Any],
-                           plans: list[JourneyPlan], effects: Effects) -> None:
+    def _arm_timed_entries(self, state: CustomerState, event: Event, arming: str,
+                           scope: dict[str, Any], plans: list[JourneyPlan],
+                           effects: Effects) -> None:
         """Arm (or disarm) the time-based entries `event` starts or moves (see
-        `Catalog.timed_entries`)."""
+        `Catalog.timed_entries`); `arming` is its type, or "visit" for a declared type that
+        counts as a visit."""
         profile = state.profile
         for plan in plans:
             entry = plan.entry
@@ -300,11 +306,11 @@ class JourneyRuntime:
                     state.armed[journey_id] = due
                     state.timer_set(due)
             else:
-                self._arm_date_entry(state, event, scope, plan, effects)
+                self._arm_date_entry(state, event, arming, scope, plan, effects)
 
     @staticmethod
-    def _arm_date_entry(state: CustomerState, event: Event, scope: dict[str, Any],
-                        plan: JourneyPlan, effects: Effects) -> None:
+    def _arm_date_entry(state: CustomerState, event: Event, arming: str,
+                        scope: dict[str, Any], plan: JourneyPlan, effects: Effects) -> None:
         """Arm an entry at a date of the profile, or at a date of the event (the latest
         event that meets the condition decides; one whose time has passed disarms it)."""
         entry = plan.entry
@@ -312,7 +318,7 @@ class JourneyRuntime:
         due: int | None
         if isinstance(entry, DateFieldEntry):
             if (journey_id in state.armed and event.type != "profile"
-                    and event.type not in customer_date_events(entry.date.name)):
+                    and arming not in customer_date_events(entry.date.name)):
                 return
             due = field_entry_due(state, entry, event.ts)
         elif isinstance(entry, EventDateEntry):

@@ -53,6 +53,7 @@ from journeys_dsl.loader import load_journeys
 from journeys_dsl.plan import JourneyPlan
 from journeys_dsl.policies import load_policies
 from journeys_dsl.segments import load_segments
+from journeys_dsl.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,8 @@ def run(options: RunOptions, plans: Sequence[JourneyPlan] | None = None,
 def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
            score_model: ScoreModel | None = None) -> RunSummary:
     """Run against the Redis server at `url`."""
-    install_event_types(load_event_types(options.event_types))
+    event_types = load_event_types(options.event_types)
+    install_event_types(event_types)
     client = connect(url)
     catalog = Catalog(plans)
     counters = RunCounters()
@@ -215,7 +217,7 @@ def run_on(url: str, options: RunOptions, plans: Sequence[JourneyPlan],
         max_skew_ms=options.max_skew_ms, max_amount=options.max_amount,
         dedup_window_ms=options.dedup_window_ms, cache_customers=options.cache_customers,
         timeline_kept=options.timeline_kept, telemetry=options.telemetry)
-    sync_versions(client, options.prefix, catalog)
+    sync_versions(client, options.prefix, catalog, Vocabulary().with_event_types(event_types))
     if score_model is None:
         score_model = load_model(options.scores) if options.scores else DEFAULT_MODEL
     warm_up()

@@ -12,14 +12,17 @@ import redis
 
 from engine.core.catalog import Catalog, CatalogError
 from journeys_dsl.loader import load_journey_text
+from journeys_dsl.vocabulary import Vocabulary
 
 
 def registry_key(prefix: str) -> str:
     return f"{prefix}:journeys"
 
 
-def sync_versions(client: redis.Redis, prefix: str, catalog: Catalog) -> list[str]:
-    """Record the catalog's versions and add the stored ones it lacks; return those added."""
+def sync_versions(client: redis.Redis, prefix: str, catalog: Catalog,
+                  vocabulary: Vocabulary | None = None) -> list[str]:
+    """Record the catalog's versions and add the stored ones it lacks, compiled with
+    `vocabulary` (the declared event types they may use); return those added."""
     key = registry_key(prefix)
     for plan in catalog.plans():
         record = orjson.dumps({"file": plan.source_file, "digest": plan.source_digest,
@@ -42,6 +45,6 @@ def sync_versions(client: redis.Redis, prefix: str, catalog: Catalog) -> list[st
         if catalog.plan(journey_id, int(version)) is not None:
             continue
         stored = orjson.loads(raw)
-        catalog.add(load_journey_text(stored["text"], stored["file"]))
+        catalog.add(load_journey_text(stored["text"], stored["file"], vocabulary))
         added.append(name)
     return added

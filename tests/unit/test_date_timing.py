@@ -367,14 +367,16 @@ def step_at(value: str, entry: str = "entry:\n  event: booking\n") -> str:
      "(at steps[0].at.date)"),
     ("{date: customer.visit_count}",
      "j.yaml:7:25: 'customer.visit_count' is not a date; dates of the customer: birthday, "
-     "first_visit_at, last_visit_at, last_rating_at (at steps[0].at.date)"),
+     "first_visit_at, last_visit_at, last_rating_at, first_presence_at, last_presence_at "
+     "(at steps[0].at.date)"),
     ("{date: customer.birthdy}",
      "j.yaml:7:25: unknown field 'birthdy' of the customer; did you mean 'birthday'? "
      "(at steps[0].at.date)"),
     ("{date: evnt.booked_for}",
      "j.yaml:7:16: 'evnt.booked_for' is not a date field; name a date of the entry event "
      "(event.booked_for) or of the customer (customer.birthday, customer.first_visit_at, "
-     "customer.last_visit_at, customer.last_rating_at); did you mean 'event'?"),
+     "customer.last_visit_at, customer.last_rating_at, customer.first_presence_at, "
+     "customer.last_presence_at); did you mean 'event'?"),
     ("{date: event.booked_for, before: 1d, after: 2h}",
      "j.yaml:7:46: give 'before' or 'after', not both (at steps[0].at.after)"),
     ("{date: event.booked_for, before: 1M}",
@@ -427,7 +429,12 @@ def test_entry_date_problems_are_reported_where_they_are() -> None:
         ("  event: visit\n  at: {date: event.booked_for}\n",
          "j.yaml:5:20: unknown field 'booked_for' of a visit event"),
         ("  inactive_for: 30d\n  at: {date: customer.birthday}\n",
-         "j.yaml:5:3: 'at' only applies to a date entry"),
+         "j.yaml:5:3: 'at' applies to an event entry (event: booking, at: {date: "
+         "event.booked_for, before: 1d}) or a date entry (date: {field: customer.birthday, "
+         "every: year, time: \"10:00\"}), not with 'inactive_for' (at entry.at)"),
+        ("  segment: {enters: vip}\n  offset: 1d\n",
+         "j.yaml:5:3: 'offset' only applies to a date entry (date: birthday | "
+         "first_visit_anniversary), not with 'segment' (at entry.offset)"),
     ]
     for entry, expected in cases:
         found = problems_of(head + entry + tail)

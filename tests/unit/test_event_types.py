@@ -183,7 +183,8 @@ def test_journeys_use_declared_types(types_file: Path) -> None:
 def test_an_undeclared_type_is_refused_in_a_journey() -> None:
     assert journey_problems("event.party_size >= 4", None) == [
         "j.yaml:4:10: unknown event type 'table_booked'; use one of: visit, rating, "
-        "voucher_redeemed, booking, profile, message, points, presence (at entry.event)"]
+        "voucher_redeemed, booking, profile, message, points, presence, or declare it in an "
+        "event types file given with --event-types (at entry.event)"]
 
 
 def test_an_unknown_declared_field_has_did_you_mean(types_file: Path) -> None:
@@ -230,3 +231,148 @@ def test_ingest_checks_declared_types_once_installed() -> None:
     assert [r.reason for r in check_events([value], "pos").refused] == [
         "'party_size' must be at least 1, got 0"]
     assert len(check_events([{**value, "party_size": 2}], "pos").accepted) == 1
+
+
+DATED = """\
+journey: table_reminder
+version: 1
+entry:
+  event: table_booked
+steps:
+  - id: remind
+    at: {date: event.booked_for, before: 1d, time: "10:00"}
+    actions: [{send: email, template: table_reminder}]
+  - id: on_the_day
+    at: {date: event.day, time: "09:00"}
+    actions: [{send: sms, template: table_today}]
+"""
+
+
+def test_a_declared_datetime_or_date_field_times_steps() -> None:
+    from engine.testing import JourneyTester
+    from journeys_dsl.dates import event_date_kind
+    from journeys_dsl.segments import EMPTY_MODEL
+    from journeys_dsl.vocabulary import BUILT_IN
+
+    declared = load_event_types_text(TYPES, "types.yaml")
+    plan = load_journey_text(DATED, "j.yaml", BUILT_IN.with_event_types(declared))
+    assert event_date_kind("table_booked", "booked_for") is None  # validation leaves none
+    install(declared)
+    ann = JourneyTester(plan, customer_model=EMPTY_MODEL, start_ms=1741000000000)
+    ann.event("profile", timezone="Europe/Berlin")
+    ann.event("table_booked", venue_id="v1", booked_for="2025-03-20T19:30:00+01:00",
+              day="2025-03-20")
+    ann.advance(days=30)
+    assert [(c["step"], c["send_at"]) for c in ann.commands] == [
+        ("remind", "2025-03-19T09:00:00.000Z"), ("on_the_day", "2025-03-20T08:00:00.000Z")]
+    install()
+    assert event_date_kind("table_booked", "booked_for") is None  # none left behind
+
+
+def test_a_declared_field_that_is_no_date_is_named_as_such() -> None:
+    from journeys_dsl.vocabulary import BUILT_IN
+
+    vocabulary = BUILT_IN.with_event_types(load_event_types_text(TYPES, "types.yaml"))
+    with pytest.raises(JourneyValidationError) as caught:
+        load_journey_text(DATED.replace("event.day", "event.area"), "j.yaml", vocabulary)
+    assert [str(p) for p in caught.value.problems] == [
+        "j.yaml:10:22: 'event.area' is not a date; dates of a table_booked event: "
+        "booked_for, day (at steps[1].at.date)"]
+
+
+def test_the_schema_accepts_declared_date_fields() -> None:
+    import jsonschema  # type: ignore[import-untyped]
+    import yaml
+
+    out = io.StringIO()
+    schema_command(out, ("table_booked",), ("event.booked_for", "event.day"))
+    jsonschema.validate(yaml.safe_load(DATED), json.loads(out.getvalue()))
+
+
+def test_a_stored_version_on_a_declared_type_compiles_back(redis_client: object,
+                                                           key_prefix: str) -> None:
+    from engine.core.catalog import Catalog
+    from engine.storage.versions import sync_versions
+    from journeys_dsl.vocabulary import BUILT_IN
+
+    vocabulary = BUILT_IN.with_event_types(load_event_types_text(TYPES, "types.yaml"))
+    first = load_journey_text(DATED, "j.yaml", vocabulary)
+    sync_versions(redis_client, key_prefix, Catalog([first]))  # type: ignore[arg-type]
+    second = load_journey_text(DATED.replace("version: 1", "version: 2"), "j.yaml",
+                               vocabulary)
+    catalog = Catalog([second])
+    assert sync_versions(redis_client, key_prefix, catalog,  # type: ignore[arg-type]
+                         vocabulary) == ["table_reminder@1"]
+    assert catalog.plan("table_reminder", 1) is not None
+
+
+def test_the_console_reads_journeys_on_declared_types(redis_client: object, key_prefix: str,
+                                                      tmp_path: Path) -> None:
+    from engine.console.live import EngineModels, LiveEngine
+    from engine.core.catalog import Catalog
+    from engine.storage.versions import sync_versions
+    from journeys_dsl.vocabulary import BUILT_IN
+
+    types_file = tmp_path / "types.yaml"
+    types_file.write_text(TYPES, encoding="utf-8")
+    vocabulary = BUILT_IN.with_event_types(load_event_types(types_file))
+    sync_versions(redis_client, key_prefix,  # type: ignore[arg-type]
+                  Catalog([load_journey_text(DATED, "j.yaml", vocabulary)]))
+    models = EngineModels.load(None, None, None, str(types_file))
+    live = LiveEngine(redis_client, key_prefix, 8, models)  # type: ignore[arg-type]
+    assert [plan.key for plan in live.plans()] == ["table_reminder@1"]
+
+
+def test_a_declared_visit_moves_an_entry_timed_by_the_last_visit() -> None:
+    from engine.testing import JourneyTester
+    from journeys_dsl.segments import EMPTY_MODEL
+
+    install(load_event_types(EXAMPLE))
+    winback = load_journey_text("""\
+journey: winback
+version: 1
+entry:
+  date: {field: customer.last_visit_at, after: 30d}
+steps:
+  - id: miss_you
+    actions: [{send: email, template: miss_you}]
+""", "j.yaml")
+    ann = JourneyTester(winback, customer_model=EMPTY_MODEL)
+    ann.visit()
+    ann.advance(days=20)
+    ann.event("ticket_scanned", venue_id="v1", amount=12.0)
+    assert ann.state.profile.last_visit_at == ann.now_ms
+    ann.advance(days=45)
+    assert ann.sent() == [("miss_you", 50.0)]
+
+
+def test_an_entry_at_a_date_of_a_declared_visit_is_armed() -> None:
+    from engine.testing import JourneyTester
+    from journeys_dsl.segments import EMPTY_MODEL
+    from journeys_dsl.vocabulary import BUILT_IN
+
+    declared = load_event_types_text("""\
+types:
+  ticket_scanned:
+    venue: true
+    visit: true
+    fields:
+      show_at: {type: datetime, required: true}
+""", "types.yaml")
+    install(declared)
+    follow_up = load_journey_text("""\
+journey: after_the_show
+version: 1
+entry:
+  event: ticket_scanned
+  at: {date: event.show_at, after: 1d, time: "11:00"}
+steps:
+  - id: thanks
+    actions: [{send: email, template: show_thanks}]
+""", "j.yaml", BUILT_IN.with_event_types(declared))
+    ann = JourneyTester(follow_up, customer_model=EMPTY_MODEL, start_ms=1741000000000)
+    ann.event("profile", timezone="Europe/Berlin")
+    ann.event("ticket_scanned", venue_id="v1", show_at="2025-03-08T20:00:00+01:00")
+    ann.advance(days=10)
+    assert [(c["step"], c["send_at"]) for c in ann.commands] == [
+        ("thanks", "2025-03-09T10:00:00.000Z")]

@@ -450,3 +450,47 @@ def test_text_compared_with_journey_variant_must_name_a_variant() -> None:
                    "(variants of this journey: a, b)", "steps[2].if")
     members = text.replace("journey.variant == 'bb'", "'c' in journey.variants")
     assert_problem(members, 18, 10, "'c' is not a variant of this journey", "steps[2].if")
+
+
+def test_journey_variant_in_a_journey_without_a_split_is_refused() -> None:
+    text = HEAD + TAIL.replace("    next: end\n", "").replace("    actions: [{tag: two}]\n",
+                               "    if: \"journey.variant == 'b'\"\n"
+                               "    actions: [{tag: two}]\n")
+    assert_problem(text, 9, 29, "'b' is not a variant of this journey: it has no split step",
+                   "steps[1].if")
+
+
+DECLARED_SPLIT = """\
+journey: table_split
+version: 1
+entry:
+  event: table_booked
+goal:
+  event: ticket_scanned
+  within: 30d
+exit:
+  - event: presence
+    when: "event.source == 'walet_pass'"
+steps:
+  - id: pick
+    split:
+      - {variant: a, weight: 1, goto: remind}
+      - {variant: b, weight: 1, goto: end}
+  - id: remind
+    at: {date: event.booked_for, before: 1d}
+    actions: [{send: email, template: table_reminder}]
+"""
+
+
+def test_a_split_keeps_the_declared_types_and_known_values_of_the_vocabulary() -> None:
+    from journeys_dsl.event_types import journey_vocabulary
+
+    vocabulary = journey_vocabulary(None, Path(__file__).resolve().parents[2] / "examples"
+                                    / "event_types.yaml")
+    with pytest.raises(JourneyValidationError) as caught:
+        load_journey_text(DECLARED_SPLIT, FILE, vocabulary)
+    assert [str(p) for p in caught.value.problems] == [
+        "x.yaml:10:28: 'walet_pass' is not a presence source; did you mean 'wallet_pass'? "
+        "(presence sources: wallet_pass, wifi, beacon, sensor, app, qr) (at exit[0].when)"]
+    fixed = DECLARED_SPLIT.replace("walet_pass", "wallet_pass")
+    assert load_journey_text(fixed, FILE, vocabulary).goal is not None

@@ -218,3 +218,23 @@ def test_explain_names_the_presence_field_that_stops_the_entry() -> None:
     assert [(v.name, v.value) for v in failing.values] == [("customer.presences_30d", 1)]
     runtime.apply_event(state, events[1], ctx, Effects())
     assert state.enrollments["j"].entered_at == T0 + DAY_MS
+
+
+def test_an_entry_at_a_date_of_the_last_presence_moves_with_each_sighting() -> None:
+    from engine.testing import JourneyTester
+    from journeys_dsl.segments import EMPTY_MODEL
+
+    missed = load_journey_text("""\
+journey: we_miss_you
+version: 1
+entry:
+  date: {field: customer.last_presence_at, after: 30d}
+steps:
+  - id: miss_you
+    actions: [{send: email, template: we_miss_you}]
+""", "j.yaml")
+    guest = JourneyTester(missed, customer_model=EMPTY_MODEL, start_ms=T0)
+    guest.event("presence", T0, venue_id="mall", zone="toilets", source="wallet_pass")
+    guest.event("presence", T0 + 10 * DAY_MS, venue_id="mall", zone="entrance")
+    guest.advance(days=50)
+    assert guest.sent() == [("miss_you", 40.0)]

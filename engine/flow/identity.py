@@ -243,12 +243,18 @@ def apply(processor: ShardProcessor, shard: _Shard, item: _Pending, ctx: ScopeCo
             effects.stats["identity|enrollments_dropped"] += len(dropped)
     _move_histograms(shard.own, before, histogram_values(state))
     shard.merges -= 1
+    first_seen = not state.seen  # nothing was applied to the survivor nor merged into it
     # remembered as applied, so a repeat (which merges nothing: the router knows the
     # link) is refused as the other types are; merges are guarded by the transfer markers
     refusal = state.refuse_event(event.event_id, event.ts, processor.runtime.dedup_window_ms)
     if refusal is not None and not event.data["merge"]:
         shard.work.dead_letters.append(_dead(item, refusal))
         return
+    broadcasts = processor.runtime.broadcasts
+    if first_seen and broadcasts is not None:
+        # the customer is first seen now: armed for the broadcasts whose walk has passed,
+        # as at a first event of any other type
+        broadcasts.arm_new(state, event.ts)
     if processor.timeline_kept > 0:
         shard.work.timeline.append(event)
     result.applied_events += 1

@@ -254,7 +254,7 @@ def apply(processor: ShardProcessor, shard: _Shard, item: _Pending, ctx: ScopeCo
     if first_seen and broadcasts is not None:
         # the customer is first seen now: armed for the broadcasts whose walk has passed,
         # as at a first event of any other type
-        broadcasts.arm_new(state, event.ts)
+        broadcasts.arm_new(state, event.applied_at)
     if processor.timeline_kept > 0:
         shard.work.timeline.append(event)
     result.applied_events += 1

@@ -114,8 +114,10 @@ def drop_stale(shard: _Shard, items: list[_Pending]) -> list[_Pending]:
         if event.type == HANDOFF:
             reason = (f"'{event.customer_id}' is linked to '{survivor}' already; it is not "
                       f"linked to '{event.data['to']}' (alias event {event.event_id!r})")
-            _writes(shard).transfers[event.data["transfer"]] = encode_transfer(
-                event.customer_id, event.data["to"], event.applied_at, None, reason)
+            writes = _writes(shard)
+            if event.data["transfer"] not in writes.transfers:  # else: delivered twice
+                writes.refused[event.data["transfer"]] = encode_transfer(
+                    event.customer_id, event.data["to"], event.applied_at, None, reason)
         elif event.type == ALIAS:
             shard.merges -= 1
             handed = ", ".join(repr(t) for _, t in event.data["merge"]) or "none"
@@ -167,8 +169,9 @@ def _ready(processor: ShardProcessor, shard: _Shard, item: _Pending,
     shard is ready: it comes with the alias event, just before it, and is committed with it.
     """
     own, shards = shard.shard, processor.shard_count
+    merged = _merged_here(shard)
     wanted = [(c, t) for c, t in item.event.data["merge"]
-              if t not in shard.ready and shard_of(c, shards) != own]
+              if t not in shard.ready and t not in merged and shard_of(c, shards) != own]
     if not wanted:
         return True
     missing = _read(processor, shard, wanted)
@@ -222,6 +225,8 @@ def apply(processor: ShardProcessor, shard: _Shard, item: _Pending, ctx: ScopeCo
     before = histogram_values(state)
     writes: IdentityWrites | None = None
     for identifier, transfer_id in event.data["merge"]:
+        if transfer_id in _merged_here(shard):  # the same alias event, read twice
+            continue
         record = _record(processor, shard, identifier, transfer_id)
         if record is None:  # merged before a restart: the marker says so
             continue
@@ -261,6 +266,13 @@ def apply(processor: ShardProcessor, shard: _Shard, item: _Pending, ctx: ScopeCo
     shard.work.figures.events += 1
 
 
+def _merged_here(shard: _Shard) -> dict[str, int]:
+    """The transfers merged in the shard's work not committed yet (the committed ones have
+    a marker in Redis)."""
+    writes = shard.work.identity
+    return writes.merged if writes is not None else {}
+
+
 def _record(processor: ShardProcessor, shard: _Shard, identifier: str,
             transfer_id: str) -> bytes | None:
     """The transfer record an alias event merges: read while it waited, or handed off on
@@ -268,7 +280,9 @@ def _record(processor: ShardProcessor, shard: _Shard, identifier: str,
     if transfer_id in shard.ready:
         return shard.ready.pop(transfer_id)
     writes = shard.work.identity
-    record = writes.transfers.get(transfer_id) if writes is not None else None
+    record = None
+    if writes is not None:
+        record = writes.transfers.get(transfer_id) or writes.refused.get(transfer_id)
     if record is None:
         missing = _read(processor, shard, [(identifier, transfer_id)])
         if missing:

@@ -252,7 +252,7 @@ def apply(processor: ShardProcessor, shard: _Shard, item: _Pending, ctx: ScopeCo
     # remembered as applied, so a repeat (which merges nothing: the router knows the
     # link) is refused as the other types are; merges are guarded by the transfer markers
     refusal = state.refuse_event(event.event_id, event.ts, processor.runtime.dedup_window_ms)
-    if refusal is not None and not event.data["merge"]:
+    if refusal is not None and writes is None:  # a repeat: it merged nothing
         shard.work.dead_letters.append(_dead(item, refusal))
         return
     broadcasts = processor.runtime.broadcasts

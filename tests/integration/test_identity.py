@@ -299,9 +299,14 @@ def test_an_alias_event_repeated_through_another_partition_merges_once(
     linked = {"event_id": "al", "customer_id": b, "ts": t0 + hour, "type": "alias",
               "identifiers": [{"kind": "customer", "value": a}]}
     feed(second, 0, seen_visit("p2-0", "someone", t0))
-    feed(first, 0, seen_visit("v1", a, t0), seen_visit("v2", b, t0), linked)
-    feed(second, 10, linked)
-    processor.finish()
+    dead = feed(first, 0, seen_visit("v1", a, t0), seen_visit("v2", b, t0), linked)
+    dead += feed(second, 10, linked)
+    dead += processor.finish().dead_letters
+    # the repeat is refused at both shards it reached, as any repeated event
+    assert sorted((d.source, d.reason) for d in dead) == [
+        ("p2", "'anna' is linked to 'bea' already; it is not linked to 'bea' (alias event "
+               "'al')"),
+        ("p2", "event_id 'al' was already applied")]
     assert state_of(redis_client, key_prefix, a, shards) is None
     merged = state_of(redis_client, key_prefix, b, shards)
     assert merged is not None and merged.profile.visit_count == 2

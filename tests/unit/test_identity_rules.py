@@ -209,6 +209,36 @@ def test_the_profile_rule() -> None:
     assert s.unsubscribed == ["push"]
 
 
+def test_presence_counters_are_added() -> None:
+    """A wallet pass seen by sensors (the merged customer) and the till's customer: the
+    guest's sightings are both customers' sightings."""
+    from engine.core.events import Event
+    from engine.core.presence import CUSTOMER_FIELDS, record_presence
+
+    def seen(presence: dict | None, ts: int, venue: str, zone: str | None = None) -> dict:
+        data = {"venue_id": venue} if zone is None else {"venue_id": venue, "zone": zone}
+        return record_presence(presence, Event("p", "x", "presence", ts, data))
+
+    hour = 3_600_000
+    pass_seen = seen(seen(seen(None, TS, "v1", "toilets"), TS + 2 * DAY, "v1"),
+                     TS + 4 * DAY, "v2", "shop")
+    till = seen(seen(None, TS + DAY, "v3"), TS + 4 * DAY + hour // 4, "v1")
+    survivor, merged = profile(presence=till), profile(presence=pass_seen)
+    merge_profiles(survivor, merged)
+    now = TS + 5 * DAY
+    fields = {name: read(survivor.presence, now) for name, read in CUSTOMER_FIELDS.items()}
+    assert fields["presence_count"] == 5
+    assert fields["first_presence_at"] == TS
+    assert (fields["last_presence_at"], fields["last_presence_venue_id"],
+            fields["last_zone"]) == (TS + 4 * DAY + hour // 4, "v1", None)
+    # TS + 4 days under both ids, a quarter of an hour apart: one stay
+    assert fields["presences_30d"] == 4
+    # one side only: kept as it is
+    alone = profile(presence=None)
+    merge_profiles(alone, profile(presence=seen(None, TS, "v1")))
+    assert alone.presence is not None and alone.presence["n"] == 1
+
+
 def test_counts_past_the_kept_number_drop_the_least_frequent() -> None:
     survivor = profile(item_counts={f"s{n:02}": 5 for n in range(TOP_COUNTS_KEPT)})
     merge_profiles(survivor, profile(item_counts={"new": 1, "s00": 1}))

@@ -154,6 +154,19 @@ def test_links_committed_before_this_run_started_are_used_others_relearned() -> 
     assert later.identities.links == {"A": "B", "E": "F"}
 
 
+def test_a_link_at_the_position_a_partition_resumes_after_is_used() -> None:
+    """A partition resumes after the last position every shard applied: its first batch is
+    empty and carries that position. The alias event there is not read again, so its link
+    must come from what the shards committed."""
+    committed = [["A", "B", "s", 50]]
+    router = BatchRouter(8, "s", links=lambda: committed)
+    router.route(RawBatch([], 50, source_id="s"))
+    batches = dict(router.route(RawBatch([(51, visit_line("v1", "A"))], 51, source_id="s")))
+    survivor = batches[str(shard_of("B", 8))]
+    assert isinstance(survivor, ShardBatch)
+    assert [(e.event_id, e.customer_id) for e in survivor.events] == [("v1", "B")]
+
+
 # ---------------------------------------------------------------------- transfers
 def test_a_transfer_record_carries_the_state_or_nothing() -> None:
     state = CustomerState("A")

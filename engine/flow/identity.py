@@ -99,8 +99,9 @@ def shard_links(client: redis.Redis, tag: str) -> dict[str, str]:
 # ---------------------------------------------------------------------- taking events
 def drop_stale(shard: _Shard, items: list[_Pending]) -> list[_Pending]:
     """`items` less the events for customers this shard handed off already: those are
-    dead letters (a second hand-off of one writes an empty transfer record, so the
-    survivor's shard does not wait for it)."""
+    dead letters (a second hand-off of one writes an empty transfer record with the reason,
+    so the survivor's shard does not wait for it, unless the transfer has a record: the
+    same hand-off delivered twice)."""
     links = shard.links
     kept = []
     work = shard.work

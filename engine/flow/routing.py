@@ -159,7 +159,7 @@ class BatchRouter:
             merged = self.identities.canonical(value)
             if not self.identities.link(merged, survivor):
                 continue  # one customer already
-            transfer = transfer_id(event.event_id, merged)
+            transfer = transfer_id(event.event_id, merged, survivor)
             handoff = Event(event.event_id, merged, HANDOFF, event.ts,
                             {"to": survivor, "transfer": transfer}, event.position,
                             event.utc_offset_s, event.raw, event.at, event.line)

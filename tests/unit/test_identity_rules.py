@@ -115,11 +115,11 @@ def test_an_alias_sends_hand_offs_then_routes_later_events_to_the_survivor() -> 
                     visit_line("v2", "A"))
     handoffs = [e for b in batches.values() for e in b.events if e.type == HANDOFF]
     assert [(h.customer_id, h.data) for h in handoffs] == [
-        ("A", {"to": "B", "transfer": transfer_id("a1", "A")})]
+        ("A", {"to": "B", "transfer": transfer_id("a1", "A", "B")})]
     assert handoffs[0] in batches[shard_of("A", 8)].events
     survivor = batches[shard_of("B", 8)]
     alias = next(e for e in survivor.events if e.type == ALIAS)
-    assert alias.data["merge"] == [["A", transfer_id("a1", "A")]]
+    assert alias.data["merge"] == [["A", transfer_id("a1", "A", "B")]]
     assert survivor.merges == 1
     # the visit after the alias goes to B's shard as B's; the one before stays A's
     assert [(e.event_id, e.customer_id) for e in survivor.events if e.type == "visit"
@@ -139,6 +139,22 @@ def test_an_alias_for_a_linked_customer_goes_to_its_survivor() -> None:
     handoffs = [e for b in batches.values() for e in b.events if e.type == HANDOFF]
     assert [(h.customer_id, h.data["to"]) for h in handoffs] == [("X", "B")]
     assert router.identities.links == {"A": "B", "X": "B"}
+
+
+def test_one_alias_event_resolved_to_two_survivors_names_two_transfers() -> None:
+    """The same alias event read from two partitions whose routers resolve its customer
+    differently (one knows B -> Z, the other not yet): the identifier's shard hands it off
+    once and refuses the other hand-off, whose record must not be the one the first
+    survivor's shard merges (nor be looked for by both)."""
+    knows, late = BatchRouter(8, "p1"), BatchRouter(8, "p2")
+    route(knows, alias_line("z", "Z", "B"))
+    transfers = []
+    for router in (knows, late):
+        handoff = next(e for b in route(router, alias_line("al", "B", "A")).values()
+                       for e in b.events if e.type == HANDOFF)
+        transfers.append((handoff.data["to"], handoff.data["transfer"]))
+    assert [to for to, _ in transfers] == ["Z", "B"]
+    assert transfers[0][1] != transfers[1][1]
 
 
 def test_links_committed_before_this_run_started_are_used_others_relearned() -> None:

@@ -6,7 +6,7 @@ both, see engine.flow.routing):
 
 1. A's shard, at the event's place in its order, fires A's timers due by then, removes A's
    state and timers, and writes a transfer record (A's state, under an id fixed by the
-   alias event and A) and the link A -> B, all in its own batch transaction. A customer
+   alias event, A and B) and the link A -> B, all in its own batch transaction. A customer
    never seen before is handed off too (an empty state): the record tells B's shard the
    hand-off happened.
 2. B's shard holds the alias event, and every event after it, until the record is

@@ -37,6 +37,9 @@ WEEK_MS = 7 * DAY_MS
 MAX_OCCURRENCES = 1000
 """A recurring broadcast lists at most this many occurrences (about 19 years weekly)."""
 
+LAST_LOCAL_MS = int(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)
+"""The last local time a date can have: repeats end there."""
+
 _DATE_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{1,2}):(\d{2})")
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _RATE = re.compile(r"(\d+(?:\.\d+)?)\s*/\s*([a-z]+)")
@@ -111,12 +114,18 @@ def occurrences(entry: plan.BroadcastEntry) -> list[int]:
     """The naive local times of every occurrence of a broadcast, in order."""
     if entry.every == "once":
         return [entry.start_local_ms]
-    last = entry.until_local_ms
+    last = LAST_LOCAL_MS if entry.until_local_ms is None \
+        else min(entry.until_local_ms, LAST_LOCAL_MS)
     out: list[int] = []
     for k in range(MAX_OCCURRENCES):
-        local = (entry.start_local_ms + k * WEEK_MS if entry.every == "week"
-                 else add_months(entry.start_local_ms, k))
-        if last is not None and local > last:
+        if entry.every == "week":
+            local = entry.start_local_ms + k * WEEK_MS
+        else:
+            try:
+                local = add_months(entry.start_local_ms, k)
+            except ValueError:  # past the year 9999
+                break
+        if local > last:
             break
         out.append(local)
     return out

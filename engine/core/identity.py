@@ -89,7 +89,8 @@ class IdentityMap:
         return True
 
 
-def transfer_id(alias_event_id: str, identifier: str) -> str:
-    """The id of the hand-off of `identifier`'s state by an alias event: fixed by its
-    inputs, so a replay writes and looks for the same record."""
-    return f"{alias_event_id}\x1f{identifier}"
+def transfer_id(alias_event_id: str, identifier: str, survivor: str) -> str:
+    """The id of the hand-off of `identifier`'s state to `survivor` by an alias event:
+    fixed by its inputs, so a replay writes and looks for the same record, and two
+    partitions that resolve the event's customer differently name two transfers."""
+    return f"{alias_event_id}\x1f{identifier}\x1f{survivor}"

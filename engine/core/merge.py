@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 
 import orjson
 
+from engine.core.presence import merge_presence
 from engine.core.profile import RECENT_VISITS_KEPT, RECENT_WINDOW_MS, TOP_COUNTS_KEPT, Profile
 from engine.core.runtime import POINTS_EXPIRY
 from engine.core.state import SEEN_EVENTS_KEPT, CustomerState
@@ -55,7 +56,8 @@ _LAST_VISIT = ("last_visit_at", "last_visit_amount", "last_venue_id", "last_part
 _HANDLED = frozenset((*_CONTACT, *_ADDED, *_COUNTS, *_LAST_VISIT, "consents",
                       "first_visit_at", "first_visit_amount", "recent_visits",
                       "recent_amounts", "total_spend", "last_rating", "last_rating_at",
-                      "tags", "unsubscribed", "distinct_items", "last_booking_at"))
+                      "tags", "unsubscribed", "distinct_items", "last_booking_at",
+                      "presence"))
 _DEFAULTS = Profile()
 
 
@@ -87,6 +89,7 @@ def merge_profiles(survivor: Profile, merged: Profile) -> None:
                            s.distinct_items + m.distinct_items - common)
     for name in _COUNTS:
         setattr(s, name, _added_counts(getattr(s, name), getattr(m, name)))
+    s.presence = merge_presence(s.presence, m.presence)
     s.tags = sorted({*s.tags, *m.tags})
     s.unsubscribed = sorted({*s.unsubscribed, *m.unsubscribed})
     consents = {**m.consents, **s.consents}

@@ -59,6 +59,35 @@ def record_presence(presence: dict[str, Any] | None, event: Event) -> dict[str, 
     return presence
 
 
+def merge_presence(survivor: dict[str, Any] | None, merged: dict[str, Any] | None
+                   ) -> dict[str, Any] | None:
+    """Two customers' counters as one guest's (engine.core.merge): sightings added, the
+    earlier first sighting, the later latest one with its venue and zone (the survivor's on
+    a tie), and the stays of both, one where they are closer than a stay's gap, cut as a
+    sighting cuts them."""
+    if merged is None:
+        return survivor
+    if survivor is None:
+        return merged
+    latest = merged if merged["l"] > survivor["l"] else survivor
+    out: dict[str, Any] = {"n": survivor["n"] + merged["n"], "f": min(survivor["f"], merged["f"]),
+                           "l": latest["l"]}
+    for key in ("v", "z"):
+        if key in latest:
+            out[key] = latest[key]
+    stays: list[int] = []
+    for ts in sorted([*survivor["r"], *merged["r"]]):
+        if not stays or ts - stays[-1] >= STAY_GAP_MS:
+            stays.append(ts)
+    if stays:
+        horizon = stays[-1] - STAYS_WINDOW_MS
+        cut = max(len(stays) - STAYS_KEPT,
+                  bisect.bisect_left(stays, horizon) if stays[0] < horizon else 0)
+        del stays[:max(cut, 0)]
+    out["r"] = stays
+    return out
+
+
 def stays_within(presence: dict[str, Any] | None, now_ms: int, days: int) -> int:
     """Stays in the `days` days before `now_ms`: (now - days, now]."""
     if presence is None:

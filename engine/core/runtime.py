@@ -155,7 +155,7 @@ class JourneyRuntime:
         if state.vouchers:
             state.prune_vouchers(event.ts)
         if new_customer and self.broadcasts is not None:
-            self.broadcasts.arm_new(state, event.ts)
+            self.broadcasts.arm_new(state, event.applied_at)
 
     def _count_visit(self, state: CustomerState, event: Event, ctx: ScopeContext,
                      spend_before: float | None, check_before: float | None) -> None:

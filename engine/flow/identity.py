@@ -6,7 +6,7 @@ both, see engine.flow.routing):
 
 1. A's shard, at the event's place in its order, fires A's timers due by then, removes A's
    state and timers, and writes a transfer record (A's state, under an id fixed by the
-   alias event and A) and the link A -> B, all in its own batch transaction. A customer
+   alias event, A and B) and the link A -> B, all in its own batch transaction. A customer
    never seen before is handed off too (an empty state): the record tells B's shard the
    hand-off happened.
 2. B's shard holds the alias event, and every event after it, until the record is
@@ -99,8 +99,9 @@ def shard_links(client: redis.Redis, tag: str) -> dict[str, str]:
 # ---------------------------------------------------------------------- taking events
 def drop_stale(shard: _Shard, items: list[_Pending]) -> list[_Pending]:
     """`items` less the events for customers this shard handed off already: those are
-    dead letters (a second hand-off of one writes an empty transfer record, so the
-    survivor's shard does not wait for it)."""
+    dead letters (a second hand-off of one writes an empty transfer record with the reason,
+    so the survivor's shard does not wait for it, unless the transfer has a record: the
+    same hand-off delivered twice)."""
     links = shard.links
     kept = []
     work = shard.work
@@ -114,8 +115,10 @@ def drop_stale(shard: _Shard, items: list[_Pending]) -> list[_Pending]:
         if event.type == HANDOFF:
             reason = (f"'{event.customer_id}' is linked to '{survivor}' already; it is not "
                       f"linked to '{event.data['to']}' (alias event {event.event_id!r})")
-            _writes(shard).transfers[event.data["transfer"]] = encode_transfer(
-                event.customer_id, event.data["to"], event.applied_at, None, reason)
+            writes = _writes(shard)
+            if event.data["transfer"] not in writes.transfers:  # else: delivered twice
+                writes.refused[event.data["transfer"]] = encode_transfer(
+                    event.customer_id, event.data["to"], event.applied_at, None, reason)
         elif event.type == ALIAS:
             shard.merges -= 1
             handed = ", ".join(repr(t) for _, t in event.data["merge"]) or "none"
@@ -167,8 +170,9 @@ def _ready(processor: ShardProcessor, shard: _Shard, item: _Pending,
     shard is ready: it comes with the alias event, just before it, and is committed with it.
     """
     own, shards = shard.shard, processor.shard_count
+    merged = _merged_here(shard)
     wanted = [(c, t) for c, t in item.event.data["merge"]
-              if t not in shard.ready and shard_of(c, shards) != own]
+              if t not in shard.ready and t not in merged and shard_of(c, shards) != own]
     if not wanted:
         return True
     missing = _read(processor, shard, wanted)
@@ -222,6 +226,8 @@ def apply(processor: ShardProcessor, shard: _Shard, item: _Pending, ctx: ScopeCo
     before = histogram_values(state)
     writes: IdentityWrites | None = None
     for identifier, transfer_id in event.data["merge"]:
+        if transfer_id in _merged_here(shard):  # the same alias event, read twice
+            continue
         record = _record(processor, shard, identifier, transfer_id)
         if record is None:  # merged before a restart: the marker says so
             continue
@@ -243,16 +249,29 @@ def apply(processor: ShardProcessor, shard: _Shard, item: _Pending, ctx: ScopeCo
             effects.stats["identity|enrollments_dropped"] += len(dropped)
     _move_histograms(shard.own, before, histogram_values(state))
     shard.merges -= 1
+    first_seen = not state.seen  # nothing was applied to the survivor nor merged into it
     # remembered as applied, so a repeat (which merges nothing: the router knows the
     # link) is refused as the other types are; merges are guarded by the transfer markers
     refusal = state.refuse_event(event.event_id, event.ts, processor.runtime.dedup_window_ms)
-    if refusal is not None and not event.data["merge"]:
+    if refusal is not None and writes is None:  # a repeat: it merged nothing
         shard.work.dead_letters.append(_dead(item, refusal))
         return
+    broadcasts = processor.runtime.broadcasts
+    if first_seen and broadcasts is not None:
+        # the customer is first seen now: armed for the broadcasts whose walk has passed,
+        # as at a first event of any other type
+        broadcasts.arm_new(state, event.applied_at)
     if processor.timeline_kept > 0:
         shard.work.timeline.append(event)
     result.applied_events += 1
     shard.work.figures.events += 1
+
+
+def _merged_here(shard: _Shard) -> dict[str, int]:
+    """The transfers merged in the shard's work not committed yet (the committed ones have
+    a marker in Redis)."""
+    writes = shard.work.identity
+    return writes.merged if writes is not None else {}
 
 
 def _record(processor: ShardProcessor, shard: _Shard, identifier: str,
@@ -262,7 +281,9 @@ def _record(processor: ShardProcessor, shard: _Shard, identifier: str,
     if transfer_id in shard.ready:
         return shard.ready.pop(transfer_id)
     writes = shard.work.identity
-    record = writes.transfers.get(transfer_id) if writes is not None else None
+    record = None
+    if writes is not None:
+        record = writes.transfers.get(transfer_id) or writes.refused.get(transfer_id)
     if record is None:
         missing = _read(processor, shard, [(identifier, transfer_id)])
         if missing:

@@ -159,7 +159,7 @@ class BatchRouter:
             merged = self.identities.canonical(value)
             if not self.identities.link(merged, survivor):
                 continue  # one customer already
-            transfer = transfer_id(event.event_id, merged)
+            transfer = transfer_id(event.event_id, merged, survivor)
             handoff = Event(event.event_id, merged, HANDOFF, event.ts,
                             {"to": survivor, "transfer": transfer}, event.position,
                             event.utc_offset_s, event.raw, event.at, event.line)
@@ -175,8 +175,8 @@ class BatchRouter:
         and this source's from before where this run started reading (later ones are
         learned from their alias events, when they are read again)."""
         assert self._links is not None
-        if self._first_position is None:
-            self._first_position = raw.lines[0][0] if raw.lines else raw.position
+        if self._first_position is None:  # an empty batch's position was read before
+            self._first_position = raw.lines[0][0] if raw.lines else raw.position + 1
         entries = self._links()
         if len(entries) > self._links_read:
             first = self._first_position

@@ -42,6 +42,10 @@ class IdentityWrites:
     moved: list[str] = field(default_factory=list)
     transfers: dict[str, bytes] = field(default_factory=dict)
     links: list[bytes] = field(default_factory=list)
+    refused: dict[str, bytes] = field(default_factory=dict)
+    """Records of hand-offs refused here (the identifier was handed off already): each is
+    written only where its transfer has no record, so a hand-off delivered twice (the same
+    alias event read from two partitions) keeps the state it moved."""
     merged: dict[str, int] = field(default_factory=dict)
     consumed: list[tuple[str, str]] = field(default_factory=list)
     """(source shard's tag, transfer id) of the records merged: deleted after the commit."""
@@ -55,6 +59,8 @@ def add_writes(pipe: Any, tag: str, customer_key: Any, timers_key: str,
         pipe.zrem(timers_key, *writes.moved)
     if writes.transfers:
         pipe.hset(transfers_key(tag), mapping=writes.transfers)
+    for transfer, record in writes.refused.items():
+        pipe.hsetnx(transfers_key(tag), transfer, record)
     if writes.links:
         pipe.rpush(links_key(tag), *writes.links)
     if writes.merged:

@@ -348,3 +348,44 @@ def test_with_a_rate_the_batch_size_changes_nothing(tmp_path: Path, redis_url: s
     # their shard read its customers go out at their own time, outside the rate
     excess = sum(max(0, count - 3 * 3) for count in send_minutes.values())
     assert excess <= len(runs[0]) // 100
+
+
+def test_a_customer_first_seen_by_an_alias_event_after_the_walk_is_reached(
+        tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    """An alias event can be the first event of its survivor: the survivor (and the
+    identifiers it links, never seen either) is a customer first seen after the walk."""
+    engine = make_engine(tmp_path, redis_url, key_prefix,
+                         VIP_BROADCAST.replace("'vip' in customer.segments",
+                                               "customer.visit_count >= 1")
+                         .format(extra="", holdout="0%"))
+    commands = engine.run([
+        *customer("early", "Europe/Berlin", 30),
+        event("alias", "card-9", "2025-03-10T07:00:00+00:00",
+              identifiers=[{"kind": "phone", "value": "+4930999"}]),
+        event("profile", "+4930999", "2025-03-10T07:02:00+00:00", email="c@example.com"),
+        visit("+4930999", "2025-03-10T07:05:00+00:00"),
+        visit("early", at(12), amount=30),
+    ])
+    assert engine.dead_letters() == []
+    assert sorted((c["customer_id"], c["send_at"]) for c in commands) == [
+        ("card-9", "2025-03-10T10:00:00.000Z"), ("early", "2025-03-10T09:00:00.000Z")]
+
+
+def test_a_customer_first_seen_by_a_late_event_after_the_walk_is_reached(
+        tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    """A first event that arrives after the walk with an event time before it (behind the
+    stream's clock) is applied after the walk: its customer is armed there."""
+    engine = make_engine(tmp_path, redis_url, key_prefix,
+                         VIP_BROADCAST.replace("'vip' in customer.segments",
+                                               "customer.visit_count >= 1")
+                         .format(extra="", holdout="0%"))
+    commands = engine.run([
+        *customer("early", "Europe/Berlin", 30),
+        visit("early", "2025-03-09T00:10:00+00:00", amount=30),  # the clock passes the walk
+        event("profile", "late", "2025-03-08T23:50:00+00:00", email="l@example.com",
+              timezone="Europe/Berlin"),
+        visit("late", "2025-03-08T23:55:00+00:00"),
+        visit("early", at(12), amount=30),
+    ])
+    assert sorted((c["customer_id"], c["send_at"]) for c in commands) == [
+        ("early", "2025-03-10T09:00:00.000Z"), ("late", "2025-03-10T09:00:00.000Z")]

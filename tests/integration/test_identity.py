@@ -261,3 +261,53 @@ def test_an_event_of_another_partition_after_the_hand_off_is_a_dead_letter(
     assert state_of(redis_client, key_prefix, a, shards) is None
     merged = state_of(redis_client, key_prefix, b, shards)
     assert merged is not None and merged.profile.visit_count == 2
+
+
+def test_an_alias_event_repeated_through_another_partition_merges_once(
+        redis_client: redis.Redis, key_prefix: str) -> None:
+    """The same alias event read from two source partitions: the second one's router does
+    not know the link, and sends the same hand-off (the same transfer id) again. The merged
+    customer's state moves once, and is neither lost nor counted twice."""
+    from engine.core.catalog import Catalog
+    from engine.core.records import RawBatch
+    from engine.flow.processor import ShardProcessor
+    from engine.flow.routing import BatchRouter
+
+    t0 = 1_741_000_000_000
+    hour = 3_600_000
+    shards = 2
+    a, b = "anna", "bea"
+    assert shard_of(a, shards) != shard_of(b, shards)
+    processor = ShardProcessor(redis_client, Catalog([]), prefix=key_prefix,
+                               source_id="p1", shards=shards)
+    first, second = BatchRouter(shards, "p1"), BatchRouter(shards, "p2")
+
+    def feed(router: BatchRouter, position: int, *items: dict[str, Any]) -> list[Any]:
+        lines = [(position + n, orjson.dumps(item)) for n, item in enumerate(items)]
+        dead = []
+        for _, batch in router.route(RawBatch(lines, position + len(items) - 1,
+                                              source_id=router.source_id)):
+            if isinstance(batch, ShardBatch):
+                batch.source_id = router.source_id
+                dead.extend(processor.process(batch).dead_letters)
+        return dead
+
+    def seen_visit(event_id: str, customer: str, ts: int) -> dict[str, Any]:
+        return {"event_id": event_id, "customer_id": customer, "ts": ts, "type": "visit",
+                "venue_id": "v", "amount": 10}
+
+    linked = {"event_id": "al", "customer_id": b, "ts": t0 + hour, "type": "alias",
+              "identifiers": [{"kind": "customer", "value": a}]}
+    feed(second, 0, seen_visit("p2-0", "someone", t0))
+    dead = feed(first, 0, seen_visit("v1", a, t0), seen_visit("v2", b, t0), linked)
+    dead += feed(second, 10, linked)
+    dead += processor.finish().dead_letters
+    # the repeat is refused at both shards it reached, as any repeated event
+    assert sorted((d.source, d.reason) for d in dead) == [
+        ("p2", "'anna' is linked to 'bea' already; it is not linked to 'bea' (alias event "
+               "'al')"),
+        ("p2", "event_id 'al' was already applied")]
+    assert state_of(redis_client, key_prefix, a, shards) is None
+    merged = state_of(redis_client, key_prefix, b, shards)
+    assert merged is not None and merged.profile.visit_count == 2
+    assert merged.profile.total_spend == 20.0

@@ -140,6 +140,17 @@ def test_months_fall_on_their_last_day() -> None:
     assert len(occurrences(weekly)) == 4
 
 
+def test_repeats_end_with_the_last_year_a_date_can_have() -> None:
+    plan = load_journey_text(journey(
+        '  broadcast:\n    at: "9999-10-15 10:00"\n    every: month\nre_entry: always\n'),
+        FILE)
+    assert isinstance(plan.entry, BroadcastEntry)
+    assert occurrences(plan.entry) == [ms("9999-10-15 10:00"), ms("9999-11-15 10:00"),
+                                       ms("9999-12-15 10:00")]
+    weekly = BroadcastEntry(ms("9999-12-20 10:00"), "week", None, None, None)
+    assert occurrences(weekly) == [ms("9999-12-20 10:00"), ms("9999-12-27 10:00")]
+
+
 def test_local_times_and_the_walk_day() -> None:
     local = ms("2026-12-20 10:00")
     assert local_to_utc(local, "Europe/Berlin") == ms("2026-12-20 09:00")

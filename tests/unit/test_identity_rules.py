@@ -115,11 +115,11 @@ def test_an_alias_sends_hand_offs_then_routes_later_events_to_the_survivor() -> 
                     visit_line("v2", "A"))
     handoffs = [e for b in batches.values() for e in b.events if e.type == HANDOFF]
     assert [(h.customer_id, h.data) for h in handoffs] == [
-        ("A", {"to": "B", "transfer": transfer_id("a1", "A")})]
+        ("A", {"to": "B", "transfer": transfer_id("a1", "A", "B")})]
     assert handoffs[0] in batches[shard_of("A", 8)].events
     survivor = batches[shard_of("B", 8)]
     alias = next(e for e in survivor.events if e.type == ALIAS)
-    assert alias.data["merge"] == [["A", transfer_id("a1", "A")]]
+    assert alias.data["merge"] == [["A", transfer_id("a1", "A", "B")]]
     assert survivor.merges == 1
     # the visit after the alias goes to B's shard as B's; the one before stays A's
     assert [(e.event_id, e.customer_id) for e in survivor.events if e.type == "visit"
@@ -141,6 +141,22 @@ def test_an_alias_for_a_linked_customer_goes_to_its_survivor() -> None:
     assert router.identities.links == {"A": "B", "X": "B"}
 
 
+def test_one_alias_event_resolved_to_two_survivors_names_two_transfers() -> None:
+    """The same alias event read from two partitions whose routers resolve its customer
+    differently (one knows B -> Z, the other not yet): the identifier's shard hands it off
+    once and refuses the other hand-off, whose record must not be the one the first
+    survivor's shard merges (nor be looked for by both)."""
+    knows, late = BatchRouter(8, "p1"), BatchRouter(8, "p2")
+    route(knows, alias_line("z", "Z", "B"))
+    transfers = []
+    for router in (knows, late):
+        handoff = next(e for b in route(router, alias_line("al", "B", "A")).values()
+                       for e in b.events if e.type == HANDOFF)
+        transfers.append((handoff.data["to"], handoff.data["transfer"]))
+    assert [to for to, _ in transfers] == ["Z", "B"]
+    assert transfers[0][1] != transfers[1][1]
+
+
 def test_links_committed_before_this_run_started_are_used_others_relearned() -> None:
     committed = [["A", "B", "s", 50], ["C", "D", "s", 500], ["E", "F", "other", 900]]
     router = BatchRouter(8, "s", links=lambda: committed)
@@ -152,6 +168,19 @@ def test_links_committed_before_this_run_started_are_used_others_relearned() -> 
     raw = RawBatch([(100, visit_line("v1", "A"))], 200, source_id="s")
     later.route(raw)
     assert later.identities.links == {"A": "B", "E": "F"}
+
+
+def test_a_link_at_the_position_a_partition_resumes_after_is_used() -> None:
+    """A partition resumes after the last position every shard applied: its first batch is
+    empty and carries that position. The alias event there is not read again, so its link
+    must come from what the shards committed."""
+    committed = [["A", "B", "s", 50]]
+    router = BatchRouter(8, "s", links=lambda: committed)
+    router.route(RawBatch([], 50, source_id="s"))
+    batches = dict(router.route(RawBatch([(51, visit_line("v1", "A"))], 51, source_id="s")))
+    survivor = batches[str(shard_of("B", 8))]
+    assert isinstance(survivor, ShardBatch)
+    assert [(e.event_id, e.customer_id) for e in survivor.events] == [("v1", "B")]
 
 
 # ---------------------------------------------------------------------- transfers
@@ -207,6 +236,36 @@ def test_the_profile_rule() -> None:
     # a refusal under either identity stands
     assert s.consents == {"email": False, "sms": True, "whatsapp": True, "push": False}
     assert s.unsubscribed == ["push"]
+
+
+def test_presence_counters_are_added() -> None:
+    """A wallet pass seen by sensors (the merged customer) and the till's customer: the
+    guest's sightings are both customers' sightings."""
+    from engine.core.events import Event
+    from engine.core.presence import CUSTOMER_FIELDS, record_presence
+
+    def seen(presence: dict | None, ts: int, venue: str, zone: str | None = None) -> dict:
+        data = {"venue_id": venue} if zone is None else {"venue_id": venue, "zone": zone}
+        return record_presence(presence, Event("p", "x", "presence", ts, data))
+
+    hour = 3_600_000
+    pass_seen = seen(seen(seen(None, TS, "v1", "toilets"), TS + 2 * DAY, "v1"),
+                     TS + 4 * DAY, "v2", "shop")
+    till = seen(seen(None, TS + DAY, "v3"), TS + 4 * DAY + hour // 4, "v1")
+    survivor, merged = profile(presence=till), profile(presence=pass_seen)
+    merge_profiles(survivor, merged)
+    now = TS + 5 * DAY
+    fields = {name: read(survivor.presence, now) for name, read in CUSTOMER_FIELDS.items()}
+    assert fields["presence_count"] == 5
+    assert fields["first_presence_at"] == TS
+    assert (fields["last_presence_at"], fields["last_presence_venue_id"],
+            fields["last_zone"]) == (TS + 4 * DAY + hour // 4, "v1", None)
+    # TS + 4 days under both ids, a quarter of an hour apart: one stay
+    assert fields["presences_30d"] == 4
+    # one side only: kept as it is
+    alone = profile(presence=None)
+    merge_profiles(alone, profile(presence=seen(None, TS, "v1")))
+    assert alone.presence is not None and alone.presence["n"] == 1
 
 
 def test_counts_past_the_kept_number_drop_the_least_frequent() -> None:

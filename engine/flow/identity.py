@@ -113,8 +113,7 @@ def drop_stale(shard: _Shard, items: list[_Pending]) -> list[_Pending]:
             continue
         work.applied.setdefault(item.source_id, []).append(event.position)
         if event.type == HANDOFF:
-            reason = (f"'{event.customer_id}' is linked to '{survivor}' already; it is not "
-                      f"linked to '{event.data['to']}' (alias event {event.event_id!r})")
+            reason = refusal_reason(event.customer_id, survivor, event.data["to"], event.event_id)
             writes = _writes(shard)
             if event.data["transfer"] not in writes.transfers:  # else: delivered twice
                 writes.refused[event.data["transfer"]] = encode_transfer(
@@ -130,6 +129,15 @@ def drop_stale(shard: _Shard, items: list[_Pending]) -> list[_Pending]:
             reason = stale_reason(event.customer_id, survivor)
         work.dead_letters.append(_dead(item, reason))
     return kept
+
+
+def refusal_reason(customer_id: str, survivor: str, to: str, event_id: str) -> str:
+    """Why a second hand-off of `customer_id` (to `to`) is refused."""
+    if to == survivor:
+        return (f"'{customer_id}' was handed off to '{survivor}' already; this hand-off "
+                f"(alias event {event_id!r}) repeats it and changes nothing")
+    return (f"'{customer_id}' is linked to '{survivor}' already; it is not linked to "
+            f"'{to}' (alias event {event_id!r})")
 
 
 def stale_letter(shard: _Shard, item: _Pending) -> DeadLetter:

@@ -304,8 +304,8 @@ def test_an_alias_event_repeated_through_another_partition_merges_once(
     dead += processor.finish().dead_letters
     # the repeat is refused at both shards it reached, as any repeated event
     assert sorted((d.source, d.reason) for d in dead) == [
-        ("p2", "'anna' is linked to 'bea' already; it is not linked to 'bea' (alias event "
-               "'al')"),
+        ("p2", "'anna' was handed off to 'bea' already; this hand-off (alias event 'al') "
+               "repeats it and changes nothing"),
         ("p2", "event_id 'al' was already applied")]
     assert state_of(redis_client, key_prefix, a, shards) is None
     merged = state_of(redis_client, key_prefix, b, shards)

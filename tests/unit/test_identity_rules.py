@@ -20,6 +20,7 @@ from engine.core.profile import TOP_COUNTS_KEPT, Profile
 from engine.core.records import RawBatch, ShardBatch
 from engine.core.runtime import POINTS_EXPIRY
 from engine.core.state import CustomerState, Enrollment, Voucher
+from engine.flow.identity import refusal_reason
 from engine.flow.routing import BatchRouter, shard_of
 
 TS = 1_741_000_000_000
@@ -324,3 +325,11 @@ def test_histogram_values() -> None:
     assert histogram_values(state) == (None, None, None)
     state.profile.visit_count, state.profile.total_spend = 2, 30.0
     assert histogram_values(state) == (30.0, 15.0, 2)
+
+
+def test_a_refused_hand_off_says_whether_it_repeats_or_contradicts_the_link() -> None:
+    assert refusal_reason("anna", "bea", "bea", "al") == (
+        "'anna' was handed off to 'bea' already; this hand-off (alias event 'al') repeats "
+        "it and changes nothing")
+    assert refusal_reason("anna", "bea", "cleo", "al") == (
+        "'anna' is linked to 'bea' already; it is not linked to 'cleo' (alias event 'al')")

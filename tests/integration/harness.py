@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -154,6 +157,24 @@ def run_processes(arguments: list[str], processes: int,
         for process in running:
             if process.poll() is None:
                 process.kill()
+
+
+def kill_when(command: list[str], ready: Callable[[], bool], *, poll_s: float,
+              env: dict[str, str] | None = None, limit_s: float = 120) -> bool:
+    """Run `command` and SIGKILL it as soon as `ready()` holds, asked every `poll_s`;
+    whether it was killed (not: it ended, or `limit_s` passed, first)."""
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=env)
+    deadline = time.monotonic() + limit_s
+    killed = False
+    while child.poll() is None and time.monotonic() < deadline:
+        if ready():
+            child.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(poll_s)
+    child.wait(timeout=60)
+    return killed
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ holdout, consent, caps, the sending rate, recurrence, and the walk's durable cur
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from harness import Engine, at, event, visit
+from harness import Engine, at, event, kill_when, visit
 
 from engine.app.cli import main
 from engine.app.generator import ChainConfig, write_jsonl
@@ -215,21 +214,18 @@ def test_kill_9_during_the_walk_sends_each_occurrence_once(
     crashed_path.touch()
     seen: set[tuple[tuple[int, str, str], ...]] = set()
     killed_mid_walk = 0
+
+    def mid_walk_at_a_new_place() -> bool:
+        walks = _walk_positions(client, crash_prefix)
+        if any(phase == "walk" and after for _, phase, after in walks) and walks not in seen:
+            seen.add(walks)
+            return True
+        return False
+
     for _ in range(8):
-        child = subprocess.Popen(_run_command(events, journeys, crashed_path, redis_url,
-                                              crash_prefix),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + 120
-        while child.poll() is None and time.monotonic() < deadline:
-            walks = _walk_positions(client, crash_prefix)
-            if any(phase == "walk" and after for _, phase, after in walks) \
-                    and walks not in seen:
-                child.send_signal(signal.SIGKILL)
-                seen.add(walks)
-                killed_mid_walk += 1
-                break
-            time.sleep(0.002)
-        child.wait(timeout=60)
+        killed_mid_walk += kill_when(
+            _run_command(events, journeys, crashed_path, redis_url, crash_prefix),
+            mid_walk_at_a_new_place, poll_s=0.002, env=env)
     subprocess.run(_run_command(events, journeys, crashed_path, redis_url, crash_prefix),
                    check=True, capture_output=True, timeout=300, env=env)
     client.close()

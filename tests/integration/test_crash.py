@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import orjson
 import pytest
-from harness import REFERENCE_JOURNEYS, sends_per_command
+from harness import REFERENCE_JOURNEYS, kill_when, sends_per_command
 
 from engine.app.generator import ChainConfig, write_jsonl
 
@@ -50,16 +48,9 @@ def test_kill_and_restart_loses_nothing(tmp_path: Path, redis_url: str,
     full_size = clean_path.stat().st_size
     killed = 0
     for share in KILL_AT:
-        child = subprocess.Popen(command(events, crashed_path, redis_url, f"{key_prefix}crash"),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while child.poll() is None and time.monotonic() < deadline:
-            if crashed_path.stat().st_size >= share * full_size:
-                child.send_signal(signal.SIGKILL)
-                killed += 1
-                break
-            time.sleep(0.005)
-        child.wait(timeout=60)
+        killed += kill_when(command(events, crashed_path, redis_url, f"{key_prefix}crash"),
+                            lambda share=share: crashed_path.stat().st_size
+                            >= share * full_size, poll_s=0.005)
     subprocess.run(command(events, crashed_path, redis_url, f"{key_prefix}crash"), check=True,
                    capture_output=True, timeout=300)
     assert killed >= 15, f"only {killed} of {len(KILL_AT)} runs were killed before finishing"

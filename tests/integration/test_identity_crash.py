@@ -9,7 +9,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from harness import REFERENCE_JOURNEYS, run_processes
+from harness import REFERENCE_JOURNEYS, kill_when, run_processes
 
 from engine.app.generator import ChainConfig, generate_events
 from engine.core.state import CustomerState
@@ -129,16 +128,9 @@ def test_merges_happen_exactly_once_however_often_the_run_is_killed(
     full_size = clean_path.stat().st_size
     for _ in range(RANDOM_KILLS):
         share = crashed_path.stat().st_size / full_size + rng.uniform(0.02, 0.1)
-        child = subprocess.Popen(command(events, crashed_path, redis_url, prefix),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 120
-        while child.poll() is None and time.monotonic() < deadline:
-            if crashed_path.stat().st_size >= share * full_size:
-                child.send_signal(signal.SIGKILL)
-                killed += 1
-                break
-            time.sleep(0.003)
-        child.wait(timeout=60)
+        killed += kill_when(command(events, crashed_path, redis_url, prefix),
+                            lambda share=share: crashed_path.stat().st_size
+                            >= share * full_size, poll_s=0.003)
     subprocess.run(command(events, crashed_path, redis_url, prefix), check=True,
                    capture_output=True, timeout=300)
     assert killed >= len(CRASH_POINTS) - 1, f"only {killed} runs were killed"

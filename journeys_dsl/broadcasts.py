@@ -21,11 +21,14 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from engine.errors import JourneysError
 from journeys_dsl import plan
 from journeys_dsl.node_reader import NodeReader, Scope, did_you_mean
 from journeys_dsl.yaml_nodes import MappingNode, Node
+
+T = TypeVar("T")
 
 BROADCAST_KEYS = ("at", "audience", "every", "until", "rate")
 EVERY = ("week", "month")
@@ -153,12 +156,12 @@ def read_broadcast(reader: NodeReader, node: Node, now_ms: int | None = None
     if body is None:
         return None
     reader.keys(body, BROADCAST_KEYS, "in entry.broadcast", "entry.broadcast")
-    start = _local(reader, body, "at", parse_local_datetime, required=True)
+    start = _parsed(reader, body, "at", parse_local_datetime, required=True)
     every_node = reader.optional(body, "every")
     every = "once"
     if every_node is not None:
         every = reader.choice(every_node, "repeat", "entry.broadcast.every", EVERY) or "once"
-    until = _local(reader, body, "until", parse_local_date, required=False)
+    until = _parsed(reader, body, "until", parse_local_date, required=False)
     until_entry = body.get("until")
     if until_entry is not None and every_node is None:
         reader.report(until_entry.key, "'until' only applies to a repeated broadcast; add "
@@ -167,15 +170,7 @@ def read_broadcast(reader: NodeReader, node: Node, now_ms: int | None = None
     if start is not None and until is not None and until < start and until_entry is not None:
         reader.report(until_entry.value, "'until' is before the first broadcast ('at'); the "
                                          "broadcast would never run", "entry.broadcast.until")
-    rate: float | None = None
-    rate_node = reader.optional(body, "rate")
-    if rate_node is not None:
-        scalar = reader.scalar(rate_node, "rate", "entry.broadcast.rate")
-        if scalar is not None:
-            try:
-                rate = parse_rate(scalar.text)
-            except BroadcastFormatError as exc:
-                reader.report(rate_node, exc.message, "entry.broadcast.rate")
+    rate = _parsed(reader, body, "rate", parse_rate, required=False)
     audience_node = reader.optional(body, "audience")
     condition = None
     if audience_node is not None:
@@ -189,8 +184,9 @@ def read_broadcast(reader: NodeReader, node: Node, now_ms: int | None = None
     return entry
 
 
-def _local(reader: NodeReader, body: MappingNode, key: str, parse: Callable[[str], int], *,
-           required: bool) -> int | None:
+def _parsed(reader: NodeReader, body: MappingNode, key: str, parse: Callable[[str], T], *,
+            required: bool) -> T | None:
+    """The value of `key` read by `parse` (None, reported, when missing or unreadable)."""
     path = f"entry.broadcast.{key}"
     node = (reader.require(body, key, "in entry.broadcast", "entry.broadcast") if required
             else reader.optional(body, key))

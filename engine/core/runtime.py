@@ -29,7 +29,7 @@ from engine.core.timeutil import (
     at_local_time,
     iso_date_local,
     iso_week,
-    local_datetime,
+    local_hour,
     next_yearly,
 )
 from engine.core.triggers import TRIGGER_CLOCK, Triggers
@@ -196,7 +196,7 @@ class JourneyRuntime:
         plan = self._plan_of(journey_key)
         offer = plan.offers.get(voucher.offer_id) if plan else None
         if offer is not None and offer.dayparts:
-            hour = local_datetime(event.ts, state.profile.timezone, event.utc_offset_s).hour
+            hour = local_hour(event.ts, state.profile.timezone, event.utc_offset_s)
             if daypart_of(hour) not in offer.dayparts:
                 effects.stats[f"{journey_key}|voucher_rejected:daypart"] += 1
                 return
@@ -298,10 +298,17 @@ class JourneyRuntime:
                     state.armed[journey_id] = due = max(due, event.ts)
                     state.timer_set(due)
             elif isinstance(entry, DateEntry):
+                if journey_id in state.armed and event.type != "profile":
+                    # armed already: only a profile event moves the date; a date that is
+                    # gone disarms it
+                    if (profile.birthday if entry.kind == "birthday"
+                            else profile.first_visit_at) is None:
+                        state.armed.pop(journey_id, None)
+                    continue
                 month_day = self._date_of(state, entry)
                 if month_day is None:
                     state.armed.pop(journey_id, None)
-                elif journey_id not in state.armed or event.type == "profile":
+                else:
                     due = self._next_date(state, entry, month_day, event.ts)
                     state.armed[journey_id] = due
                     state.timer_set(due)

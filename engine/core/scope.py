@@ -22,7 +22,7 @@ from engine.core.events import Event
 from engine.core.presence import CUSTOMER_FIELDS as PRESENCE_FIELDS
 from engine.core.profile import Profile, daypart_of, top_key
 from engine.core.state import CustomerState, Enrollment
-from engine.core.timeutil import DAY_MS, iso_date_local, local_datetime, utc_day_start
+from engine.core.timeutil import DAY_MS, iso_date_local, local_hour, utc_day_start
 from engine.scoring.customer_scores import score_state
 from engine.scoring.model import DEFAULT_MODEL, ScoreModel
 from journeys_dsl.expressions import register_view
@@ -58,8 +58,7 @@ class EventView(_View):
     def get(self, name: str, default: Any = None) -> Any:
         event = self._event
         if name == "daypart":
-            hour = local_datetime(event.ts, self._timezone, event.utc_offset_s).hour
-            return daypart_of(hour)
+            return daypart_of(local_hour(event.ts, self._timezone, event.utc_offset_s))
         if name == "item_names":
             return [item["name"] for item in event.data.get("items", ())]
         if name == "categories":

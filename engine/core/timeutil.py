@@ -42,6 +42,61 @@ def local_datetime(ts_ms: int, tz_name: str | None, utc_offset_s: int | None = N
     return datetime.fromtimestamp(ts_ms / 1000, tz)
 
 
+_OFFSET_SPAN_MS = 900_000
+"""Zone offsets are looked up once per span of 15 minutes: no zone changes its offset twice
+within one."""
+_OFFSETS_KEPT = 100_000
+_offsets: dict[tuple[str, int], int | None] = {}
+"""(zone name, span) -> the zone's UTC offset in ms throughout the span (None: it changes
+within the span)."""
+
+
+def _offset_at(ts_ms: int, tz: ZoneInfo | timezone) -> int:
+    offset = datetime.fromtimestamp(ts_ms / 1000, tz).utcoffset()
+    return 0 if offset is None else offset // timedelta(milliseconds=1)
+
+
+def utc_offset_ms(ts_ms: int, tz_name: str | None) -> int:
+    """The UTC offset (ms) of the zone `tz_name` at `ts_ms`; 0 for none or an unknown one.
+
+    The same as `local_datetime(...).utcoffset()`, without a datetime for each call: the
+    offset of a zone is kept per span of 15 minutes in which it does not change."""
+    if not tz_name:
+        return 0
+    span = ts_ms // _OFFSET_SPAN_MS
+    key = (tz_name, span)
+    offset = _offsets.get(key, 0)
+    if offset == 0 and key not in _offsets:
+        tz = zone(tz_name)
+        start = span * _OFFSET_SPAN_MS
+        first = _offset_at(start, tz)
+        offset = first if _offset_at(start + _OFFSET_SPAN_MS - 1, tz) == first else None
+        if len(_offsets) >= _OFFSETS_KEPT:
+            _offsets.clear()
+        _offsets[key] = offset
+    if offset is None:  # the offset changes within this span
+        return _offset_at(ts_ms, zone(tz_name))
+    return offset
+
+
+def local_ms(ts_ms: int, tz_name: str | None, utc_offset_s: int | None = None) -> int:
+    """`ts_ms` moved to local wall-clock time, as epoch ms counted in that time (so that
+    `local_ms // DAY_MS` is the local day): the event's own offset wins over the zone."""
+    if utc_offset_s is not None:
+        return ts_ms + utc_offset_s * 1000
+    return ts_ms + utc_offset_ms(ts_ms, tz_name)
+
+
+def local_hour(ts_ms: int, tz_name: str | None, utc_offset_s: int | None = None) -> int:
+    """The local hour (0-23) of `ts_ms`, as `local_datetime(...).hour`."""
+    return local_ms(ts_ms, tz_name, utc_offset_s) // 3_600_000 % 24
+
+
+def local_weekday(local: int) -> int:
+    """Monday 0 to Sunday 6 of a time from `local_ms`, as `datetime.weekday()`."""
+    return (local // DAY_MS + 3) % 7  # 1970-01-01 was a Thursday
+
+
 @lru_cache(maxsize=256)
 def fixed_offset(seconds: int) -> timezone:
     """The fixed-offset zone of an event's own UTC offset."""
@@ -80,7 +135,7 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 def iso_date_local(ts_ms: int, tz_name: str | None) -> str:
     """The local calendar date of `ts_ms` as YYYY-MM-DD."""
-    return datetime.fromtimestamp(ts_ms / 1000, zone(tz_name)).date().isoformat()
+    return _iso_day(local_ms(ts_ms, tz_name) // DAY_MS)
 
 
 def next_yearly(month_day: str, after_ms: int, hour: int, minute: int, offset_ms: int,

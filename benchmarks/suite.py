@@ -18,7 +18,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import bytewax.operators as op
@@ -55,6 +55,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN_SUMMARY = re.compile(r"(?P<events>\d+) events, \d+ dead letters, (?P<commands>\d+) commands, "
                          r"\d+ journeys in (?P<seconds>[0-9.]+)s \(")
 EXAMPLES = ROOT / "examples" / "journeys"
+INERT = ROOT / "benchmarks" / "inert"
+"""A journey no customer enters: the engine's fixed cost per event (see the file)."""
 
 
 @dataclass
@@ -296,6 +298,7 @@ def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequ
                     f"{cached * 1e6 / 2**20:,.0f} MiB per million (decoded states as the "
                     f"state cache holds them, tracemalloc)")
             delete_matching(client, f"*{prefix}*")
+        result.rows.append(_fixed_cost(events, work, url, tag, one_process, result, say))
         if CORE_FORM.compiled:  # the same code uncompiled, for the compiled core's ratio
             prefix = f"{tag}pure"
             source_row = engine_run(jsonl_source(events, work, prefix), url, prefix,
@@ -313,6 +316,23 @@ def run_suite(customers: int, days: int, *, redis_url: str | None, pending: Sequ
         result.rows.extend(_delivery_rows(work / "delivery", deliveries, say))
         delete_matching(client, f"*{tag}*")
     return result
+
+
+def _fixed_cost(events: Path, work: Path, url: str, tag: str, one_process: Row,
+                result: SuiteResult, say: Callable[[str], None]) -> Row:
+    """The engine in one process with a journey nobody enters: everything but journey
+    work. Adds the journeys' share of the one-process time to `result.extra`."""
+    prefix = f"{tag}inert"
+    row = replace(engine_run(jsonl_source(events, work, prefix), url, prefix,
+                             journeys=(str(INERT),)),
+                  scenario="engine, 1 process, no journey entered (fixed cost)")
+    say(f"{row.scenario}: {row.events_per_s:,.0f} events/s")
+    delete_matching(connect(url), f"*{prefix}*")
+    share = 1 - row.seconds / one_process.seconds if one_process.seconds > 0 else 0.0
+    result.extra.append(
+        f"journey work: {share:.0%} of the one-process time (the rest is the fixed cost per "
+        f"event: decode, route, duplicates, profile, aggregates, durable commit, dataflow)")
+    return row
 
 
 DELIVERY = "delivery"

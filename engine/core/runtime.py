@@ -262,9 +262,8 @@ class JourneyRuntime:
     def _event_entries(self, state: CustomerState, event: Event, scope: dict[str, Any],
                        ctx: ScopeContext, effects: Effects, plans: list[JourneyPlan]) -> None:
         for plan in plans:
-            current = state.enrollments.get(plan.journey_id)
-            if current is not None and current.active:
-                continue
+            if not may_enter(state, plan, event.ts):
+                continue  # before the condition: the cheaper test, and enough to refuse
             condition = plan.entry.condition
             if condition is not None and not condition.test(scope):
                 continue
@@ -430,6 +429,8 @@ class JourneyRuntime:
             if following is not None:
                 state.armed[journey_id] = following
                 state.timer_set(following)
+        if not may_enter(state, plan, due):
+            return
         if isinstance(entry, DateEntry | DateFieldEntry | BroadcastEntry) \
                 and entry.condition is not None:
             # checked when the entry fires (a broadcast's audience as of the customer's
@@ -453,16 +454,9 @@ class JourneyRuntime:
                effects: Effects, event: Event | None = None) -> bool:
         """Enter the customer into `plan` at `at` if the re-entry rules allow it; `event`
         is the entry event, whose dates the steps may be timed by."""
+        if not may_enter(state, plan, at):
+            return False
         previous = state.enrollments.get(plan.journey_id)
-        if previous is not None:
-            if previous.active:
-                return False
-            rule = plan.re_entry
-            if rule.mode == "never":
-                return False
-            ended = previous.ended_at or previous.entered_at
-            if rule.mode == "after" and at < ended + rule.after_s * 1000:
-                return False
         seq = previous.seq + 1 if previous is not None else 1
         holdout = stable_fraction(state.customer_id, plan.journey_id) < plan.holdout
         enrollment = Enrollment(
@@ -613,6 +607,21 @@ class JourneyRuntime:
         enrollment.end_reason = reason
         enrollment.due_at = None
         effects.stats[f"{journey_key}|{reason}"] += 1
+
+
+def may_enter(state: CustomerState, plan: JourneyPlan, at: int) -> bool:
+    """Whether the re-entry rules let the customer enter `plan` at `at`: not while in it,
+    and after an earlier enrollment only as the journey's `re_entry` allows."""
+    previous = state.enrollments.get(plan.journey_id)
+    if previous is None:
+        return True
+    if previous.active:
+        return False
+    rule = plan.re_entry
+    if rule.mode == "never":
+        return False
+    ended = previous.ended_at or previous.entered_at
+    return rule.mode != "after" or at >= ended + rule.after_s * 1000
 
 
 def _channels(step: StepPlan) -> list[str]:

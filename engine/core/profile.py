@@ -242,11 +242,12 @@ def _bump(counts: dict[str, int], key: str, by: int) -> None:
 
 def top_key(counts: dict[str, int]) -> str | None:
     """The most frequent key; ties go to the alphabetically first, so it is deterministic."""
-    if not counts:
-        return None
-    highest = max(counts.values())
-    keys = [k for k, count in counts.items() if count == highest]
-    return keys[0] if len(keys) == 1 else min(keys)
+    best: str | None = None
+    highest = 0
+    for key, count in counts.items():  # one pass: this runs for most conditions and commands
+        if best is None or count > highest or (count == highest and key < best):
+            best, highest = key, count
+    return best
 
 
 _HANDLERS = {

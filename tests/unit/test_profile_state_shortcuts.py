@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from engine.core.aggregates import Aggregates
 from engine.core.profile import Profile, _bump, top_key
 from engine.core.state import VOUCHER_RETENTION_MS, CustomerState, Enrollment, Voucher
@@ -47,9 +50,18 @@ def test_from_dict_ignores_unknown_keys_and_round_trips() -> None:
 def test_ties_go_to_the_alphabetically_first_key() -> None:
     assert top_key({"b": 2, "a": 2, "c": 1}) == "a"
     assert top_key({"b": 3, "a": 2}) == "b"
+    assert top_key({"a": 1, "b": 3, "c": 3}) == "b"
+    assert top_key({"z": 4}) == "z"
     assert top_key({}) is None
     counts = {f"k{i:02d}": 2 for i in range(24)}
     counts["k05"] = 1
     counts["k07"] = 1
     _bump(counts, "new", 1)  # 25 keys: the lowest, alphabetically first, goes
     assert "k05" not in counts and "k07" in counts and len(counts) == 24
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=3), st.integers(1, 5), max_size=30))
+def test_the_favourite_is_the_first_of_the_most_frequent_in_text_order(
+        counts: dict[str, int]) -> None:
+    most = [key for key, count in counts.items() if count == max(counts.values())]
+    assert top_key(counts) == (min(most) if most else None)

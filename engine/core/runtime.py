@@ -121,19 +121,21 @@ class JourneyRuntime:
         if triggered:
             self.triggers.before_event(state, event.ts, ctx)
         profile = state.profile
-        spend_before, check_before = (profile.total_spend, profile.avg_spend) \
-            if profile.visit_count else (None, None)
-        profile.apply(event)
         arming = event.type  # the type whose time-based entries the event arms
-        if event.type == "visit":
-            self._count_visit(state, event, ctx, spend_before, check_before)
-        elif event.type == "voucher_redeemed":
-            self._redeem(state, event, effects)
-        elif event.type in VISIT_TYPES:  # a declared type that counts as a visit
-            counted = as_visit(event)
-            profile.apply(counted)
-            self._count_visit(state, counted, ctx, spend_before, check_before)
-            arming = "visit"
+        visit: Event | None = event if event.type == "visit" else (
+            as_visit(event) if event.type in VISIT_TYPES else None)  # declared visit types
+        if visit is not None:
+            spend_before, check_before = (profile.total_spend, profile.avg_spend) \
+                if profile.visit_count else (None, None)
+            profile.apply(event)
+            if visit is not event:
+                profile.apply(visit)
+                arming = "visit"
+            self._count_visit(state, visit, ctx, spend_before, check_before)
+        else:
+            profile.apply(event)
+            if event.type == "voucher_redeemed":
+                self._redeem(state, event, effects)
         venue_id = event.data.get("venue_id") or profile.last_venue_id
         self._goals(state, event, venue_id, ctx, effects)
         if state.enrollments:

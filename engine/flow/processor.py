@@ -356,13 +356,13 @@ class ShardProcessor:
         """Apply the days this worker's shards can apply, round robin, until none can;
         then (with `commit`) commit each shard's work in one transaction. Whether anything
         was applied."""
-        remote: dict[int, int | None] = {}
         for shard in self._mine():
             self._prefetch(shard)
         applied = False
         progressed = True
         while progressed:
             progressed = False
+            remote: dict[int, int | None] = {}
             for shard in self._mine():
                 while self._round(shard, result, finishing, remote):
                     progressed = applied = True
@@ -464,15 +464,18 @@ class ShardProcessor:
             publish_snapshots(self.client, passes)
 
     def _all_passed(self, day: int, remote: dict[int, int | None]) -> bool:
-        """Whether every shard has passed `day` (others' boundaries read once a drain)."""
+        """Whether every shard has passed `day` (others' boundaries read at most once a
+        round of the drain, into `remote`)."""
         unknown = []
         for number in range(self.shard_count):
             local = self._shards.get(number)
             if local is not None and local.passed is not None:
                 if local.passed < day:
                     return False
-            elif not _at_least(remote.get(number), day):
+            elif number not in remote:
                 unknown.append(number)
+            elif not _at_least(remote[number], day):
+                return False
         if unknown:
             remote.update(passed_boundaries(self.client, self.prefix, unknown))
             return all(_at_least(remote[n], day) for n in unknown)

@@ -147,6 +147,9 @@ class EventSource(FixedPartitionedSource[RawBatch, int], ABC):
         self.on_lag = on_lag
         """Told (partition number, events behind its end) as a partition reads, where the
         input knows; the flow builder wires the engine's telemetry when none is given."""
+        self.on_start: Callable[[], None] | None = None
+        """Told when the dataflow first asks for the partitions: it runs on this process
+        (a cluster's processes have all joined)."""
 
     @abstractmethod
     def source_ids(self) -> dict[str, str]:
@@ -169,6 +172,8 @@ class EventSource(FixedPartitionedSource[RawBatch, int], ABC):
         return dict(self.starts)
 
     def list_parts(self) -> list[str]:
+        if self.on_start is not None:
+            self.on_start()
         return list(self.source_ids())
 
     def build_part(self, step_id: str, for_part: str,

@@ -139,6 +139,7 @@ def build_flow(source: EventSource, commands_sink: CommandSink,
         telemetry=telemetry_for(config.telemetry) if config.telemetry is not None else None)
     if source.on_lag is None:
         source.on_lag = processor.telemetry.record_lag
+    source.on_start = counters.start
     commands_sink.wire(_acknowledger(config), lambda n: counters.add(commands=n))
 
     def route(raw: RawBatch) -> list[tuple[str, Any]]:

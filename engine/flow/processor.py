@@ -53,6 +53,7 @@ from engine.storage.identity_store import IdentityWrites
 from engine.storage.store import (
     SNAPSHOT_DAYS_KEPT,
     Boundary,
+    BoundaryWatch,
     ShardStore,
     SourceProgress,
     StateStoreError,
@@ -72,7 +73,8 @@ it needs."""
 POLL_S = 0.001
 MAX_POLL_S = 0.004
 """Waiting for other processes, a worker looks again after POLL_S, doubled after each look
-that found nothing to do, up to MAX_POLL_S: a busy poll would take the CPU they need."""
+that found nothing to do, up to MAX_POLL_S: a busy poll would take the CPU they need.
+Finishing, it looks at once when another process publishes a day boundary."""
 FINISH_COMMIT_S = 1.0
 DUE_READ_AHEAD_MS = 7 * DAY_MS
 """Stored timers are read a week ahead of the day applied (at most to the watermark): one
@@ -266,26 +268,36 @@ class ShardProcessor:
         deadline = time.monotonic() + FINISH_WAIT_S
         committed = time.monotonic()
         pause = POLL_S
-        while True:
-            # commit about once a second: other processes read published snapshots, and
-            # a commit per day would cost more than the day's work
-            if self._drain(result, finishing=True, commit=False):
-                deadline = time.monotonic() + FINISH_WAIT_S
-                pause = POLL_S
-            else:
-                pause = min(2 * pause, MAX_POLL_S)
-            waiting = [s for s in self._mine() if self._has_work(s, finishing=True)]
-            if not waiting or time.monotonic() - committed > FINISH_COMMIT_S:
-                self._commit_all(result)
-                committed = time.monotonic()
-            if not waiting:
-                return result
-            if time.monotonic() > deadline:
-                blocked = waiting[0]
-                raise StateStoreError(
-                    f"shard {blocked.shard} waited {FINISH_WAIT_S:.0f}s for every shard to "
-                    f"pass {_day(blocked.passed)}; is a process of the run stopped?")
-            time.sleep(pause)
+        watch: BoundaryWatch | None = None
+        try:
+            while True:
+                # commit about once a second: other processes read published snapshots,
+                # and a commit per day would cost more than the day's work
+                if self._drain(result, finishing=True, commit=False):
+                    deadline = time.monotonic() + FINISH_WAIT_S
+                    pause = POLL_S
+                else:
+                    pause = min(2 * pause, MAX_POLL_S)
+                waiting = [s for s in self._mine() if self._has_work(s, finishing=True)]
+                if not waiting or time.monotonic() - committed > FINISH_COMMIT_S:
+                    self._commit_all(result)
+                    committed = time.monotonic()
+                if not waiting:
+                    return result
+                if time.monotonic() > deadline:
+                    blocked = waiting[0]
+                    raise StateStoreError(
+                        f"shard {blocked.shard} waited {FINISH_WAIT_S:.0f}s for every shard "
+                        f"to pass {_day(blocked.passed)}; is a process of the run stopped?")
+                if len(self._shards) < self.shard_count:  # other processes own shards
+                    if watch is None:
+                        watch = BoundaryWatch(self.client, self.prefix)
+                    watch.wait(pause)
+                else:
+                    time.sleep(pause)
+        finally:
+            if watch is not None:
+                watch.close()
 
     def _take(self, batch: ShardBatch, result: BatchResult) -> None:
         shard = self._shard(batch.shard, result)
@@ -356,13 +368,13 @@ class ShardProcessor:
         """Apply the days this worker's shards can apply, round robin, until none can;
         then (with `commit`) commit each shard's work in one transaction. Whether anything
         was applied."""
-        remote: dict[int, int | None] = {}
         for shard in self._mine():
             self._prefetch(shard)
         applied = False
         progressed = True
         while progressed:
             progressed = False
+            remote: dict[int, int | None] = {}
             for shard in self._mine():
                 while self._round(shard, result, finishing, remote):
                     progressed = applied = True
@@ -461,18 +473,21 @@ class ShardProcessor:
         for shard in mine:
             shard.unpublished.clear()
         if passes:
-            publish_snapshots(self.client, passes)
+            publish_snapshots(self.client, self.prefix, passes)
 
     def _all_passed(self, day: int, remote: dict[int, int | None]) -> bool:
-        """Whether every shard has passed `day` (others' boundaries read once a drain)."""
+        """Whether every shard has passed `day` (others' boundaries read at most once a
+        round of the drain, into `remote`)."""
         unknown = []
         for number in range(self.shard_count):
             local = self._shards.get(number)
             if local is not None and local.passed is not None:
                 if local.passed < day:
                     return False
-            elif not _at_least(remote.get(number), day):
+            elif number not in remote:
                 unknown.append(number)
+            elif not _at_least(remote[number], day):
+                return False
         if unknown:
             remote.update(passed_boundaries(self.client, self.prefix, unknown))
             return all(_at_least(remote[n], day) for n in unknown)

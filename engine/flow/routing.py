@@ -30,7 +30,15 @@ class RunCounters:
     commands: int = 0
     blank_lines: int = 0
     """Blank (or whitespace-only) input lines, skipped."""
+    started: float | None = None
+    """`time.perf_counter()` when the dataflow started on this process (None: not yet)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def start(self) -> None:
+        """Mark the dataflow's start; the first call counts."""
+        with self._lock:
+            if self.started is None:
+                self.started = time.perf_counter()
 
     def add(self, *, events: int = 0, dead: int = 0, commands: int = 0, blank: int = 0) -> None:
         with self._lock:

@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 import redis
 import zstandard
+from redis.cluster import RedisCluster
 
 from engine.core.state import CustomerState
 from engine.errors import JourneysError
@@ -414,13 +415,41 @@ def acknowledge_outbox(client: redis.Redis, prefix: str, written: Mapping[int, i
     pipe.execute()
 
 
-def publish_snapshots(client: redis.Redis, passes: Sequence[tuple[ShardStore, int, bytes]]
-                      ) -> None:
+def publish_snapshots(client: redis.Redis, prefix: str,
+                      passes: Sequence[tuple[ShardStore, int, bytes]]) -> None:
     """Make each (shard, day, snapshot as JSON) readable by other processes before the state
-    that follows it is committed, in one round trip. A snapshot depends on the events
-    before its day alone, so a restart that derives it again writes the same bytes."""
+    that follows it is committed, in one round trip, and wake the `BoundaryWatch`es. A
+    snapshot depends on the events before its day alone, so a restart that derives it again
+    writes the same bytes."""
     pipe = client.pipeline(transaction=False)
     for store, day, snapshot in passes:
         pipe.hset(store.snapshots_key, mapping={
             "published": day, str(day): _stored_snapshot(snapshot)})
-    pipe.execute()
+    if isinstance(client, RedisCluster):  # a cluster's pipeline refuses PUBLISH
+        pipe.execute()
+        client.publish(_boundaries_channel(prefix), b"")
+    else:
+        pipe.publish(_boundaries_channel(prefix), b"")
+        pipe.execute()
+
+
+class BoundaryWatch:
+    """Waits for day boundaries published by other processes (`publish_snapshots`)."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(_boundaries_channel(prefix))
+
+    def wait(self, timeout: float) -> None:
+        """Return once a boundary is published, or after `timeout` seconds (an announcement
+        can be missed, as one published before the subscription took effect)."""
+        if self._pubsub.get_message(timeout=timeout) is not None:
+            while self._pubsub.get_message(timeout=0.0) is not None:
+                pass  # announcements of the same wait
+
+    def close(self) -> None:
+        self._pubsub.close()
+
+
+def _boundaries_channel(prefix: str) -> str:
+    return f"{prefix}:boundaries"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import redis
 
@@ -10,7 +13,15 @@ from engine.core.events import validate_event
 from engine.core.records import ShardBatch
 from engine.flow.processor import ShardProcessor
 from engine.storage.forget import forget_customer
-from engine.storage.store import LayoutError, ShardStore, acknowledge_outbox, check_shard_count
+from engine.storage.store import (
+    BoundaryWatch,
+    LayoutError,
+    ShardStore,
+    acknowledge_outbox,
+    check_shard_count,
+    passed_boundaries,
+    publish_snapshots,
+)
 from journeys_dsl.loader import load_journey_text
 
 pytestmark = pytest.mark.integration
@@ -161,3 +172,24 @@ def test_a_running_engine_honours_an_erasure(redis_client: redis.Redis,
     assert store.load_states(["c1"]) == {"c1": None}
     assert redis_client.zscore(store.timers_key, "c1") is None
     assert store.erasures() == []
+
+
+def test_a_published_boundary_wakes_a_waiting_process(redis_client: redis.Redis,
+                                                      key_prefix: str) -> None:
+    watch = BoundaryWatch(redis_client, key_prefix)
+    try:
+        watch.wait(0.05)  # the subscription takes effect
+        store = ShardStore(redis_client, key_prefix, 1)
+        publisher = threading.Timer(0.05, publish_snapshots,
+                                    (redis_client, key_prefix, [(store, T0, b"{}")]))
+        began = time.monotonic()
+        publisher.start()
+        watch.wait(10.0)
+        assert time.monotonic() - began < 5.0
+        publisher.join()
+        assert passed_boundaries(redis_client, key_prefix, [1]) == {1: T0}
+        began = time.monotonic()
+        watch.wait(0.05)  # nothing announced since: waits out its limit
+        assert time.monotonic() - began >= 0.04
+    finally:
+        watch.close()

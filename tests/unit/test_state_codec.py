@@ -1,13 +1,23 @@
-"""The stored form of a customer's state: round trips, the earlier JSON form, size."""
+"""The stored form of a customer's state: round trips, the earlier forms, size."""
 
 from __future__ import annotations
+
+import hashlib
 
 import orjson
 import pytest
 
 from engine.core.events import validate_event
 from engine.core.state import CustomerState, Enrollment, Voucher, event_id_hash
-from engine.core.state_codec import COMPACT, differences, pack, running_sums, unpack
+from engine.core.state_codec import (
+    TRAINED,
+    TRAINED_DICTIONARY_FILE,
+    differences,
+    pack,
+    pack_with_words,
+    running_sums,
+    unpack,
+)
 from engine.core.timeutil import DAY_MS
 
 T0 = 1_735_725_600_000
@@ -43,8 +53,23 @@ def regular(visits: int) -> CustomerState:
 def test_every_field_round_trips() -> None:
     state = regular(40)
     stored = state.to_bytes()
-    assert stored[0] == COMPACT
+    assert stored[0] == TRAINED
     assert CustomerState.from_bytes("c1", stored) == state
+
+
+def test_the_form_compressed_with_the_word_list_is_still_read() -> None:
+    state = regular(12)
+    document, compact = unpack(state.to_bytes())
+    older = pack_with_words(document)
+    assert older[0] == 0x02 and unpack(older) == (document, compact)
+    assert CustomerState.from_bytes("c1", older) == state
+
+
+def test_the_trained_dictionary_is_the_one_format_3_was_written_with() -> None:
+    """States of format 0x03 are readable with this file alone: a new dictionary needs a
+    new format byte, not a new file under this one."""
+    digest = hashlib.sha256(TRAINED_DICTIONARY_FILE.read_bytes()).hexdigest()
+    assert digest.startswith("505c85bd872b89cf"), "state_dictionary.zdict changed"
 
 
 def test_an_enrollment_of_another_journey_keeps_its_name() -> None:
@@ -93,6 +118,7 @@ def test_a_year_of_weekly_visits_stays_well_under_a_kilobyte() -> None:
     state = regular(52)
     plain = len(orjson.dumps(unpack(state.to_bytes())[0]))
     assert len(state.to_bytes()) < 800 < plain
+    assert len(state.to_bytes()) < len(pack_with_words(unpack(state.to_bytes())[0]))
 
 
 def test_differences_and_running_sums_are_inverse() -> None:

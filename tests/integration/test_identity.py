@@ -12,9 +12,11 @@ import pytest
 import redis
 from harness import Engine, at, event, visit
 
-from engine.core.records import ShardBatch
+from engine.core.catalog import Catalog
+from engine.core.records import DeadLetter, RawBatch, ShardBatch
 from engine.core.state import CustomerState
-from engine.flow.routing import shard_of
+from engine.flow.processor import ShardProcessor
+from engine.flow.routing import BatchRouter, shard_of
 from engine.storage.store import ShardStore, shard_tag
 
 pytestmark = pytest.mark.integration
@@ -211,6 +213,47 @@ def test_bad_alias_events_are_dead_letters_with_reasons(
     ]
 
 
+T0 = 1_741_000_000_000
+HOUR = 3_600_000
+TWO = 2
+"""Shards of the two-partition tests, in which ANNA and BEA live on different shards."""
+ANNA, BEA = "anna", "bea"
+
+
+class _Feed:
+    """Routes events as a source partition's router does and hands the shard batches to one
+    processor; called with (router, first position, *events), it gives their dead
+    letters."""
+
+    def __init__(self, processor: ShardProcessor) -> None:
+        self.processor = processor
+
+    def __call__(self, router: BatchRouter, position: int,
+                 *items: dict[str, Any]) -> list[DeadLetter]:
+        lines = [(position + n, orjson.dumps(item)) for n, item in enumerate(items)]
+        dead: list[DeadLetter] = []
+        for _, batch in router.route(RawBatch(lines, position + len(items) - 1,
+                                              source_id=router.source_id)):
+            if isinstance(batch, ShardBatch):
+                batch.source_id = router.source_id
+                dead.extend(self.processor.process(batch).dead_letters)
+        return dead
+
+
+def _two_partitions(client: redis.Redis, prefix: str
+                    ) -> tuple[BatchRouter, BatchRouter, _Feed]:
+    """The routers of two source partitions and a processor of all TWO shards."""
+    assert shard_of(ANNA, TWO) != shard_of(BEA, TWO)
+    processor = ShardProcessor(client, Catalog([]), prefix=prefix, source_id="p1",
+                               shards=TWO)
+    return BatchRouter(TWO, "p1"), BatchRouter(TWO, "p2"), _Feed(processor)
+
+
+def _seen_visit(event_id: str, customer: str, ts: int) -> dict[str, Any]:
+    return {"event_id": event_id, "customer_id": customer, "ts": ts, "type": "visit",
+            "venue_id": "v", "amount": 10}
+
+
 @pytest.mark.parametrize("late_hours", [1, 2])
 def test_an_event_of_another_partition_after_the_hand_off_is_a_dead_letter(
         redis_client: redis.Redis, key_prefix: str, late_hours: int) -> None:
@@ -218,48 +261,20 @@ def test_an_event_of_another_partition_after_the_hand_off_is_a_dead_letter(
     routes an event of the merged customer; the old shard refuses it rather than apply it
     to an empty customer (which would split the guest again), whether it comes after the
     hand-off or with it (at the same time)."""
-    from engine.core.catalog import Catalog
-    from engine.core.records import RawBatch
-    from engine.flow.processor import ShardProcessor
-    from engine.flow.routing import BatchRouter
-
-    t0 = 1_741_000_000_000
-    hour = 3_600_000
-    shards = 2
-    a, b = "anna", "bea"
-    assert shard_of(a, shards) != shard_of(b, shards)
-    shard = ShardProcessor(redis_client, Catalog([]), prefix=key_prefix, source_id="p1",
-                           shards=shards)
-    first, second = BatchRouter(shards, "p1"), BatchRouter(shards, "p2")
-
-    def feed(router: BatchRouter, position: int, *items: dict[str, Any]) -> list[Any]:
-        lines = [(position + n, orjson.dumps(item)) for n, item in enumerate(items)]
-        dead = []
-        for _, batch in router.route(RawBatch(lines, position + len(items) - 1,
-                                              source_id=router.source_id)):
-            if isinstance(batch, ShardBatch):
-                batch.source_id = router.source_id
-                dead.extend(shard.process(batch).dead_letters)
-        return dead
-
-    def raw(event_id: str, customer: str, ts: int, **fields: Any) -> dict[str, Any]:
-        return {"event_id": event_id, "customer_id": customer, "ts": ts, **fields}
-
-    def seen_visit(event_id: str, customer: str, ts: int) -> dict[str, Any]:
-        return raw(event_id, customer, ts, type="visit", venue_id="v", amount=10)
-
-    feed(second, 0, seen_visit("p2-0", "someone", t0))
-    feed(first, 0, seen_visit("v1", a, t0), seen_visit("v2", b, t0),
-         raw("al", b, t0 + hour, type="alias",
-             identifiers=[{"kind": "customer", "value": a}]))
-    late = feed(second, 10, seen_visit("v3", a, t0 + late_hours * hour))
-    finished = shard.finish()
+    first, second, feed = _two_partitions(redis_client, key_prefix)
+    a, b = ANNA, BEA
+    linked = {"event_id": "al", "customer_id": b, "ts": T0 + HOUR, "type": "alias",
+              "identifiers": [{"kind": "customer", "value": a}]}
+    feed(second, 0, _seen_visit("p2-0", "someone", T0))
+    feed(first, 0, _seen_visit("v1", a, T0), _seen_visit("v2", b, T0), linked)
+    late = feed(second, 10, _seen_visit("v3", a, T0 + late_hours * HOUR))
+    finished = feed.processor.finish()
     dead = late + finished.dead_letters
     assert [d.reason for d in dead] == [
         "customer_id 'anna' was merged into 'bea' before this event arrived (from another "
         "source partition than the alias event); send it again for 'bea'"]
-    assert state_of(redis_client, key_prefix, a, shards) is None
-    merged = state_of(redis_client, key_prefix, b, shards)
+    assert state_of(redis_client, key_prefix, a, TWO) is None
+    merged = state_of(redis_client, key_prefix, b, TWO)
     assert merged is not None and merged.profile.visit_count == 2
 
 
@@ -268,46 +283,21 @@ def test_an_alias_event_repeated_through_another_partition_merges_once(
     """The same alias event read from two source partitions: the second one's router does
     not know the link, and sends the same hand-off (the same transfer id) again. The merged
     customer's state moves once, and is neither lost nor counted twice."""
-    from engine.core.catalog import Catalog
-    from engine.core.records import RawBatch
-    from engine.flow.processor import ShardProcessor
-    from engine.flow.routing import BatchRouter
-
-    t0 = 1_741_000_000_000
-    hour = 3_600_000
-    shards = 2
-    a, b = "anna", "bea"
-    assert shard_of(a, shards) != shard_of(b, shards)
-    processor = ShardProcessor(redis_client, Catalog([]), prefix=key_prefix,
-                               source_id="p1", shards=shards)
-    first, second = BatchRouter(shards, "p1"), BatchRouter(shards, "p2")
-
-    def feed(router: BatchRouter, position: int, *items: dict[str, Any]) -> list[Any]:
-        lines = [(position + n, orjson.dumps(item)) for n, item in enumerate(items)]
-        dead = []
-        for _, batch in router.route(RawBatch(lines, position + len(items) - 1,
-                                              source_id=router.source_id)):
-            if isinstance(batch, ShardBatch):
-                batch.source_id = router.source_id
-                dead.extend(processor.process(batch).dead_letters)
-        return dead
-
-    def seen_visit(event_id: str, customer: str, ts: int) -> dict[str, Any]:
-        return {"event_id": event_id, "customer_id": customer, "ts": ts, "type": "visit",
-                "venue_id": "v", "amount": 10}
-
-    linked = {"event_id": "al", "customer_id": b, "ts": t0 + hour, "type": "alias",
+    first, second, feed = _two_partitions(redis_client, key_prefix)
+    a, b = ANNA, BEA
+    linked = {"event_id": "al", "customer_id": b, "ts": T0 + HOUR, "type": "alias",
               "identifiers": [{"kind": "customer", "value": a}]}
-    feed(second, 0, seen_visit("p2-0", "someone", t0))
-    dead = feed(first, 0, seen_visit("v1", a, t0), seen_visit("v2", b, t0), linked)
+    feed(second, 0, _seen_visit("p2-0", "someone", T0))
+    dead = feed(first, 0, _seen_visit("v1", a, T0), _seen_visit("v2", b, T0), linked)
     dead += feed(second, 10, linked)
-    dead += processor.finish().dead_letters
+    dead += feed.processor.finish().dead_letters
     # the repeat is refused at both shards it reached, as any repeated event
     assert sorted((d.source, d.reason) for d in dead) == [
         ("p2", "'anna' was handed off to 'bea' already; this hand-off (alias event 'al') "
                "repeats it and changes nothing"),
         ("p2", "event_id 'al' was already applied")]
-    assert state_of(redis_client, key_prefix, a, shards) is None
-    merged = state_of(redis_client, key_prefix, b, shards)
+    assert state_of(redis_client, key_prefix, a, TWO) is None
+    merged = state_of(redis_client, key_prefix, b, TWO)
     assert merged is not None and merged.profile.visit_count == 2
     assert merged.profile.total_spend == 20.0
+

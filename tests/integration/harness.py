@@ -177,6 +177,16 @@ def kill_when(command: list[str], ready: Callable[[], bool], *, poll_s: float,
     return killed
 
 
+def commands_by_id(delivered: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The delivered commands by id; a command_id delivered again (a restart after a crash
+    resends what its outbox held) must carry the same command each time."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for item in delivered:
+        previous = by_id.setdefault(item["command_id"], item)
+        assert previous == item, "a repeated command_id must carry the same command"
+    return by_id
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []

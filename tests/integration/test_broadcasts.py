@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from harness import Engine, at, event, kill_when, visit
+from harness import Engine, at, commands_by_id, event, kill_when, visit
 
 from engine.app.cli import main
 from engine.app.generator import ChainConfig, write_jsonl
@@ -230,10 +230,7 @@ def test_kill_9_during_the_walk_sends_each_occurrence_once(
                    check=True, capture_output=True, timeout=300, env=env)
     client.close()
     assert killed_mid_walk >= 3, f"only {killed_mid_walk} kills landed during a walk"
-    by_id: dict[str, dict[str, Any]] = {}
-    for item in _read(crashed_path):
-        previous = by_id.setdefault(item["command_id"], item)
-        assert previous == item, "a repeated command_id must carry the same command"
+    by_id = commands_by_id(_read(crashed_path))
     assert by_id == clean
     per_occurrence = Counter((c["customer_id"], c["send_at"][:10]) for c in by_id.values())
     assert max(per_occurrence.values()) == 1

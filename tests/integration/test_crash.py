@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from harness import REFERENCE_JOURNEYS, kill_when, sends_per_command
+from harness import REFERENCE_JOURNEYS, commands_by_id, kill_when, sends_per_command
 
 from engine.app.generator import ChainConfig, write_jsonl
 
@@ -55,10 +55,7 @@ def test_kill_and_restart_loses_nothing(tmp_path: Path, redis_url: str,
                    capture_output=True, timeout=300)
     assert killed >= 15, f"only {killed} of {len(KILL_AT)} runs were killed before finishing"
     delivered = read(crashed_path)
-    by_id: dict[str, dict] = {}
-    for item in delivered:
-        previous = by_id.setdefault(item["command_id"], item)
-        assert previous == item, "a repeated command_id must carry the same command"
+    by_id = commands_by_id(delivered)
     assert set(by_id) == set(clean), (
         f"missing {len(set(clean) - set(by_id))}, extra {len(set(by_id) - set(clean))}")
     assert all(by_id[key] == clean[key] for key in clean)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from harness import REFERENCE_JOURNEYS, kill_when, run_processes
+from harness import REFERENCE_JOURNEYS, commands_by_id, kill_when, run_processes
 
 from engine.app.generator import ChainConfig, generate_events
 from engine.core.state import CustomerState
@@ -136,10 +136,7 @@ def test_merges_happen_exactly_once_however_often_the_run_is_killed(
     assert killed >= len(CRASH_POINTS) - 1, f"only {killed} runs were killed"
 
     delivered = read(crashed_path)
-    by_id: dict[str, dict[str, Any]] = {}
-    for item in delivered:
-        previous = by_id.setdefault(item["command_id"], item)
-        assert previous == item, "a repeated command_id must carry the same command"
+    by_id = commands_by_id(delivered)
     assert set(by_id) == set(clean), (
         f"missing {len(set(clean) - set(by_id))}, extra {len(set(by_id) - set(clean))}")
     assert all(by_id[key] == clean[key] for key in clean)

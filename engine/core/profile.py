@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.core.events import Event
 from engine.core.presence import record_presence
-from engine.core.timeutil import DAY_MS, local_ms, local_weekday
+from engine.core.timeutil import DAY_MS, hour_of, local_ms, weekday_of
 from journeys_dsl.fields import WEEKDAYS
 from journeys_dsl.plan import DAYPARTS
 
@@ -158,8 +158,8 @@ class Profile:
             if category:
                 _bump(category_counts, category, quantity)
         local = local_ms(ts, self.timezone, event.utc_offset_s)
-        _bump(self.daypart_counts, daypart_of(local // 3_600_000 % 24), 1)
-        _bump(self.weekday_counts, WEEKDAYS[local_weekday(local)], 1)
+        _bump(self.daypart_counts, daypart_of(hour_of(local)), 1)
+        _bump(self.weekday_counts, WEEKDAYS[weekday_of(local)], 1)
         if self.last_visit_at is None or ts >= self.last_visit_at:
             self.last_visit_at = ts
             self.last_visit_amount = amount

@@ -89,10 +89,15 @@ def local_ms(ts_ms: int, tz_name: str | None, utc_offset_s: int | None = None) -
 
 def local_hour(ts_ms: int, tz_name: str | None, utc_offset_s: int | None = None) -> int:
     """The local hour (0-23) of `ts_ms`, as `local_datetime(...).hour`."""
-    return local_ms(ts_ms, tz_name, utc_offset_s) // 3_600_000 % 24
+    return hour_of(local_ms(ts_ms, tz_name, utc_offset_s))
 
 
-def local_weekday(local: int) -> int:
+def hour_of(local: int) -> int:
+    """The hour (0-23) of a time from `local_ms`, as `datetime.hour`."""
+    return local // 3_600_000 % 24
+
+
+def weekday_of(local: int) -> int:
     """Monday 0 to Sunday 6 of a time from `local_ms`, as `datetime.weekday()`."""
     return (local // DAY_MS + 3) % 7  # 1970-01-01 was a Thursday
 

@@ -14,8 +14,8 @@ from engine.core.timeutil import (
     local_datetime,
     local_hour,
     local_ms,
-    local_weekday,
     parse_iso,
+    weekday_of,
     zone,
 )
 
@@ -66,7 +66,7 @@ def test_local_time_arithmetic_agrees_with_datetime_around_every_transition(
     for moment in moments:
         expected = datetime.fromtimestamp(moment / 1000, tz)
         assert local_hour(moment, zone_name) == expected.hour, (zone_name, moment)
-        assert local_weekday(local_ms(moment, zone_name)) == expected.weekday()
+        assert weekday_of(local_ms(moment, zone_name)) == expected.weekday()
         assert iso_date_local(moment, zone_name) == expected.date().isoformat()
 
 

@@ -22,7 +22,7 @@ from engine.core.declared_visits import as_visit
 from engine.core.events import Event
 from engine.core.experiments import count_goal, count_sent, split_step
 from engine.core.policy_gate import PolicyGate
-from engine.core.profile import daypart_of
+from engine.core.profile import Profile, daypart_of
 from engine.core.scope import CustomerView, ScopeContext, build_scope
 from engine.core.state import CustomerState, Enrollment, Voucher
 from engine.core.timeutil import (
@@ -269,7 +269,7 @@ class JourneyRuntime:
             condition = plan.entry.condition
             if condition is not None and not condition.test(scope):
                 continue
-            self.enroll(state, plan, event.ts, ctx, effects, event=event)
+            self._enter(state, plan, event.ts, ctx, effects, event)
 
     def _arm_timed_entries(self, state: CustomerState, event: Event, arming: str,
                            scope: dict[str, Any], plans: list[JourneyPlan],
@@ -302,8 +302,7 @@ class JourneyRuntime:
                 if journey_id in state.armed and event.type != "profile":
                     # armed already: only a profile event moves the date; a date that is
                     # gone disarms it
-                    if (profile.birthday if entry.kind == "birthday"
-                            else profile.first_visit_at) is None:
+                    if _date_source(profile, entry) is None:
                         state.armed.pop(journey_id, None)
                     continue
                 month_day = self._date_of(state, entry)
@@ -344,12 +343,12 @@ class JourneyRuntime:
             state.timer_set(due)
 
     def _date_of(self, state: CustomerState, entry: DateEntry) -> str | None:
+        """The entry's MM-DD (None: the customer has no such date)."""
         profile = state.profile
-        if entry.kind == "birthday":
-            return profile.birthday
-        if profile.first_visit_at is None:
-            return None
-        return iso_date_local(profile.first_visit_at, profile.timezone)[5:]
+        source = _date_source(profile, entry)
+        if source is None or isinstance(source, str):
+            return source
+        return iso_date_local(source, profile.timezone)[5:]
 
     def _next_date(self, state: CustomerState, entry: DateEntry, month_day: str,
                    after: int) -> int:
@@ -440,7 +439,7 @@ class JourneyRuntime:
             scope = build_scope(state, due, ctx, venue_id=state.profile.last_venue_id)
             if not entry.condition.test(scope):
                 return
-        self.enroll(state, plan, due, ctx, effects)
+        self._enter(state, plan, due, ctx, effects)
 
     @staticmethod
     def _expire_points(state: CustomerState, effects: Effects) -> None:
@@ -458,6 +457,12 @@ class JourneyRuntime:
         is the entry event, whose dates the steps may be timed by."""
         if not may_enter(state, plan, at):
             return False
+        self._enter(state, plan, at, ctx, effects, event)
+        return True
+
+    def _enter(self, state: CustomerState, plan: JourneyPlan, at: int, ctx: ScopeContext,
+               effects: Effects, event: Event | None = None) -> None:
+        """`enroll` once the re-entry rules have let the customer in."""
         previous = state.enrollments.get(plan.journey_id)
         seq = previous.seq + 1 if previous is not None else 1
         holdout = stable_fraction(state.customer_id, plan.journey_id) < plan.holdout
@@ -478,7 +483,6 @@ class JourneyRuntime:
         self._advance(state, plan, enrollment, at, ctx, effects)
         if plan.condition_exits:
             self.triggers.entered(state, plan, at)
-        return True
 
     def _advance(self, state: CustomerState, plan: JourneyPlan, enrollment: Enrollment,
                  now: int, ctx: ScopeContext, effects: Effects) -> None:
@@ -609,6 +613,12 @@ class JourneyRuntime:
         enrollment.end_reason = reason
         enrollment.due_at = None
         effects.stats[f"{journey_key}|{reason}"] += 1
+
+
+def _date_source(profile: Profile, entry: DateEntry) -> str | int | None:
+    """What a yearly date entry's date comes from: the birthday (MM-DD) or the first
+    visit's time."""
+    return profile.birthday if entry.kind == "birthday" else profile.first_visit_at
 
 
 def may_enter(state: CustomerState, plan: JourneyPlan, at: int) -> bool:

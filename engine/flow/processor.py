@@ -289,7 +289,7 @@ class ShardProcessor:
                     raise StateStoreError(
                         f"shard {blocked.shard} waited {FINISH_WAIT_S:.0f}s for every shard "
                         f"to pass {_day(blocked.passed)}; is a process of the run stopped?")
-                if len(self._shards) < self.shard_count:  # other processes own shards
+                if self._shared():
                     if watch is None:
                         watch = BoundaryWatch(self.client, self.prefix)
                     watch.wait(pause)
@@ -358,6 +358,11 @@ class ShardProcessor:
             with self._lock:
                 self._shards[number] = shard
         return shard
+
+    def _shared(self) -> bool:
+        """Whether other processes may own shards of the run: not all of them have reached
+        this one (their day boundaries are published and waited for)."""
+        return len(self._shards) < self.shard_count
 
     def _mine(self) -> list[_Shard]:
         me = threading.get_ident()
@@ -462,7 +467,7 @@ class ShardProcessor:
         shard.passed = day
         shard.snapshots[day] = blob
         shard.work.boundaries.append(day)
-        if len(self._shards) < self.shard_count:
+        if self._shared():
             shard.unpublished.append((day, blob))
 
     def _publish(self) -> None:

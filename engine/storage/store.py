@@ -37,7 +37,6 @@ from typing import Any
 import orjson
 import redis
 import zstandard
-from redis.cluster import RedisCluster
 
 from engine.core.state import CustomerState
 from engine.errors import JourneysError
@@ -418,19 +417,15 @@ def acknowledge_outbox(client: redis.Redis, prefix: str, written: Mapping[int, i
 def publish_snapshots(client: redis.Redis, prefix: str,
                       passes: Sequence[tuple[ShardStore, int, bytes]]) -> None:
     """Make each (shard, day, snapshot as JSON) readable by other processes before the state
-    that follows it is committed, in one round trip, and wake the `BoundaryWatch`es. A
-    snapshot depends on the events before its day alone, so a restart that derives it again
-    writes the same bytes."""
+    that follows it is committed, in one round trip, then wake the `BoundaryWatch`es (a
+    command of its own: a cluster's pipeline refuses PUBLISH). A snapshot depends on the
+    events before its day alone, so a restart that derives it again writes the same bytes."""
     pipe = client.pipeline(transaction=False)
     for store, day, snapshot in passes:
         pipe.hset(store.snapshots_key, mapping={
             "published": day, str(day): _stored_snapshot(snapshot)})
-    if isinstance(client, RedisCluster):  # a cluster's pipeline refuses PUBLISH
-        pipe.execute()
-        client.publish(_boundaries_channel(prefix), b"")
-    else:
-        pipe.publish(_boundaries_channel(prefix), b"")
-        pipe.execute()
+    pipe.execute()
+    client.publish(_boundaries_channel(prefix), b"")
 
 
 class BoundaryWatch:

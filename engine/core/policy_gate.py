@@ -3,22 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
 from typing import Literal
 
 from engine.core.commands import has_address
 from engine.core.state import CustomerState
-from engine.core.timeutil import zone
+from engine.core.timeutil import DAY_MS, local_ms, wall_clock_ms
 from journeys_dsl.channels import channel_spec
 from journeys_dsl.plan import Action, IssueAction, SendAction
 from journeys_dsl.policies import Minutes, Policies
 
 SEARCH_DAYS = 3
+MINUTE_MS = 60_000
 
 
 def _inside(minute: int, window: Minutes) -> bool:
     start, end = window
     return start <= minute < end if start < end else minute >= start or minute < end
+
+
+def _time_allowed(local: int, quiet: Minutes | None, windows: list[Minutes]) -> bool:
+    """Whether a local time (see `local_ms`) is outside the quiet hours and inside every
+    window."""
+    minute = local // MINUTE_MS % 1440
+    if quiet is not None and _inside(minute, quiet):
+        return False
+    return all(_inside(minute, window) for window in windows)
+
+
+def _next_opening(local: int, quiet: Minutes | None, windows: list[Minutes]) -> int:
+    """The next local time after `local` at which sending is allowed: the earliest window
+    opening or end of the quiet hours that is allowed, over the next few days. Local
+    times are wall-clock times (see `local_ms`), so this needs no time zone."""
+    boundaries = [window[0] for window in windows]
+    if quiet is not None:
+        boundaries.append(quiet[1])
+    midnight = local - local % DAY_MS
+    best: int | None = None
+    for day in range(SEARCH_DAYS):
+        base = midnight + day * DAY_MS
+        for minutes in boundaries:
+            candidate = base + minutes * MINUTE_MS
+            if candidate > local and _time_allowed(candidate, quiet, windows) and (
+                    best is None or candidate < best):
+                best = candidate
+    if best is None:  # the windows never overlap: send at the first boundary
+        best = midnight + DAY_MS + min(boundaries or [0]) * MINUTE_MS
+    return best
 
 
 class PolicyGate:
@@ -39,11 +69,11 @@ class PolicyGate:
         delay_for_cap = cap is not None and cap.when_capped == "delay"
         if not windows_set and quiet is None and not delay_for_cap:
             return due
-        tz = zone(state.profile.timezone)
+        tz_name = state.profile.timezone
         candidate = due
         for _ in range(64):
-            moment = datetime.fromtimestamp(candidate / 1000, tz)
-            if self._time_allowed(moment, quiet, windows_set):
+            local = local_ms(candidate, tz_name)
+            if _time_allowed(local, quiet, windows_set):
                 if not delay_for_cap:
                     return candidate
                 room = self._cap_room_at(state, channels, candidate)
@@ -51,36 +81,8 @@ class PolicyGate:
                     return candidate
                 candidate = room
                 continue
-            candidate = self._next_opening(moment, quiet, windows_set)
+            candidate = wall_clock_ms(_next_opening(local, quiet, windows_set), tz_name)
         return candidate
-
-    @staticmethod
-    def _time_allowed(moment: datetime, quiet: Minutes | None,
-                      windows: list[Minutes]) -> bool:
-        minute = moment.hour * 60 + moment.minute
-        if quiet is not None and _inside(minute, quiet):
-            return False
-        return all(_inside(minute, window) for window in windows)
-
-    def _next_opening(self, moment: datetime, quiet: Minutes | None,
-                      windows: list[Minutes]) -> int:
-        """The next boundary after `moment` at which sending is allowed."""
-        boundaries = [window[0] for window in windows]
-        if quiet is not None:
-            boundaries.append(quiet[1])
-        midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-        best: datetime | None = None
-        for day in range(SEARCH_DAYS):
-            base = midnight + timedelta(days=day)
-            for minutes in boundaries:
-                local = (base + timedelta(minutes=minutes)).replace(tzinfo=None)
-                candidate = local.replace(tzinfo=moment.tzinfo)
-                if candidate > moment and self._time_allowed(candidate, quiet, windows) and (
-                        best is None or candidate < best):
-                    best = candidate
-        if best is None:  # the windows never overlap: send at the first boundary
-            best = midnight + timedelta(days=1, minutes=min(boundaries or [0]))
-        return int(best.timestamp() * 1000)
 
     # ------------------------------------------------------------------ per message
     def refusal(self, state: CustomerState, channel: str, at: int) -> str | None:

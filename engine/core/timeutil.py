@@ -115,6 +115,15 @@ def at_local_time(ts_ms: int, hour: int, minute: int, tz_name: str | None) -> in
     return int(moment.timestamp() * 1000)
 
 
+@lru_cache(maxsize=16_384)
+def wall_clock_ms(local: int, tz_name: str | None) -> int:
+    """Epoch ms of a local wall-clock time (counted as `local_ms` counts it) in the zone:
+    a time that occurs twice is the first, and one skipped by a change to summer time
+    reads with the offset before the change, as `datetime` does (fold 0)."""
+    wall = datetime(1970, 1, 1) + timedelta(milliseconds=local)
+    return int(wall.replace(tzinfo=zone(tz_name)).timestamp() * 1000)
+
+
 def utc_day_start(ts_ms: int) -> int:
     """Midnight UTC at or before `ts_ms` (epoch ms)."""
     return ts_ms - ts_ms % DAY_MS
@@ -122,11 +131,20 @@ def utc_day_start(ts_ms: int) -> int:
 
 def iso_utc(ts_ms: int) -> str:
     """ISO-8601 in UTC with millisecond precision and a Z suffix."""
-    day, rest = divmod(ts_ms, DAY_MS)
-    hour, rest = divmod(rest, 3_600_000)
-    minute, rest = divmod(rest, 60_000)
-    second, millis = divmod(rest, 1000)
-    return f"{_iso_day(day)}T{hour:02d}:{minute:02d}:{second:02d}.{millis:03d}Z"
+    minute, rest = divmod(ts_ms, 60_000)
+    return _iso_minute(minute) + _TWO_DIGITS[rest // 1000] + "." + _THREE_DIGITS[rest % 1000] + "Z"
+
+
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
+_THREE_DIGITS = tuple(f"{n:03d}" for n in range(1000))
+"""Zero-padded numbers by value: a format specification costs several times a lookup."""
+
+
+@lru_cache(maxsize=4096)
+def _iso_minute(minute: int) -> str:
+    """YYYY-MM-DDTHH:MM: of a minute counted from the epoch."""
+    day, rest = divmod(minute, 1440)
+    return f"{_iso_day(day)}T{_TWO_DIGITS[rest // 60]}:{_TWO_DIGITS[rest % 60]}:"
 
 
 @lru_cache(maxsize=4096)
@@ -149,21 +167,34 @@ def next_yearly(month_day: str, after_ms: int, hour: int, minute: int, offset_ms
 
     29 February falls on 28 February in years without it.
     """
-    month, day = (int(part) for part in month_day.split("-"))
-    tz = zone(tz_name)
-    year = datetime.fromtimestamp(after_ms / 1000, tz).year - 1
+    month, day = _month_and_day(month_day)
+    year = int(_iso_day(local_ms(after_ms, tz_name) // DAY_MS)[:4]) - 1
     for candidate_year in range(year, year + 4):
-        actual_day = day
-        while True:
-            try:
-                moment = datetime(candidate_year, month, actual_day, hour, minute, tzinfo=tz)
-                break
-            except ValueError:
-                actual_day -= 1
-        due = int(moment.timestamp() * 1000) + offset_ms
+        due = _local_moment(candidate_year, month, day, hour, minute, tz_name) + offset_ms
         if due > after_ms:
             return due
     raise ValueError(f"no yearly date for {month_day}")  # unreachable for valid dates
+
+
+@lru_cache(maxsize=1024)
+def _month_and_day(month_day: str) -> tuple[int, int]:
+    month, day = month_day.split("-")
+    return int(month), int(day)
+
+
+@lru_cache(maxsize=16_384)
+def _local_moment(year: int, month: int, day: int, hour: int, minute: int,
+                  tz_name: str | None) -> int:
+    """Epoch ms of hour:minute local on the date; a day past the month's end falls back to
+    its last day (29 February on the 28th)."""
+    tz = zone(tz_name)
+    while True:
+        try:
+            moment = datetime(year, month, day, hour, minute, tzinfo=tz)
+            break
+        except ValueError:
+            day -= 1
+    return int(moment.timestamp() * 1000)
 
 
 def iso_week(ts_ms: int) -> str:

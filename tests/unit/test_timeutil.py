@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,9 +11,11 @@ from engine.core.timeutil import (
     DAY_MS,
     iso_date_local,
     iso_to_ms,
+    iso_utc,
     local_datetime,
     local_hour,
     local_ms,
+    next_yearly,
     parse_iso,
     weekday_of,
     zone,
@@ -75,3 +77,54 @@ def test_an_events_own_offset_wins_over_the_zone() -> None:
     assert local_hour(moment, "Europe/Berlin") == 1
     assert local_hour(moment, "Europe/Berlin", -5 * 3600) == 18
     assert local_hour(moment, None) == 23
+
+
+def test_iso_utc_agrees_with_datetime() -> None:
+    draw = random.Random(11)
+    moments = [0, 1, 999, 60_000, DAY_MS - 1, 951_782_400_000, 4_102_444_799_999]
+    moments += [draw.randrange(-2_208_988_800_000, 4_102_444_800_000) for _ in range(20_000)]
+    for ts in moments:
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ts)
+        expected = moment.isoformat(timespec="milliseconds")
+        assert iso_utc(ts) == expected.replace("+00:00", "Z"), ts
+
+
+def _next_yearly_by_datetime(month_day: str, after_ms: int, hour: int, minute: int,
+                             offset_ms: int, tz_name: str) -> int:
+    """The definition of `next_yearly`, worked out with datetime for each year."""
+    month, day = (int(part) for part in month_day.split("-"))
+    tz = zone(tz_name)
+    year = datetime.fromtimestamp(after_ms / 1000, tz).year - 1
+    for candidate_year in range(year, year + 4):
+        last_day = day
+        while True:
+            try:
+                moment = datetime(candidate_year, month, last_day, hour, minute, tzinfo=tz)
+                break
+            except ValueError:
+                last_day -= 1
+        due = int(moment.timestamp() * 1000) + offset_ms
+        if due > after_ms:
+            return due
+    raise AssertionError("no date")
+
+
+@pytest.mark.parametrize("zone_name", ZONES)
+def test_next_yearly_agrees_with_datetime(zone_name: str) -> None:
+    """Birthdays and anniversaries, 29 February and the days of a zone's offset changes
+    included, at random times of day and offsets, from random moments."""
+    rng = random.Random(f"yearly {zone_name}")
+    for _ in range(3000):
+        month = rng.randrange(1, 13)
+        month_day = f"{month:02d}-{rng.choice((1, 28, 29, 30, 31, rng.randrange(1, 32))):02d}"
+        if month_day[3:] > ("29" if month == 2 else "31"):
+            continue
+        after = rng.randrange(0, 4_000_000_000_000)
+        if rng.random() < 0.3:  # on the day, around the time of day itself
+            after = _next_yearly_by_datetime(month_day, after, 10, 0, 0, zone_name) \
+                + rng.randrange(-7_200_000, 7_200_000)
+        hour, minute = rng.choice(((10, 0), (0, 0), (2, 30), (23, 59), (rng.randrange(24), 15)))
+        offset = rng.choice((0, -DAY_MS, 3 * DAY_MS, rng.randrange(-10 * DAY_MS, 10 * DAY_MS)))
+        assert next_yearly(month_day, after, hour, minute, offset, zone_name) == \
+            _next_yearly_by_datetime(month_day, after, hour, minute, offset, zone_name), \
+            (month_day, after, hour, minute, offset)

@@ -398,11 +398,17 @@ class ShardProcessor:
         """Load the states of the customers of the events taken since the last drain, in
         one round trip."""
         cache = shard.cache
-        for cid in shard.arrived & cache.keys():
-            cache[cid] = cache.pop(cid)  # most recently used last
-        missing = sorted(shard.arrived - cache.keys())
+        missing: list[str] = []
+        # one look-up per arrival: a set operation with `cache.keys()` walks the whole cache
+        for cid in shard.arrived:
+            state = cache.pop(cid, None)
+            if state is None:
+                missing.append(cid)
+            else:
+                cache[cid] = state  # most recently used last
         shard.arrived.clear()
         if missing:
+            missing.sort()
             self._load(shard, missing)
 
     def _load(self, shard: _Shard, customer_ids: list[str]) -> None:

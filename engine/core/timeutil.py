@@ -182,19 +182,18 @@ def _month_and_day(month_day: str) -> tuple[int, int]:
     return int(month), int(day)
 
 
-@lru_cache(maxsize=16_384)
 def _local_moment(year: int, month: int, day: int, hour: int, minute: int,
                   tz_name: str | None) -> int:
     """Epoch ms of hour:minute local on the date; a day past the month's end falls back to
     its last day (29 February on the 28th)."""
-    tz = zone(tz_name)
     while True:
         try:
-            moment = datetime(year, month, day, hour, minute, tzinfo=tz)
+            ordinal = date(year, month, day).toordinal()
             break
         except ValueError:
             day -= 1
-    return int(moment.timestamp() * 1000)
+    local = (ordinal - _EPOCH_ORDINAL) * DAY_MS + hour * 3_600_000 + minute * 60_000
+    return wall_clock_ms(local, tz_name)
 
 
 def iso_week(ts_ms: int) -> str:

@@ -214,9 +214,11 @@ def event_id_hash(event_id: str) -> int:
 def _enrollment_row(journey_id: str, enrollment: Enrollment) -> list[Any]:
     """The enrollment's fields in declaration order, trailing defaults left out; the
     journey as null when it is the key."""
-    row = [getattr(enrollment, name) for name in _ENROLLMENT_FIELDS]
-    if row[0] == journey_id:
-        row[0] = None
+    e = enrollment  # the fields in declaration order, read by name (see Profile.to_dict)
+    row: list[Any] = [None if e.journey == journey_id else e.journey, e.version, e.seq,
+                      e.entered_at, e.holdout, e.step, e.arrived_at, e.due_at, e.ended_at,
+                      e.end_reason, e.goal_deadline, e.goal_reached, e.vouchers, e.segment,
+                      e.variant, e.dates]
     while len(row) > _ENROLLMENT_REQUIRED and row[-1] == _ENROLLMENT_DEFAULTS[len(row) - 1]:
         row.pop()
     return row
@@ -236,7 +238,6 @@ def _compact(record: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-_ENROLLMENT_FIELDS = tuple(f.name for f in fields(Enrollment))
 _ENROLLMENT_REQUIRED = sum(1 for f in fields(Enrollment) if f.default is MISSING
                            and f.default_factory is MISSING)
 _ENROLLMENT_DEFAULTS = tuple(

@@ -163,37 +163,50 @@ def iso_date_local(ts_ms: int, tz_name: str | None) -> str:
 
 def next_yearly(month_day: str, after_ms: int, hour: int, minute: int, offset_ms: int,
                 tz_name: str | None) -> int:
-    """The first moment after `after_ms` that is MM-DD at hour:minute local, shifted by offset.
+    """The first moment after `after_ms` that is MM-DD at hour:minute local, shifted by offset
+    (an offset of less than a year either way).
 
     29 February falls on 28 February in years without it.
     """
     month, day = _month_and_day(month_day)
-    year = int(_iso_day(local_ms(after_ms, tz_name) // DAY_MS)[:4]) - 1
-    for candidate_year in range(year, year + 4):
-        due = _local_moment(candidate_year, month, day, hour, minute, tz_name) + offset_ms
+    year = _year_of_day(after_ms // DAY_MS)  # in UTC; the local year is within one of it
+    clock = hour * 3_600_000 + minute * 60_000
+    for candidate_year in range(year - 2, year + 4):
+        local = _day_number(candidate_year, month, day) * DAY_MS + clock
+        if local + offset_ms + _ZONE_OFFSET_BOUND_MS <= after_ms:
+            continue  # at or before `after_ms` in any zone: no conversion needed
+        due = wall_clock_ms(local, tz_name) + offset_ms
         if due > after_ms:
             return due
     raise ValueError(f"no yearly date for {month_day}")  # unreachable for valid dates
+
+
+_ZONE_OFFSET_BOUND_MS = 2 * DAY_MS
+"""More than any zone's distance from UTC (at most 26 hours): a local time this far before
+a moment is before it in every zone."""
+
+
+@lru_cache(maxsize=4096)
+def _year_of_day(day: int) -> int:
+    """The year of a day counted from 1970-01-01."""
+    return date.fromordinal(_EPOCH_ORDINAL + day).year
+
+
+@lru_cache(maxsize=4096)
+def _day_number(year: int, month: int, day: int) -> int:
+    """The day (counted from 1970-01-01) of the date; a day past the month's end falls back
+    to its last day (29 February on the 28th)."""
+    while True:
+        try:
+            return date(year, month, day).toordinal() - _EPOCH_ORDINAL
+        except ValueError:
+            day -= 1
 
 
 @lru_cache(maxsize=1024)
 def _month_and_day(month_day: str) -> tuple[int, int]:
     month, day = month_day.split("-")
     return int(month), int(day)
-
-
-def _local_moment(year: int, month: int, day: int, hour: int, minute: int,
-                  tz_name: str | None) -> int:
-    """Epoch ms of hour:minute local on the date; a day past the month's end falls back to
-    its last day (29 February on the 28th)."""
-    while True:
-        try:
-            ordinal = date(year, month, day).toordinal()
-            break
-        except ValueError:
-            day -= 1
-    local = (ordinal - _EPOCH_ORDINAL) * DAY_MS + hour * 3_600_000 + minute * 60_000
-    return wall_clock_ms(local, tz_name)
 
 
 def iso_week(ts_ms: int) -> str:

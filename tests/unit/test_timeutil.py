@@ -39,7 +39,8 @@ def test_text_that_is_no_time_is_a_value_error() -> None:
 
 
 ZONES = ("Europe/Berlin", "Europe/London", "America/New_York", "Australia/Lord_Howe",
-         "Asia/Kathmandu", "America/St_Johns", "Pacific/Chatham", "UTC", "Nowhere/Unknown")
+         "Asia/Kathmandu", "America/St_Johns", "Pacific/Chatham", "Pacific/Kiritimati",
+         "Pacific/Pago_Pago", "UTC", "Nowhere/Unknown")
 
 
 @pytest.mark.parametrize("zone_name", ZONES)
@@ -120,11 +121,15 @@ def test_next_yearly_agrees_with_datetime(zone_name: str) -> None:
         if month_day[3:] > ("29" if month == 2 else "31"):
             continue
         after = rng.randrange(0, 4_000_000_000_000)
-        if rng.random() < 0.3:  # on the day, around the time of day itself
+        if rng.random() < 0.2:  # around a new year, when the local year is not UTC's
+            new_year = datetime(rng.randrange(1971, 2100), 1, 1, tzinfo=UTC)
+            after = int(new_year.timestamp() * 1000) + rng.randrange(-3 * DAY_MS, 3 * DAY_MS)
+        elif rng.random() < 0.3:  # on the day, around the time of day itself
             after = _next_yearly_by_datetime(month_day, after, 10, 0, 0, zone_name) \
                 + rng.randrange(-7_200_000, 7_200_000)
         hour, minute = rng.choice(((10, 0), (0, 0), (2, 30), (23, 59), (rng.randrange(24), 15)))
-        offset = rng.choice((0, -DAY_MS, 3 * DAY_MS, rng.randrange(-10 * DAY_MS, 10 * DAY_MS)))
+        offset = rng.choice((0, -DAY_MS, 3 * DAY_MS, rng.randrange(-10 * DAY_MS, 10 * DAY_MS),
+                             rng.randrange(-350 * DAY_MS, 350 * DAY_MS)))
         assert next_yearly(month_day, after, hour, minute, offset, zone_name) == \
             _next_yearly_by_datetime(month_day, after, hour, minute, offset, zone_name), \
             (month_day, after, hour, minute, offset)

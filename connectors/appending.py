@@ -13,8 +13,10 @@ the attempt as done, so the same holds for them.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,10 +55,21 @@ def repair_torn_tail(path: str | Path) -> int:
             size = file.seek(0, os.SEEK_END)
             file.truncate(size - torn)
             file.flush()
-            os.fsync(file.fileno())
+            sync_to_disk(file.fileno())
             log.warning("%s ended in a partial line of %d bytes (a crash during a write); "
                         "cut it off before appending", path, torn)
     return torn
+
+
+def sync_to_disk(fd: int) -> None:
+    """`os.fsync` the file: its lines are on disk when this returns. A pipe or a device
+    (/dev/null, a FIFO) holds nothing to sync and refuses with EINVAL: nothing to do then.
+    Every other failure, and any on a regular file, is raised."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL or stat.S_ISREG(os.fstat(fd).st_mode):
+            raise
 
 
 def open_for_append(path: str | Path) -> BinaryIO:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,7 +13,7 @@ from typing import Any, BinaryIO
 import orjson
 import redis
 
-from connectors.appending import open_for_append
+from connectors.appending import open_for_append, sync_to_disk
 from connectors.flow_sink import CommandSink, CommandWriter, DeadLetterSink, DeadLetterWriter
 from connectors.flow_source import EventSource, Pacing, SourcePartition
 from connectors.line_numbers import line_number_at
@@ -216,7 +215,7 @@ class _AppendedFile:
         self._file.write(b"".join(lines))
         self._file.flush()
         if durable and not self._stdout:
-            os.fsync(self._file.fileno())
+            sync_to_disk(self._file.fileno())
         if self._on_write is not None:
             self._on_write(len(lines))
 

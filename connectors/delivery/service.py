@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import orjson
 
-from connectors.appending import open_for_append
+from connectors.appending import open_for_append, sync_to_disk
 from connectors.delivery.channels import Channel
 from connectors.delivery.config import DeliveryConfig, build_connectors, load_delivery_config
 from connectors.delivery.ledger import DeliveryLedger, Ledger, LedgerEntry, open_ledger
@@ -124,7 +124,7 @@ def _appender(file: IO[bytes]) -> EventSink:
 def _syncer(*files: IO[bytes]) -> Callable[[], None]:
     def sync() -> None:
         for file in files:
-            os.fsync(file.fileno())
+            sync_to_disk(file.fileno())
     return sync
 
 

@@ -22,7 +22,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from connectors.appending import open_for_append
+from connectors.appending import open_for_append, sync_to_disk
 from connectors.ingest.batch import Accepted
 from connectors.ingest.errors import IngestError
 from connectors.ingest.sink import StoreFailed
@@ -81,7 +81,7 @@ class FileSink:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            sync_to_disk(fd)
         except OSError:
             with contextlib.suppress(OSError):  # left torn, it is cut at the next start
                 os.ftruncate(fd, start)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
+import pytest
 
-from connectors.appending import open_for_append, repair_torn_tail
-from connectors.jsonl import _AppendedFile
+from connectors.appending import open_for_append, repair_torn_tail, sync_to_disk
+from connectors.jsonl import JsonlCommandSink, JsonlDeadLetterSink, _AppendedFile
+from engine.core.records import DeadLetter
 
 
 def test_a_partial_last_line_is_cut_before_appending(tmp_path: Path) -> None:
@@ -43,3 +46,32 @@ def test_a_fragment_longer_than_one_scan_is_found(tmp_path: Path) -> None:
     with open_for_append(path) as file:
         file.write(b"second\n")
     assert path.read_bytes() == b"first\nsecond\n"
+
+
+def test_commands_and_dead_letters_can_be_discarded_to_dev_null() -> None:
+    """/dev/null is a device: fsync refuses it (EINVAL), and there is nothing to sync."""
+    sink = JsonlCommandSink(os.devnull).open_writer()
+    sink.write([orjson.dumps({"command_id": "a"}) + b"\n"])
+    sink.close()
+    letters = JsonlDeadLetterSink(os.devnull).open_writer()
+    letters.write([DeadLetter(reason="not valid JSON", raw=b"{", position=0,
+                              source="events.jsonl")])
+    letters.close()
+
+
+def test_syncing_a_pipe_is_nothing_to_do() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        sync_to_disk(write_end)  # a pipe holds nothing to sync: no error
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_failure_to_sync_a_regular_file_is_raised(tmp_path: Path) -> None:
+    path = tmp_path / "commands.jsonl"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDONLY)
+    os.close(fd)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        sync_to_disk(fd)  # closed: EBADF is not swallowed

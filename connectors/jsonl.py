@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import stat
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -36,6 +38,24 @@ much further: a resume then counts the lines of at most this many bytes past the
 it finds (8 to 12 ms measured for 16 MiB from the page cache), plus the batches not yet
 committed, rather than the whole file before it."""
 
+STDIN = "-"
+"""The events path that reads standard input."""
+STDIN_PATHS = frozenset({STDIN, "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
+"""The names of standard input: one source (`stdin`), whichever of them a run was given."""
+
+
+def is_stream(path: str | Path) -> bool:
+    """Whether `path` is read as a stream rather than a file: standard input ("-"), a pipe
+    or a device. A stream cannot be read from a byte position, only read on from its
+    start."""
+    if str(path) == STDIN:
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 class JsonlPartition(SourcePartition):
     """Reads a JSONL file in batches of lines; each line's position is its byte offset, and
     each batch carries the lines' 1-based numbers (`start_line` is the number of the line at
@@ -58,8 +78,11 @@ class JsonlPartition(SourcePartition):
         super().__init__(source_id or str(path), Pacing(
             batch_size=batch_lines, stop_at_end=not tail, tick_s=tick_s, until_ms=until_ms,
             idle_exit_s=idle_exit_s), last=position - 1)
-        self._file: BinaryIO = path.open("rb")
-        self._file.seek(position)
+        self._file: BinaryIO = sys.stdin.buffer if str(path) == STDIN else path.open("rb")
+        if self._file.seekable():
+            self._file.seek(position)
+        else:  # a stream (a pipe): read on to the position, counting the lines passed
+            position, start_line = _read_past(self._file, position)
         self._position = position
         self._pending = b""
         self._pending_line = start_line
@@ -143,11 +166,29 @@ class JsonlPartition(SourcePartition):
         return self._position - len(self._pending)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not sys.stdin.buffer:
+            self._file.close()
+
+
+def _read_past(stream: BinaryIO, position: int) -> tuple[int, int]:
+    """Read and drop the first `position` bytes of a stream (those a run before applied,
+    when the same stream is piped again); where it then is, and the number of the line
+    there. A stream that ends sooner is at its end."""
+    done = 0
+    newlines = 0
+    while done < position:
+        chunk = stream.read(min(CHUNK_BYTES, position - done))
+        if not chunk:
+            break
+        done += len(chunk)
+        newlines += chunk.count(b"\n")
+    return done, 1 + newlines
 
 
 class JsonlSource(EventSource):
-    """A JSONL file as one source partition, starting at a byte offset.
+    """A JSONL file as one source partition, starting at a byte offset; or a stream
+    (standard input as "-", a pipe), read from its start, whose first bytes up to that
+    offset are read past.
 
     Its positions are stored under `source_id` (default: the file's resolved path), and a
     resume starts at the lowest line start every shard applied (read again, it is skipped
@@ -168,7 +209,10 @@ class JsonlSource(EventSource):
         super().__init__(Pacing(batch_size=batch_lines, stop_at_end=not tail, tick_s=tick_s,
                                 until_ms=until_ms, idle_exit_s=idle_exit_s),
                          {self.path.name: start})
-        self.source_id = source_id or str(self.path.resolve())
+        self.stream = is_stream(path)
+        # a stream's resolved path names this process's pipe: the name given is what stays
+        self.source_id = source_id or (("stdin" if str(path) in STDIN_PATHS else str(path))
+                                       if self.stream else str(self.path.resolve()))
         self.on_blank = on_blank
         self.line_mark = line_mark
         self.on_line_mark = on_line_mark
@@ -198,7 +242,8 @@ class JsonlSource(EventSource):
         return JsonlPartition(self.path, start, pacing.batch_size, not pacing.stop_at_end,
                               pacing.tick_s, pacing.until_ms, pacing.idle_exit_s,
                               self.on_blank,
-                              start_line=line_number_at(self.path, start, self.line_mark),
+                              start_line=1 if self.stream else  # counted as it is read past
+                              line_number_at(self.path, start, self.line_mark),
                               on_line_mark=self.on_line_mark, source_id=self.source_id)
 
 

@@ -154,8 +154,9 @@ def _parser() -> argparse.ArgumentParser:
                           "dashes (batch_lines: 2000); flags and JOURNEYS_* variables "
                           "(JOURNEYS_BATCH_LINES) win over it (default $JOURNEYS_SETTINGS)")
     run.add_argument("--events", metavar="FILE",
-                     help="events, one JSON object per line (or use --kafka, or --nats with "
-                          "--events-subject)")
+                     help="events, one JSON object per line; - or a pipe reads a stream "
+                          "(piped again after a stop, what was applied is read past) (or "
+                          "use --kafka, or --nats with --events-subject)")
     run.add_argument("--commands", default="-", metavar="FILE",
                      help="where message commands go (default -: stdout)")
     run.add_argument("--segments", metavar="FILE",
@@ -469,7 +470,7 @@ def _check_run_paths(args: argparse.Namespace) -> None:
         if not args.dead_letter_subject:
             outputs.append(("--dead-letter", args.dead_letter))
     for flag, path in inputs:
-        if path:
+        if path and not (flag == "--events" and path == "-"):
             _check_input(flag, path)
     for flag, path in outputs:
         if path != "-":
